@@ -1,0 +1,1 @@
+//! L2: the broker: composes the cores for one broker.

@@ -1,0 +1,1 @@
+//! L0: the recorded history (Jepsen-style ops as JSONL) and the state trace.

@@ -1,0 +1,31 @@
+//! gregor: a deterministic simulation testbed for a Kafka-style event streaming system.
+//!
+//! Layers (ARCHITECTURE §2): a module imports only from the layers listed before its own.
+//! - L0 data: [`types`], [`protocol`], [`history`]
+//! - L1 pure cores: [`log`]
+//! - L2: [`broker`]
+//! - L3: [`node`], [`client`], [`rt`]
+//! - L4: [`sim`], [`workload`]
+//! - L5: [`scenario`], [`runner`], [`checker`]
+//! - L6: [`cli`]
+
+pub mod types;
+pub mod protocol;
+pub mod history;
+
+pub mod log;
+
+pub mod broker;
+
+pub mod rt;
+pub mod node;
+pub mod client;
+
+pub mod sim;
+pub mod workload;
+
+pub mod scenario;
+pub mod runner;
+pub mod checker;
+
+pub mod cli;

@@ -1,0 +1,3 @@
+//! L0: the Kafka wire protocol: framing, bounded decoding, record batches, error codes.
+
+pub mod frame;
