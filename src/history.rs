@@ -1,1 +1,202 @@
-//! L0: the recorded history (Jepsen-style ops as JSONL) and the state trace.
+//! L0: the recorded history (Jepsen-style ops, one JSON object a line) and the state trace.
+//!
+//! A run records what clients invoked and what came back, with simulated time, plus every fault's start
+//! and end. Checkers read only this (and the final state), never a node's internals.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Jepsen's op types: an `invoke` is followed by its completion `ok`, `fail` (it did not happen) or `info`
+/// (it may or may not have happened). Faults and phases are `info` events with no invoke.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// One record as a poll or a drain saw it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReadRecord {
+    pub offset: i64,
+    pub value: String,
+}
+
+/// What an op did. `f` names it as Jepsen does.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum OpBody {
+    /// A producer's send of one record; `offset` is known on `ok`.
+    Send {
+        topic: String,
+        partition: i32,
+        key: String,
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+    },
+    /// A read of one partition from `fetch_offset`: the records it returned, in order.
+    Poll {
+        topic: String,
+        partition: i32,
+        fetch_offset: i64,
+        #[serde(default)]
+        records: Vec<ReadRecord>,
+    },
+    /// A fault's start or end. `detail` holds what the fault did (the node it hit, a power loss's durable
+    /// frontier per partition, ...).
+    Fault {
+        kind: String,
+        target: String,
+        phase: FaultPhase,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        detail: BTreeMap<String, serde_json::Value>,
+    },
+    /// The runner entered a phase (safety, heal, liveness, drain).
+    Phase { name: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultPhase {
+    Start,
+    End,
+}
+
+/// One line of the history.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub index: u64,
+    /// Simulated microseconds since the run started.
+    pub time_us: u64,
+    pub process: String,
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    #[serde(flatten)]
+    pub body: OpBody,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One line of the state trace: a replica's view of one partition at a moment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub time_us: u64,
+    pub node: String,
+    /// Bumped on every restart of the node: a tenure is (leader, leader epoch, incarnation).
+    pub incarnation: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+}
+
+/// A run's record: the history and the state trace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    pub ops: Vec<Op>,
+    pub states: Vec<ReplicaState>,
+}
+
+impl History {
+    /// Appends an op, numbering it.
+    pub fn push(&mut self, time_us: u64, process: &str, op_type: OpType, body: OpBody, error: Option<String>) {
+        let index = self.ops.len() as u64;
+        self.ops.push(Op { index, time_us, process: process.to_string(), op_type, body, error });
+    }
+
+    /// The history as JSONL.
+    pub fn ops_jsonl(&self) -> String {
+        to_jsonl(&self.ops)
+    }
+
+    /// The state trace as JSONL.
+    pub fn states_jsonl(&self) -> String {
+        to_jsonl(&self.states)
+    }
+
+    /// SHA-256 of the history and the state trace, hex: equal for byte-identical runs.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.ops_jsonl().as_bytes());
+        h.update(b"\n--states--\n");
+        h.update(self.states_jsonl().as_bytes());
+        hex(&h.finalize())
+    }
+
+    /// Parses a history written by [`History::ops_jsonl`]; errors name the line.
+    pub fn parse_ops(jsonl: &str) -> Result<Vec<Op>, String> {
+        jsonl
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("history line {}: {e}", i + 1)))
+            .collect()
+    }
+}
+
+fn to_jsonl<T: Serialize>(items: &[T]) -> String {
+    let mut out = String::new();
+    for item in items {
+        // Serializing our own plain data types cannot fail.
+        out.push_str(&serde_json::to_string(item).expect("history items serialize"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip_through_jsonl_with_jepsen_field_names() {
+        let mut h = History::default();
+        h.push(
+            5,
+            "client-1",
+            OpType::Invoke,
+            OpBody::Send { topic: "t".into(), partition: 0, key: "k1".into(), value: "v1".into(), offset: None },
+            None,
+        );
+        h.push(
+            9,
+            "client-1",
+            OpType::Ok,
+            OpBody::Send { topic: "t".into(), partition: 0, key: "k1".into(), value: "v1".into(), offset: Some(3) },
+            None,
+        );
+        let text = h.ops_jsonl();
+        assert!(text.starts_with(r#"{"index":0,"time_us":5,"process":"client-1","type":"invoke","f":"send""#), "{text}");
+        assert_eq!(History::parse_ops(&text).unwrap(), h.ops);
+        assert!(History::parse_ops("{nope").unwrap_err().contains("line 1"));
+    }
+
+    #[test]
+    fn hash_changes_when_anything_changes() {
+        let mut a = History::default();
+        a.push(1, "p", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
+        let b = a.clone();
+        assert_eq!(a.hash(), b.hash());
+        a.push(2, "p", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
+        assert_ne!(a.hash(), b.hash());
+    }
+}

@@ -1,1 +1,173 @@
-//! checker
+//! L5: checkers. Pure functions of the history, the state trace and the final state, named after the
+//! anomaly they find (Jepsen's queue checker names; ARCHITECTURE §6). They build their own view from the
+//! history and never trust a node's internals.
+//!
+//! Every anomaly found is either a violation or *explained*: the configuration or a fault that actually
+//! happened makes it legal Kafka behaviour, and the explanation names which (a power loss whose durable
+//! frontier did not reach the record; a leader change under acks=1). A run fails on any unexplained
+//! anomaly. The oracle must be right both ways: explanations are derived per occurrence, never by a blanket
+//! "this class is fine here".
+
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::history::{Op, ReadRecord, ReplicaState};
+
+pub use view::PowerLoss;
+
+/// Every anomaly class the checkers report (`--json` lists each, zeros included).
+pub const CLASSES: &[&str] = &[
+    "lost-write",
+    "unseen",
+    "duplicate",
+    "inconsistent-offsets",
+    "aborted-read",
+    "phantom-read",
+    "int-nonmonotonic-poll",
+    "nonmonotonic-poll",
+    "poll-skip",
+    "nonmonotonic-send",
+    "realtime-offset",
+    "read-then-lost",
+    "nonmonotonic-log",
+    "liveness",
+];
+
+/// One replica's log at the end of the run, read from its disk below the high watermark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaLog {
+    pub node: String,
+    pub topic: String,
+    pub partition: i32,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Vec<ReadRecord>,
+}
+
+/// What the run ended with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FinalState {
+    pub replica_logs: Vec<ReplicaLog>,
+    /// Why the cluster did not become live by the deadline ("partition t-0 has no leader"), if it did not.
+    pub liveness_failures: Vec<String>,
+}
+
+/// Per producer process, what its configuration promises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProducerFacts {
+    pub acks: i16,
+    pub idempotence: bool,
+    /// How many times a failed send is retried (`retries`); 0 means a send is tried once.
+    pub retries: u32,
+}
+
+/// Everything the checkers read.
+pub struct CheckInput<'a> {
+    pub ops: &'a [Op],
+    pub states: &'a [ReplicaState],
+    pub final_state: &'a FinalState,
+    pub producers: &'a BTreeMap<String, ProducerFacts>,
+}
+
+/// One anomaly occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub class: &'static str,
+    pub topic: String,
+    pub partition: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub detail: String,
+    /// Why this is legal Kafka behaviour here, if it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<String>,
+}
+
+/// All checkers' findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub anomalies: Vec<Anomaly>,
+    /// Acknowledged sends (ok).
+    pub acked: u64,
+    /// Sends whose outcome is unknown (info), acks=0 included.
+    pub indeterminate: u64,
+    /// Of the indeterminate sends, how many were never read (for acks=0: "sent, never read").
+    pub indeterminate_unread: u64,
+    pub failed: u64,
+}
+
+impl CheckReport {
+    /// Unexplained anomalies per class, every class listed.
+    pub fn violations(&self) -> BTreeMap<&'static str, u64> {
+        self.count(|a| a.explained_by.is_none())
+    }
+
+    /// Explained anomalies per class, every class listed.
+    pub fn explained(&self) -> BTreeMap<&'static str, u64> {
+        self.count(|a| a.explained_by.is_some())
+    }
+
+    /// One reason per class that had explained anomalies (the first found).
+    pub fn allowed_reasons(&self) -> BTreeMap<&'static str, String> {
+        let mut out = BTreeMap::new();
+        for a in &self.anomalies {
+            if let Some(why) = &a.explained_by {
+                out.entry(a.class).or_insert_with(|| why.clone());
+            }
+        }
+        out
+    }
+
+    pub fn passed(&self) -> bool {
+        self.anomalies.iter().all(|a| a.explained_by.is_some())
+    }
+
+    fn count(&self, keep: impl Fn(&Anomaly) -> bool) -> BTreeMap<&'static str, u64> {
+        let mut out: BTreeMap<&'static str, u64> = CLASSES.iter().map(|c| (*c, 0)).collect();
+        for a in self.anomalies.iter().filter(|a| keep(a)) {
+            *out.entry(a.class).or_default() += 1;
+        }
+        out
+    }
+}
+
+/// Runs every checker.
+pub fn check(input: &CheckInput<'_>) -> CheckReport {
+    let v = view::View::build(input);
+    let mut report = CheckReport {
+        acked: v.acked.len() as u64,
+        indeterminate: v.indeterminate.len() as u64,
+        indeterminate_unread: v.indeterminate.iter().filter(|s| !v.seen.contains_key(&s.value)).count() as u64,
+        failed: v.failed.len() as u64,
+        ..CheckReport::default()
+    };
+    let out = &mut report.anomalies;
+    v.lost_and_unseen(out);
+    v.duplicates(out);
+    v.inconsistent_offsets(out);
+    v.aborted_and_phantom_reads(out);
+    v.poll_order(out);
+    v.send_order(out);
+    v.read_then_lost(out);
+    v.log_order(out);
+    for why in &input.final_state.liveness_failures {
+        out.push(Anomaly {
+            class: "liveness",
+            topic: String::new(),
+            partition: -1,
+            offset: None,
+            value: None,
+            detail: why.clone(),
+            explained_by: None,
+        });
+    }
+    report
+}

@@ -1,0 +1,391 @@
+//! The checkers' own view of a run, built from the history alone, and the checks over it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{Anomaly, CheckInput};
+use crate::history::{FaultPhase, OpBody, OpType};
+
+/// A power loss as the history recorded it: when, which node, and per partition (`topic-partition`) the
+/// first offset that was NOT wholly inside the durable frontier SimDisk recorded at that instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PowerLoss {
+    pub time_us: u64,
+    pub node: String,
+    pub frontier: BTreeMap<String, i64>,
+}
+
+type Tp = (String, i32);
+
+fn tp_name(tp: &Tp) -> String {
+    format!("{}-{}", tp.0, tp.1)
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Send {
+    pub process: String,
+    pub tp: Tp,
+    pub value: String,
+    pub offset: Option<i64>,
+    pub invoke_us: u64,
+    pub complete_us: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    pub tp: Tp,
+    pub offset: i64,
+    pub time_us: u64,
+    pub source: String,
+}
+
+struct Poll<'a> {
+    process: &'a str,
+    tp: Tp,
+    fetch_offset: i64,
+    time_us: u64,
+    records: &'a [crate::history::ReadRecord],
+}
+
+pub(super) struct View<'a> {
+    input: &'a CheckInput<'a>,
+    pub acked: Vec<Send>,
+    pub indeterminate: Vec<Send>,
+    pub failed: Vec<Send>,
+    /// Every invoked send by value, with how it ended (None while no completion was recorded).
+    outcome: BTreeMap<String, Option<OpType>>,
+    /// Every place a value was observed (consumer reads and final replica logs).
+    pub seen: BTreeMap<String, Vec<Seen>>,
+    /// Per partition, per offset, the values observed there.
+    by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<String>>>,
+    /// Per partition, the highest offset any consumer read reached.
+    max_read: BTreeMap<Tp, i64>,
+    polls: Vec<Poll<'a>>,
+    power_losses: Vec<PowerLoss>,
+    end_us: u64,
+}
+
+impl<'a> View<'a> {
+    pub fn build(input: &'a CheckInput<'a>) -> View<'a> {
+        let mut v = View {
+            input,
+            acked: vec![],
+            indeterminate: vec![],
+            failed: vec![],
+            outcome: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            by_offset: BTreeMap::new(),
+            max_read: BTreeMap::new(),
+            polls: vec![],
+            power_losses: vec![],
+            end_us: input.ops.last().map_or(0, |o| o.time_us),
+        };
+        let mut invoked: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for op in input.ops {
+            match (&op.body, op.op_type) {
+                (OpBody::Send { value, .. }, OpType::Invoke) => {
+                    invoked.insert((op.process.clone(), value.clone()), op.time_us);
+                    v.outcome.insert(value.clone(), None);
+                }
+                (OpBody::Send { topic, partition, value, offset, .. }, t) => {
+                    let invoke_us = invoked.get(&(op.process.clone(), value.clone())).copied().unwrap_or(op.time_us);
+                    let send = Send {
+                        process: op.process.clone(),
+                        tp: (topic.clone(), *partition),
+                        value: value.clone(),
+                        offset: *offset,
+                        invoke_us,
+                        complete_us: op.time_us,
+                    };
+                    v.outcome.insert(value.clone(), Some(t));
+                    match t {
+                        OpType::Ok if offset.is_some() => v.acked.push(send),
+                        OpType::Fail => v.failed.push(send),
+                        _ => v.indeterminate.push(send),
+                    }
+                }
+                (OpBody::Poll { topic, partition, fetch_offset, records }, OpType::Ok) => {
+                    let tp = (topic.clone(), *partition);
+                    for r in records {
+                        v.observe(&tp, r.offset, &r.value, op.time_us, &op.process);
+                        let m = v.max_read.entry(tp.clone()).or_insert(r.offset);
+                        *m = (*m).max(r.offset);
+                    }
+                    v.polls.push(Poll {
+                        process: &op.process,
+                        tp,
+                        fetch_offset: *fetch_offset,
+                        time_us: op.time_us,
+                        records,
+                    });
+                }
+                (OpBody::Fault { kind, phase: FaultPhase::Start, detail, .. }, _) if kind == "power_loss" => {
+                    let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+                    let frontier = detail
+                        .get("frontier")
+                        .and_then(|f| serde_json::from_value::<BTreeMap<String, i64>>(f.clone()).ok())
+                        .unwrap_or_default();
+                    v.power_losses.push(PowerLoss { time_us: op.time_us, node, frontier });
+                }
+                _ => {}
+            }
+        }
+        for log in &input.final_state.replica_logs {
+            let tp = (log.topic.clone(), log.partition);
+            let source = format!("replica {}", log.node);
+            for r in &log.records {
+                v.observe(&tp, r.offset, &r.value, v.end_us, &source);
+                let m = v.max_read.entry(tp.clone()).or_insert(r.offset);
+                *m = (*m).max(r.offset);
+            }
+        }
+        v
+    }
+
+    fn observe(&mut self, tp: &Tp, offset: i64, value: &str, time_us: u64, source: &str) {
+        self.seen.entry(value.to_string()).or_default().push(Seen {
+            tp: tp.clone(),
+            offset,
+            time_us,
+            source: source.to_string(),
+        });
+        self.by_offset.entry(tp.clone()).or_default().entry(offset).or_default().insert(value.to_string());
+    }
+
+    /// Why `offset` of `tp` may legally have vanished after `after_us`: a power loss took it (it lay beyond
+    /// the durable frontier SimDisk recorded), or, under acks 0/1, leadership moved to another replica.
+    fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
+        let name = tp_name(tp);
+        for p in self.power_losses.iter().filter(|p| p.time_us >= after_us) {
+            if let Some(&frontier) = p.frontier.get(&name) {
+                if offset >= frontier {
+                    return Some(format!(
+                        "power loss of {} at {:.3}s: offset {offset} of {name} lay beyond the durable frontier {frontier} (Kafka does not fsync each write)",
+                        p.node,
+                        p.time_us as f64 / 1e6
+                    ));
+                }
+            }
+        }
+        let acks = producer.and_then(|p| self.input.producers.get(p)).map(|f| f.acks);
+        if matches!(acks, Some(0 | 1)) {
+            if let Some(why) = self.leader_moved(tp, after_us) {
+                return Some(format!("acks={}: {why}", acks.unwrap_or(1)));
+            }
+        }
+        None
+    }
+
+    /// Whether leadership of `tp` passed to another broker after `after_us`, per the state trace.
+    fn leader_moved(&self, tp: &Tp, after_us: u64) -> Option<String> {
+        let states = self.input.states.iter().filter(|s| s.topic == tp.0 && s.partition == tp.1);
+        let before = states.clone().filter(|s| s.time_us <= after_us).last().map(|s| s.leader)?;
+        states
+            .filter(|s| s.time_us > after_us && s.leader != before && s.leader >= 0)
+            .map(|s| format!("leadership of {} moved from {before} to {} at {:.3}s", tp_name(tp), s.leader, s.time_us as f64 / 1e6))
+            .next()
+    }
+
+    fn anomaly(class: &'static str, tp: &Tp, offset: Option<i64>, value: Option<&str>, detail: String, why: Option<String>) -> Anomaly {
+        Anomaly {
+            class,
+            topic: tp.0.clone(),
+            partition: tp.1,
+            offset,
+            value: value.map(str::to_string),
+            detail,
+            explained_by: why,
+        }
+    }
+
+    /// lost-write: acked, never read, at or below the highest offset a read reached; unseen: acked, never
+    /// read by the end of the drain.
+    pub fn lost_and_unseen(&self, out: &mut Vec<Anomaly>) {
+        for s in &self.acked {
+            if self.seen.contains_key(&s.value) {
+                continue;
+            }
+            let offset = s.offset.unwrap_or(-1);
+            let class = if self.max_read.get(&s.tp).is_some_and(|&m| offset <= m) { "lost-write" } else { "unseen" };
+            let why = self.loss_explained(&s.tp, offset, s.complete_us, Some(&s.process));
+            let detail = format!("{} acked at offset {offset} by {} at {:.3}s, never read", s.value, s.process, s.complete_us as f64 / 1e6);
+            out.push(Self::anomaly(class, &s.tp, Some(offset), Some(&s.value), detail, why));
+        }
+    }
+
+    /// duplicate: one value at two offsets. Legal only for a producer without idempotence that retries.
+    pub fn duplicates(&self, out: &mut Vec<Anomaly>) {
+        let producer_of: BTreeMap<&str, &str> = self.acked.iter().chain(&self.indeterminate).map(|s| (s.value.as_str(), s.process.as_str())).collect();
+        for (value, seen) in &self.seen {
+            let offsets: BTreeSet<(Tp, i64)> = seen.iter().map(|s| (s.tp.clone(), s.offset)).collect();
+            if offsets.len() < 2 {
+                continue;
+            }
+            let (tp, first) = offsets.iter().next().cloned().unwrap_or_default();
+            let facts = producer_of.get(value.as_str()).and_then(|p| self.input.producers.get(*p));
+            let why = facts
+                .filter(|f| !f.idempotence && f.retries > 0)
+                .map(|_| "idempotence off and the send was retryable: a retried batch may be written twice".to_string());
+            let at: Vec<String> = offsets.iter().map(|(tp, o)| format!("{}@{o}", tp_name(tp))).collect();
+            out.push(Self::anomaly("duplicate", &tp, Some(first), Some(value), format!("{value} at {}", at.join(", ")), why));
+        }
+    }
+
+    /// inconsistent-offsets: one offset of one partition holding two values across reads and replica logs.
+    pub fn inconsistent_offsets(&self, out: &mut Vec<Anomaly>) {
+        for (tp, offsets) in &self.by_offset {
+            for (&offset, values) in offsets.iter().filter(|(_, v)| v.len() > 1) {
+                let first_us = values
+                    .iter()
+                    .filter_map(|v| self.seen.get(v))
+                    .flatten()
+                    .filter(|s| &s.tp == tp && s.offset == offset)
+                    .map(|s| s.time_us)
+                    .min()
+                    .unwrap_or(0);
+                // A power loss that truncated below this offset after the first observation makes the offset
+                // legally reused by a later append.
+                let why = self.loss_explained(tp, offset, first_us, None);
+                let vals: Vec<&str> = values.iter().map(String::as_str).collect();
+                out.push(Self::anomaly("inconsistent-offsets", tp, Some(offset), None, format!("values {}", vals.join(", ")), why));
+            }
+        }
+    }
+
+    /// aborted-read: a read value whose send failed; phantom-read: a read value nobody ever sent.
+    pub fn aborted_and_phantom_reads(&self, out: &mut Vec<Anomaly>) {
+        for (value, seen) in &self.seen {
+            let s = &seen[0];
+            match self.outcome.get(value) {
+                Some(Some(OpType::Fail)) => out.push(Self::anomaly(
+                    "aborted-read",
+                    &s.tp,
+                    Some(s.offset),
+                    Some(value),
+                    format!("{value} read by {} but its send failed", s.source),
+                    None,
+                )),
+                None => out.push(Self::anomaly(
+                    "phantom-read",
+                    &s.tp,
+                    Some(s.offset),
+                    Some(value),
+                    format!("{value} read by {} was never sent", s.source),
+                    None,
+                )),
+                _ => {}
+            }
+        }
+    }
+
+    /// int-nonmonotonic-poll within one poll; nonmonotonic-poll and poll-skip between a consumer's polls of a
+    /// partition (each consumer's sequence restarts where it fetched from a new position).
+    pub fn poll_order(&self, out: &mut Vec<Anomaly>) {
+        let mut last_end: BTreeMap<(&str, &Tp), (i64, u64)> = BTreeMap::new();
+        for p in &self.polls {
+            for w in p.records.windows(2) {
+                if w[1].offset <= w[0].offset {
+                    let d = format!("{} read offset {} after {} in one poll", p.process, w[1].offset, w[0].offset);
+                    out.push(Self::anomaly("int-nonmonotonic-poll", &p.tp, Some(w[1].offset), Some(&w[1].value), d, None));
+                }
+            }
+            let (Some(first), Some(last)) = (p.records.first(), p.records.last()) else { continue };
+            let key = (p.process, &p.tp);
+            if let Some(&(prev, prev_us)) = last_end.get(&key) {
+                if p.fetch_offset == prev + 1 {
+                    self.check_poll_step(p, prev, prev_us, first.offset, out);
+                }
+            }
+            last_end.insert(key, (last.offset, p.time_us));
+        }
+    }
+
+    fn check_poll_step(&self, p: &Poll<'_>, prev: i64, prev_us: u64, first: i64, out: &mut Vec<Anomaly>) {
+        if first <= prev {
+            let why = self.loss_explained(&p.tp, first, prev_us, None);
+            let d = format!("{} polled offset {first} after reaching {prev}", p.process);
+            out.push(Self::anomaly("nonmonotonic-poll", &p.tp, Some(first), None, d, why));
+            return;
+        }
+        let skipped = self.by_offset.get(&p.tp).map_or(0, |o| o.range(prev + 1..first).count());
+        if skipped > 0 {
+            let d = format!("{} jumped from {prev} to {first} over {skipped} offsets known to exist", p.process);
+            out.push(Self::anomaly("poll-skip", &p.tp, Some(prev + 1), None, d, None));
+        }
+    }
+
+    /// nonmonotonic-send: one producer's later ok send to a partition got a lower offset than its earlier
+    /// one; realtime-offset: an ok send got an offset below one acknowledged before it was invoked.
+    pub fn send_order(&self, out: &mut Vec<Anomaly>) {
+        let mut by_tp: BTreeMap<&Tp, Vec<&Send>> = BTreeMap::new();
+        for s in &self.acked {
+            by_tp.entry(&s.tp).or_default().push(s);
+        }
+        for (tp, mut sends) in by_tp {
+            sends.sort_by_key(|s| (s.complete_us, s.offset));
+            let mut best_by_process: BTreeMap<&str, &Send> = BTreeMap::new();
+            // (complete time, offset) of acked sends so far, to find the highest acked before an invoke.
+            let mut acked_max: Vec<(u64, i64, &Send)> = vec![];
+            for s in &sends {
+                let o = s.offset.unwrap_or(-1);
+                if let Some(prev) = best_by_process.get(s.process.as_str()) {
+                    let po = prev.offset.unwrap_or(-1);
+                    if o <= po {
+                        let why = self.loss_explained(tp, po, prev.complete_us, Some(&prev.process));
+                        let d = format!("{} got offset {o} for {} after {po} for {}", s.process, s.value, prev.value);
+                        out.push(Self::anomaly("nonmonotonic-send", tp, Some(o), Some(&s.value), d, why));
+                    }
+                }
+                let before = acked_max.iter().filter(|(t, _, _)| *t < s.invoke_us).max_by_key(|(_, off, _)| *off);
+                if let Some(&(_, po, prev)) = before {
+                    if o <= po {
+                        let why = self.loss_explained(tp, po, prev.complete_us, Some(&prev.process));
+                        let d = format!("{} got offset {o}, at or below offset {po} acked for {} before it was sent", s.value, prev.value);
+                        out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(&s.value), d, why));
+                    }
+                }
+                if best_by_process.get(s.process.as_str()).is_none_or(|p| p.offset.unwrap_or(-1) < o) {
+                    best_by_process.insert(&s.process, s);
+                }
+                acked_max.push((s.complete_us, o, s));
+            }
+        }
+    }
+
+    /// read-then-lost: a record a consumer read is gone from every replica's final log.
+    pub fn read_then_lost(&self, out: &mut Vec<Anomaly>) {
+        let logs = &self.input.final_state.replica_logs;
+        if logs.is_empty() {
+            return;
+        }
+        for (value, seen) in &self.seen {
+            let in_final = seen.iter().any(|s| s.source.starts_with("replica "));
+            let read = seen.iter().filter(|s| !s.source.starts_with("replica ")).min_by_key(|s| s.time_us);
+            if let (false, Some(r)) = (in_final, read) {
+                let below_start = logs
+                    .iter()
+                    .any(|l| l.topic == r.tp.0 && l.partition == r.tp.1 && r.offset < l.log_start_offset);
+                if below_start {
+                    continue;
+                }
+                let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);
+                let d = format!("{value} read at offset {} by {} is in no replica's final log", r.offset, r.source);
+                out.push(Self::anomaly("read-then-lost", &r.tp, Some(r.offset), Some(value), d, why));
+            }
+        }
+    }
+
+    /// nonmonotonic-log: offsets must strictly increase within each replica's log.
+    pub fn log_order(&self, out: &mut Vec<Anomaly>) {
+        for log in &self.input.final_state.replica_logs {
+            let tp = (log.topic.clone(), log.partition);
+            for w in log.records.windows(2) {
+                if w[1].offset <= w[0].offset {
+                    let d = format!("replica {} holds offset {} after {}", log.node, w[1].offset, w[0].offset);
+                    out.push(Self::anomaly("nonmonotonic-log", &tp, Some(w[1].offset), Some(&w[1].value), d, None));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The scenario file's schema, as serde reads it. Every key is documented in `scenarios/README.md`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A config map by Kafka's names (`"min.insync.replicas" = 2`), each value with its place in the file.
+pub type ConfigMap = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    #[serde(default)]
+    pub producers: Vec<Producer>,
+    #[serde(default)]
+    pub consumer_groups: Vec<Spanned<toml::Table>>,
+    pub phases: Phases,
+    #[serde(default)]
+    pub faults: Vec<FaultEntry>,
+    #[serde(default)]
+    pub swarm: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Reserved: switches that bring back known Kafka defects. All off by default; none exist yet.
+    #[serde(default)]
+    pub bugs: BTreeMap<Spanned<String>, Spanned<bool>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// KRaft voters: 1, 3 or 5; 0 = a static metadata image (before the quorum exists).
+    pub controllers: Spanned<u32>,
+    pub brokers: Spanned<u32>,
+    /// Every broker's config, by Kafka's names.
+    #[serde(default)]
+    pub broker_config: ConfigMap,
+}
+
+/// madsim's network: one latency range and one loss rate for every link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default = "default_latency_ms")]
+    pub latency_ms: Spanned<[f64; 2]>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { latency_ms: Spanned::new(0..0, default_latency_ms_value()) }
+    }
+}
+
+fn default_latency_ms_value() -> [f64; 2] {
+    [1.0, 5.0]
+}
+
+fn default_latency_ms() -> Spanned<[f64; 2]> {
+    Spanned::new(0..0, default_latency_ms_value())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    pub name: Spanned<String>,
+    pub partitions: Spanned<u32>,
+    #[serde(default = "one")]
+    pub replication_factor: Spanned<u32>,
+    /// Topic config by Kafka's names (`segment.bytes`, `min.insync.replicas`, ...).
+    #[serde(default)]
+    pub config: ConfigMap,
+}
+
+fn one() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Producer {
+    /// The client node's name; `client-N` by position when left out.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    pub topic: Spanned<String>,
+    pub records_per_s: Spanned<f64>,
+    /// Keys are `k0` .. `k{key_space-1}`; values are unique per run.
+    #[serde(default = "default_key_space")]
+    pub key_space: Spanned<u32>,
+    /// Stop after this many records (default: produce for the whole safety phase).
+    #[serde(default)]
+    pub records: Option<Spanned<u64>>,
+    /// Producer config by Kafka's names (`acks`, `linger.ms`, `batch.size`, `request.timeout.ms`, ...).
+    #[serde(default)]
+    pub config: ConfigMap,
+}
+
+fn default_key_space() -> Spanned<u32> {
+    Spanned::new(0..0, 100)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phases {
+    /// Workload and faults, in simulated seconds.
+    pub safety_s: Spanned<f64>,
+    /// Every fault undone, crashed nodes restarted.
+    #[serde(default = "default_heal_s")]
+    pub heal_s: Spanned<f64>,
+    /// By then every partition has a leader and a produce succeeds.
+    #[serde(default = "default_liveness_s")]
+    pub liveness_deadline_s: Spanned<f64>,
+    /// Read every partition back at the end.
+    #[serde(default = "yes")]
+    pub drain: bool,
+}
+
+fn default_heal_s() -> Spanned<f64> {
+    Spanned::new(0..0, 2.0)
+}
+fn default_liveness_s() -> Spanned<f64> {
+    Spanned::new(0..0, 30.0)
+}
+fn yes() -> bool {
+    true
+}
+
+/// A simulated time or a range the seed draws it from: `at_s = 3.5` or `at_s = [1, 9]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TimeValue {
+    At(f64),
+    Range([f64; 2]),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultEntry {
+    pub at_s: Spanned<TimeValue>,
+    pub kind: Spanned<String>,
+    pub target: Spanned<String>,
+    /// For crash and power_loss: restart the node after this long.
+    #[serde(default)]
+    pub restart_after_s: Option<Spanned<TimeValue>>,
+    /// For faults that last (pause, partition, clog, ...): how long.
+    #[serde(default)]
+    pub duration_s: Option<Spanned<TimeValue>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Anomaly classes allowed on top of what the configuration and the contract monitor allow.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Coverage marks this fixed fault plan must force in every run.
+    #[serde(default)]
+    pub must_hit: Vec<Spanned<String>>,
+    /// Coverage marks a sweep must hit in at least this share of its seeds.
+    #[serde(default)]
+    pub sweep_must_hit: BTreeMap<Spanned<String>, Spanned<f64>>,
+}

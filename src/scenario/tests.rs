@@ -1,0 +1,104 @@
+use super::*;
+
+const GOOD: &str = r#"
+name = "t"
+[cluster]
+controllers = 0
+brokers = 1
+[[topics]]
+name = "orders"
+partitions = 3
+[[producers]]
+topic = "orders"
+records_per_s = 1000
+records = 100
+config = { acks = "1" }
+[phases]
+safety_s = 10
+[[faults]]
+at_s = [1, 9]
+kind = "crash"
+target = "node:broker-1"
+restart_after_s = 1
+"#;
+
+fn err(text: &str) -> ScenarioError {
+    Scenario::parse("s.toml", text).expect_err("the scenario should be refused")
+}
+
+#[test]
+fn a_good_scenario_loads_with_its_fault_plan_and_hash() {
+    let s = Scenario::parse("s.toml", GOOD).unwrap();
+    assert_eq!(s.name(), "t");
+    assert_eq!(s.faults.len(), 1);
+    assert_eq!(s.faults[0].at_s, TimeSpec::Range(1.0, 9.0));
+    assert_eq!(s.faults[0].target, Target::Node("broker-1".into()));
+    assert_eq!(s.hash.len(), 64);
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_key_file_line_and_column() {
+    let e = err(&GOOD.replace("records = 100", "records = 100\nrecrods = 5"));
+    assert_eq!((e.file.as_str(), e.line), ("s.toml", 15), "{e}");
+    assert!(e.message.contains("recrods"), "{e}");
+    assert!(e.column >= 1);
+}
+
+#[test]
+fn wrong_type_is_an_error_with_its_place() {
+    let e = err(&GOOD.replace("partitions = 3", "partitions = \"three\""));
+    assert_eq!(e.line, 8, "{e}");
+}
+
+#[test]
+fn an_even_controller_count_says_the_quorum_needs_an_odd_number() {
+    let e = err(&GOOD.replace("controllers = 0", "controllers = 2"));
+    assert!(e.message.contains("odd number"), "{e}");
+    assert_eq!(e.line, 4);
+}
+
+#[test]
+fn replication_factor_above_the_broker_count_is_refused() {
+    let e = err(&GOOD.replace("partitions = 3", "partitions = 3\nreplication_factor = 2"));
+    assert!(e.message.contains("replication_factor = 2"), "{e}");
+    assert_eq!(e.line, 9);
+}
+
+#[test]
+fn unknown_kafka_config_keys_and_bad_values_are_refused() {
+    let e = err(&GOOD.replace("acks = \"1\"", "acks = \"1\", \"linger.mss\" = 5"));
+    assert!(e.message.contains("linger.mss"), "{e}");
+    let e = err(&GOOD.replace("acks = \"1\"", "acks = \"2\""));
+    assert!(e.message.contains("acks"), "{e}");
+}
+
+#[test]
+fn faults_must_target_something_that_exists_and_fire_inside_the_safety_phase() {
+    let e = err(&GOOD.replace("node:broker-1", "node:broker-7"));
+    assert!(e.message.contains("broker-7"), "{e}");
+    let e = err(&GOOD.replace("node:broker-1", "active-controller"));
+    assert!(e.message.contains("no such role"), "{e}");
+    let e = err(&GOOD.replace("at_s = [1, 9]", "at_s = [1, 11]"));
+    assert!(e.message.contains("at_s"), "{e}");
+    let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"explode\""));
+    assert!(e.message.contains("unknown fault kind"), "{e}");
+}
+
+#[test]
+fn a_too_short_liveness_deadline_is_refused() {
+    let e = err(&GOOD.replace("safety_s = 10", "safety_s = 10\nliveness_deadline_s = 1"));
+    assert!(e.message.contains("liveness_deadline_s"), "{e}");
+}
+
+#[test]
+fn acks_all_without_idempotence_off_is_refused_until_the_producer_issue() {
+    let e = err(&GOOD.replace("acks = \"1\"", "acks = \"all\""));
+    assert!(e.message.contains("enable.idempotence"), "{e}");
+    Scenario::parse("s.toml", &GOOD.replace("acks = \"1\"", "acks = \"all\", \"enable.idempotence\" = false")).unwrap();
+}
+
+#[test]
+fn line_col_counts_from_one() {
+    assert_eq!(line_col("ab\ncd", 0), (1, 1));
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+}

@@ -1,0 +1,421 @@
+//! Validation of a parsed scenario: impossible shapes, unknown config keys, fault targets that cannot exist.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::schema::*;
+
+pub(super) struct Invalid {
+    pub span: Option<Range<usize>>,
+    pub message: String,
+}
+
+fn invalid<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid { span: Some(span), message: message.into() })
+}
+
+/// A time, fixed or drawn by the seed from a range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TimeSpec {
+    At(f64),
+    Range(f64, f64),
+}
+
+impl TimeSpec {
+    /// The time for this run: a range draws uniformly with `unit` in [0, 1).
+    pub fn resolve(&self, unit: f64) -> f64 {
+        match *self {
+            TimeSpec::At(t) => t,
+            TimeSpec::Range(lo, hi) => lo + (hi - lo) * unit,
+        }
+    }
+
+    pub fn max(&self) -> f64 {
+        match *self {
+            TimeSpec::At(t) => t,
+            TimeSpec::Range(_, hi) => hi,
+        }
+    }
+}
+
+/// The fault kinds of ARCHITECTURE §7; the ones the system can carry out today are `supported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// Process crash (kill), then restart after `restart_after_s`.
+    Crash,
+    /// Power loss: kill, the SimDisk loses what was not synced (torn writes), then restart.
+    PowerLoss,
+}
+
+const PLANNED_KINDS: &[&str] = &[
+    "shutdown",
+    "pause",
+    "partition",
+    "clog",
+    "swizzle",
+    "packet_loss",
+    "latency",
+    "conn_reset",
+    "drop_response",
+    "disk_bitflip",
+    "disk_full",
+    "disk_eio",
+    "disk_slow",
+    "clock_skew",
+];
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::PowerLoss => "power_loss",
+        }
+    }
+
+    fn parse(s: &Spanned<String>) -> Result<FaultKind, Invalid> {
+        match s.get_ref().as_str() {
+            "crash" => Ok(FaultKind::Crash),
+            "power_loss" => Ok(FaultKind::PowerLoss),
+            other if PLANNED_KINDS.contains(&other) => invalid(
+                s.span(),
+                format!("fault kind `{other}` is not carried out yet (it arrives with the scenario engine); today: crash, power_loss"),
+            ),
+            other => invalid(
+                s.span(),
+                format!("unknown fault kind `{other}`; kinds: crash, power_loss, {}", PLANNED_KINDS.join(", ")),
+            ),
+        }
+    }
+}
+
+/// A fault's target: a role resolved when the fault fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `node:NAME`
+    Node(String),
+    /// `broker:random`
+    RandomBroker,
+    /// `leader:T-P`
+    Leader(crate::types::TopicPartition),
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Node(n) => format!("node:{n}"),
+            Target::RandomBroker => "broker:random".to_string(),
+            Target::Leader(tp) => format!("leader:{tp}"),
+        }
+    }
+}
+
+/// One validated fault of a fixed plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    pub at_s: TimeSpec,
+    pub kind: FaultKind,
+    pub target: Target,
+    pub restart_after_s: Option<TimeSpec>,
+}
+
+type Validated = (Vec<FaultSpec>, BTreeMap<String, BTreeMap<String, String>>);
+
+pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
+    validate_cluster(&f.cluster)?;
+    let topic_configs = validate_topics(f)?;
+    validate_producers(f)?;
+    if let Some(g) = f.consumer_groups.first() {
+        return invalid(g.span(), "consumer_groups arrive with the consumers and groups issue; not supported yet");
+    }
+    if let Some(s) = &f.swarm {
+        return invalid(s.span(), "[swarm] arrives with the testbed at scale; use a fixed [[faults]] plan for now");
+    }
+    if let Some((k, _)) = f.bugs.iter().next() {
+        return invalid(k.span(), format!("unknown bug switch `{}`: none exist yet", k.get_ref()));
+    }
+    validate_phases(&f.phases)?;
+    validate_network(&f.network)?;
+    let faults = f.faults.iter().map(|e| validate_fault(e, f)).collect::<Result<Vec<_>, _>>()?;
+    validate_expect(&f.expect)?;
+    Ok((faults, topic_configs))
+}
+
+fn validate_cluster(c: &Cluster) -> Result<(), Invalid> {
+    let controllers = *c.controllers.get_ref();
+    match controllers {
+        0 => {}
+        1 | 3 | 5 => {
+            return invalid(
+                c.controllers.span(),
+                "cluster.controllers: the controller quorum arrives with its own issue; use 0 (a static metadata image) for now",
+            )
+        }
+        n => {
+            return invalid(
+                c.controllers.span(),
+                format!("cluster.controllers = {n}: the quorum needs an odd number of voters (1, 3 or 5), or 0 for a static metadata image"),
+            )
+        }
+    }
+    let brokers = *c.brokers.get_ref();
+    if brokers == 0 || brokers > 9 {
+        return invalid(c.brokers.span(), format!("cluster.brokers = {brokers}: must be 1 to 9"));
+    }
+    if brokers > 1 {
+        return invalid(c.brokers.span(), "cluster.brokers: more than one broker needs replication, which is not built yet; use 1");
+    }
+    check_config(&c.broker_config, BROKER_KEYS, "cluster.broker_config")?;
+    Ok(())
+}
+
+fn validate_topics(f: &ScenarioFile) -> Result<BTreeMap<String, BTreeMap<String, String>>, Invalid> {
+    let mut out = BTreeMap::new();
+    for t in &f.topics {
+        let name = t.name.get_ref();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || name.len() > 249 {
+            return invalid(t.name.span(), format!("topics.name `{name}`: Kafka topic names use [a-zA-Z0-9._-], 1 to 249 chars"));
+        }
+        if out.contains_key(name) {
+            return invalid(t.name.span(), format!("topics.name `{name}` is declared twice"));
+        }
+        let p = *t.partitions.get_ref();
+        if p == 0 || p > 10_000 {
+            return invalid(t.partitions.span(), format!("topics.partitions = {p}: must be 1 to 10000"));
+        }
+        let rf = *t.replication_factor.get_ref();
+        let brokers = *f.cluster.brokers.get_ref();
+        if rf == 0 || rf > brokers {
+            return invalid(
+                t.replication_factor.span(),
+                format!("topics.replication_factor = {rf} for `{name}`: must be 1 to the broker count ({brokers})"),
+            );
+        }
+        out.insert(name.clone(), check_config(&t.config, TOPIC_KEYS, "topics.config")?);
+    }
+    Ok(out)
+}
+
+fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
+    for p in &f.producers {
+        if !f.topics.iter().any(|t| t.name.get_ref() == p.topic.get_ref()) {
+            return invalid(p.topic.span(), format!("producers.topic `{}` is not declared in [[topics]]", p.topic.get_ref()));
+        }
+        let rate = *p.records_per_s.get_ref();
+        if !(rate > 0.0 && rate <= 1_000_000.0) {
+            return invalid(p.records_per_s.span(), format!("producers.records_per_s = {rate}: must be in (0, 1000000]"));
+        }
+        if *p.key_space.get_ref() == 0 {
+            return invalid(p.key_space.span(), "producers.key_space must be at least 1");
+        }
+        let cfg = check_config(&p.config, PRODUCER_KEYS, "producers.config")?;
+        let acks = cfg.get("acks").map(String::as_str).unwrap_or("all");
+        if !matches!(acks, "0" | "1" | "all" | "-1") {
+            return invalid(config_span(&p.config, "acks"), format!("producers.config.acks = {acks}: must be 0, 1 or all"));
+        }
+        let idempotence = cfg.get("enable.idempotence").map(String::as_str);
+        if idempotence == Some("true") || (idempotence.is_none() && matches!(acks, "all" | "-1")) {
+            // Kafka 3.0+ turns idempotence on with acks=all (KIP-679); it arrives with the producer issue.
+            let span = config_span(&p.config, "enable.idempotence");
+            return invalid(
+                if span.is_empty() { config_span(&p.config, "acks") } else { span },
+                "producers.config: enable.idempotence (Kafka's default with acks=all) arrives with the producer issue; set \"enable.idempotence\" = false or use acks 0 or 1",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn config_span(map: &ConfigMap, key: &str) -> Range<usize> {
+    map.iter().find(|(k, _)| k.get_ref() == key).map_or(0..0, |(_, v)| v.span())
+}
+
+fn validate_phases(p: &Phases) -> Result<(), Invalid> {
+    for (name, v) in [("safety_s", &p.safety_s), ("heal_s", &p.heal_s), ("liveness_deadline_s", &p.liveness_deadline_s)] {
+        let x = *v.get_ref();
+        if !(x >= 0.0 && x <= 86_400.0) {
+            return invalid(v.span(), format!("phases.{name} = {x}: must be 0 to 86400 simulated seconds"));
+        }
+    }
+    if *p.safety_s.get_ref() <= 0.0 {
+        return invalid(p.safety_s.span(), "phases.safety_s must be positive");
+    }
+    // A restarted broker recovers its logs and serves again within a few simulated seconds; a shorter
+    // deadline can only report a false liveness failure.
+    if *p.liveness_deadline_s.get_ref() < 5.0 {
+        return invalid(
+            p.liveness_deadline_s.span(),
+            "phases.liveness_deadline_s is shorter than a broker restart and log recovery need (at least 5 s)",
+        );
+    }
+    Ok(())
+}
+
+fn validate_network(n: &Network) -> Result<(), Invalid> {
+    let [lo, hi] = *n.latency_ms.get_ref();
+    if !(lo >= 0.0 && lo <= hi && hi <= 10_000.0) {
+        return invalid(n.latency_ms.span(), format!("network.latency_ms = [{lo}, {hi}]: need 0 <= low <= high <= 10000"));
+    }
+    Ok(())
+}
+
+fn time_spec(v: &Spanned<TimeValue>, key: &str, max: f64) -> Result<TimeSpec, Invalid> {
+    let spec = match *v.get_ref() {
+        TimeValue::At(t) => TimeSpec::At(t),
+        TimeValue::Range([lo, hi]) => TimeSpec::Range(lo, hi),
+    };
+    let (lo, hi) = match spec {
+        TimeSpec::At(t) => (t, t),
+        TimeSpec::Range(lo, hi) => (lo, hi),
+    };
+    if !(lo >= 0.0 && lo <= hi && hi <= max) {
+        return invalid(v.span(), format!("faults.{key}: times must satisfy 0 <= low <= high <= {max}"));
+    }
+    Ok(spec)
+}
+
+fn validate_fault(e: &FaultEntry, f: &ScenarioFile) -> Result<FaultSpec, Invalid> {
+    let kind = FaultKind::parse(&e.kind)?;
+    let safety = *f.phases.safety_s.get_ref();
+    let at_s = time_spec(&e.at_s, "at_s", safety)?;
+    let target = parse_target(&e.target, f)?;
+    if let Some(d) = &e.duration_s {
+        return invalid(d.span(), format!("faults.duration_s does not apply to `{}`", kind.name()));
+    }
+    let restart_after_s = e.restart_after_s.as_ref().map(|r| time_spec(r, "restart_after_s", 3600.0)).transpose()?;
+    Ok(FaultSpec { at_s, kind, target, restart_after_s })
+}
+
+fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid> {
+    let s = t.get_ref();
+    let brokers = *f.cluster.brokers.get_ref();
+    if s == "broker:random" {
+        return Ok(Target::RandomBroker);
+    }
+    if let Some(name) = s.strip_prefix("node:") {
+        let ok = name
+            .strip_prefix("broker-")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 1 && n <= brokers);
+        if !ok {
+            return invalid(t.span(), format!("faults.target `{s}`: no such node (brokers are broker-1..broker-{brokers})"));
+        }
+        return Ok(Target::Node(name.to_string()));
+    }
+    if let Some(tp) = s.strip_prefix("leader:") {
+        let parsed = crate::types::TopicPartition::parse(tp);
+        let exists = parsed.as_ref().is_some_and(|tp| {
+            f.topics
+                .iter()
+                .any(|t| t.name.get_ref() == &tp.topic && tp.partition >= 0 && (tp.partition as u32) < *t.partitions.get_ref())
+        });
+        return match parsed {
+            Some(tp) if exists => Ok(Target::Leader(tp)),
+            _ => invalid(t.span(), format!("faults.target `{s}`: no such topic partition")),
+        };
+    }
+    for role in ["follower:", "isr-but-one:", "active-controller", "coordinator:", "client:"] {
+        if s.starts_with(role) {
+            return invalid(
+                t.span(),
+                format!("faults.target `{s}`: no such role in this cluster yet (one broker, no controller quorum, no groups)"),
+            );
+        }
+    }
+    invalid(
+        t.span(),
+        format!("faults.target `{s}`: unknown target; targets: leader:T-P, follower:T-P, isr-but-one:T-P, active-controller, broker:random, coordinator:GROUP, client:NAME, node:NAME"),
+    )
+}
+
+fn validate_expect(e: &Expect) -> Result<(), Invalid> {
+    for a in &e.allow {
+        if !crate::checker::CLASSES.contains(&a.get_ref().as_str()) {
+            return invalid(a.span(), format!("expect.allow: unknown anomaly class `{}`; classes: {}", a.get_ref(), crate::checker::CLASSES.join(", ")));
+        }
+    }
+    let marks = e.must_hit.iter().chain(e.sweep_must_hit.keys());
+    for m in marks {
+        if !crate::runner::MARKS.contains(&m.get_ref().as_str()) {
+            return invalid(m.span(), format!("expect: unknown coverage mark `{}`; marks: {}", m.get_ref(), crate::runner::MARKS.join(", ")));
+        }
+    }
+    for (k, v) in &e.sweep_must_hit {
+        let share = *v.get_ref();
+        if !(share > 0.0 && share <= 1.0) {
+            return invalid(v.span(), format!("expect.sweep_must_hit.{}: a share in (0, 1]", k.get_ref()));
+        }
+    }
+    Ok(())
+}
+
+/// A config key the scenario accepts, with the type of its value.
+#[derive(Clone, Copy)]
+enum KeyType {
+    Int { min: i64 },
+    Bool,
+    Acks,
+}
+
+type KeyTable = &'static [(&'static str, KeyType)];
+
+/// Broker config keys honoured today (Kafka's names).
+const BROKER_KEYS: KeyTable = &[
+    ("log.segment.bytes", KeyType::Int { min: 1024 }),
+    ("log.roll.ms", KeyType::Int { min: 1 }),
+    ("log.index.interval.bytes", KeyType::Int { min: 0 }),
+    ("log.index.size.max.bytes", KeyType::Int { min: 4096 }),
+    ("log.flush.interval.messages", KeyType::Int { min: 1 }),
+    ("log.flush.interval.ms", KeyType::Int { min: 0 }),
+    ("log.flush.scheduler.interval.ms", KeyType::Int { min: 1 }),
+    ("log.flush.offset.checkpoint.interval.ms", KeyType::Int { min: 1 }),
+    ("message.max.bytes", KeyType::Int { min: 0 }),
+    ("socket.request.max.bytes", KeyType::Int { min: 1 }),
+];
+
+/// Topic config keys honoured today (Kafka's names).
+const TOPIC_KEYS: KeyTable = &[
+    ("segment.bytes", KeyType::Int { min: 1024 }),
+    ("segment.ms", KeyType::Int { min: 1 }),
+    ("index.interval.bytes", KeyType::Int { min: 0 }),
+    ("segment.index.bytes", KeyType::Int { min: 4096 }),
+    ("flush.messages", KeyType::Int { min: 1 }),
+    ("flush.ms", KeyType::Int { min: 0 }),
+    ("max.message.bytes", KeyType::Int { min: 0 }),
+    ("min.insync.replicas", KeyType::Int { min: 1 }),
+];
+
+/// Producer config keys honoured today (Kafka's names).
+const PRODUCER_KEYS: KeyTable = &[
+    ("acks", KeyType::Acks),
+    ("linger.ms", KeyType::Int { min: 0 }),
+    ("batch.size", KeyType::Int { min: 0 }),
+    ("request.timeout.ms", KeyType::Int { min: 1 }),
+    ("enable.idempotence", KeyType::Bool),
+];
+
+/// Checks every key and value type; returns the map as strings.
+fn check_config(map: &ConfigMap, table: KeyTable, section: &str) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let key = k.get_ref();
+        let Some((_, ty)) = table.iter().find(|(name, _)| name == key) else {
+            let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            return invalid(k.span(), format!("{section}: unknown or unsupported key `{key}`; supported: {}", known.join(", ")));
+        };
+        let text = match (ty, v.get_ref()) {
+            (KeyType::Int { min }, toml::Value::Integer(i)) if i >= min => i.to_string(),
+            (KeyType::Int { min }, _) => {
+                return invalid(v.span(), format!("{section}.\"{key}\": expected an integer >= {min}"));
+            }
+            (KeyType::Bool, toml::Value::Boolean(b)) => b.to_string(),
+            (KeyType::Bool, _) => return invalid(v.span(), format!("{section}.\"{key}\": expected true or false")),
+            (KeyType::Acks, toml::Value::Integer(i)) if matches!(i, -1..=1) => i.to_string(),
+            (KeyType::Acks, toml::Value::String(s)) => s.clone(),
+            (KeyType::Acks, _) => return invalid(v.span(), format!("{section}.\"{key}\": expected 0, 1 or \"all\"")),
+        };
+        out.insert(key.clone(), text);
+    }
+    Ok(out)
+}
