@@ -39,7 +39,7 @@ fn a_good_scenario_loads_with_its_fault_plan_and_hash() {
 #[test]
 fn unknown_key_is_an_error_naming_key_file_line_and_column() {
     let e = err(&GOOD.replace("records = 100", "records = 100\nrecrods = 5"));
-    assert_eq!((e.file.as_str(), e.line), ("s.toml", 15), "{e}");
+    assert_eq!((e.file.as_str(), e.line, e.column), ("s.toml", 13, 1), "{e}");
     assert!(e.message.contains("recrods"), "{e}");
     assert!(e.column >= 1);
 }
