@@ -100,6 +100,13 @@ pub struct ReplicaState {
     pub high_watermark: i64,
 }
 
+/// Where nodes report their replicas' state as it changes (the simulator stamps the time and records it in
+/// the state trace). Lower layers call it; `sim` implements it.
+pub trait StateObserver: Send + Sync {
+    /// `state.time_us` is ignored: the observer stamps the current simulated time.
+    fn replica_state(&self, state: ReplicaState);
+}
+
 /// A run's record: the history and the state trace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {

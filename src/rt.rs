@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::protocol::frame::{check_size, FrameError};
 
 pub use tokio::net::{TcpListener, TcpStream};
+pub use tokio::sync::{mpsc, oneshot, Notify};
 pub use tokio::task::JoinHandle;
 pub use tokio::time::{sleep, timeout, Instant};
 
@@ -65,4 +66,17 @@ pub async fn sleep_for(d: Duration) {
     if !d.is_zero() {
         sleep(d).await;
     }
+}
+
+/// Real (wall-clock) time since an arbitrary origin, read with a raw syscall so that madsim's simulated
+/// `clock_gettime` does not answer it. For measurements only (wall seconds in a run's summary): nothing
+/// that decides what a run does may read it.
+pub fn wall_clock() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the pointer we pass, which lives on our stack.
+    let rc = unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts as *mut libc::timespec) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

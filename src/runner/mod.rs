@@ -1,5 +1,19 @@
-//! L5: the runner: builds the cluster, runs the workload and the fault plan, heals, checks liveness,
-//! drains, and hands everything to the checkers.
+//! L5: the runner. One run = one seed = one madsim runtime: build the cluster, run the workload and the fault
+//! plan (safety phase), heal, demand liveness by the deadline, drain every partition, then hand the history,
+//! the state trace and the final state to the checkers and the contract monitor.
+
+mod contract;
+#[cfg(madsim)]
+mod simulate;
+mod summary;
+
+use std::collections::BTreeMap;
+
+use crate::checker::{self, CheckInput, CheckReport, FinalState, ProducerFacts};
+use crate::history::History;
+use crate::scenario::Scenario;
+
+pub use summary::RunSummary;
 
 /// Coverage marks (stateright's Sometimes) a run can hit.
 pub const MARKS: &[&str] = &[
@@ -9,3 +23,93 @@ pub const MARKS: &[&str] = &[
     "power-loss-kept-every-acked-record",
     "recovery-truncated-a-torn-batch",
 ];
+
+/// Why a run could not be carried out (not a failed check: that is a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "this gregor was built without `--cfg madsim` (an outside RUSTFLAGS replaces .cargo/config.toml's flags), so it cannot simulate; unset RUSTFLAGS and rebuild"
+    )]
+    NotSimulated,
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What the simulation hands back.
+pub struct SimOutput {
+    pub history: History,
+    pub final_state: FinalState,
+    pub marks: BTreeMap<String, u64>,
+    /// Every value the seed drew (fault times, ...), by name, printed before the run and kept in the summary.
+    pub drawn: BTreeMap<String, f64>,
+    pub sim_seconds: f64,
+    pub safety_sim_seconds: f64,
+    pub safety_wall_seconds: f64,
+    pub messages: u64,
+    pub safety_messages: u64,
+}
+
+/// A finished run.
+pub struct RunOutcome {
+    pub summary: RunSummary,
+    pub history: History,
+    pub report: CheckReport,
+}
+
+/// What a run prints as it goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Print the drawn values before the run starts.
+    pub announce: bool,
+}
+
+/// The facts each producer's configuration promises, by process name.
+pub fn producer_facts(s: &Scenario) -> BTreeMap<String, ProducerFacts> {
+    s.file
+        .producers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let cfg = crate::scenario::producer_config(p);
+            let acks = match cfg.get("acks").map(String::as_str) {
+                Some("0") => 0,
+                Some("1") => 1,
+                _ => -1,
+            };
+            let idempotence = cfg.get("enable.idempotence").is_some_and(|v| v == "true");
+            (producer_name(s, i), ProducerFacts { acks, idempotence, retries: 0 })
+        })
+        .collect()
+}
+
+/// Producer `i`'s process (and node) name.
+pub fn producer_name(s: &Scenario, i: usize) -> String {
+    s.file.producers[i].name.as_ref().map_or_else(|| format!("client-{}", i + 1), |n| n.get_ref().clone())
+}
+
+/// Runs one seed of a scenario.
+pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunError> {
+    let wall_start = crate::rt::wall_clock();
+    let out = simulate(s, seed, opts)?;
+    let wall_seconds = (crate::rt::wall_clock() - wall_start).as_secs_f64();
+    let producers = producer_facts(s);
+    let report = checker::check(&CheckInput {
+        ops: &out.history.ops,
+        states: &out.history.states,
+        final_state: &out.final_state,
+        producers: &producers,
+    });
+    let breaches = contract::breaches(s, &out.history);
+    let summary = summary::summarize(s, seed, &out, &report, breaches, wall_seconds);
+    Ok(RunOutcome { summary, history: out.history, report })
+}
+
+#[cfg(madsim)]
+fn simulate(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
+    simulate::simulate(s, seed, opts)
+}
+
+#[cfg(not(madsim))]
+fn simulate(_s: &Scenario, _seed: u64, _opts: RunOptions) -> Result<SimOutput, RunError> {
+    Err(RunError::NotSimulated)
+}

@@ -419,3 +419,13 @@ fn check_config(map: &ConfigMap, table: KeyTable, section: &str) -> Result<BTree
     }
     Ok(out)
 }
+
+/// A producer's config as validated strings (Kafka's names).
+pub fn producer_config(p: &Producer) -> BTreeMap<String, String> {
+    check_config(&p.config, PRODUCER_KEYS, "producers.config").unwrap_or_default()
+}
+
+/// The cluster's broker config as validated strings (Kafka's names).
+pub fn broker_config(c: &Cluster) -> BTreeMap<String, String> {
+    check_config(&c.broker_config, BROKER_KEYS, "cluster.broker_config").unwrap_or_default()
+}

@@ -1,0 +1,38 @@
+//! The contract monitor (ARCHITECTURE §6): reads the fault timeline and says where the run left the
+//! promise the configuration makes. A partition is out of contract when a power loss (or corruption) hit at
+//! least `min.insync.replicas` of its replicas within one window, or after an unclean election. Process
+//! crashes, any number of them, never take a partition out of contract (the page cache survives).
+
+use crate::history::{FaultPhase, History, OpBody};
+use crate::scenario::Scenario;
+
+/// Each breach, described: "power loss of broker-1 at 4.210s hit 1 of 1 replicas of orders-0
+/// (min.insync.replicas=1)".
+pub fn breaches(s: &Scenario, h: &History) -> Vec<String> {
+    let mut out = vec![];
+    for op in &h.ops {
+        let OpBody::Fault { kind, phase: FaultPhase::Start, detail, .. } = &op.body else { continue };
+        if kind != "power_loss" {
+            continue;
+        }
+        let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or("?");
+        // One broker holds every replica today, so a power loss of it hits all of each partition's replicas.
+        for t in &s.file.topics {
+            let rf = *t.replication_factor.get_ref();
+            let min_isr: u32 = s
+                .topic_configs
+                .get(t.name.get_ref())
+                .and_then(|c| c.get("min.insync.replicas"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            if rf >= min_isr {
+                out.push(format!(
+                    "power loss of {node} at {:.3}s hit {rf} of {rf} replicas of every partition of {} (min.insync.replicas={min_isr})",
+                    op.time_us as f64 / 1e6,
+                    t.name.get_ref()
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,509 @@
+//! The simulation of one run inside madsim (built only with `--cfg madsim`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle, Runtime};
+use uuid::Uuid;
+
+use super::{producer_name, RunError, RunOptions, SimOutput};
+use crate::broker::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+use crate::checker::{FinalState, ReplicaLog};
+use crate::client::{Client, ClientConfig, OffsetSpec};
+use crate::history::{FaultPhase, OpBody, OpType, ReadRecord};
+use crate::rt;
+use crate::scenario::{FaultKind, FaultSpec, Scenario, Target};
+use crate::sim::disk::{SimDisk, SimDiskConfig};
+use crate::sim::recorder::Recorder;
+use crate::sim::{self, broker_ip, broker_name, client_ip, derive_seed, logscan, BROKER_PORT};
+use crate::types::TopicPartition;
+use crate::workload::producer::{self, ProducerWorkload};
+
+/// A fault of the plan with its times drawn.
+#[derive(Debug, Clone)]
+struct PlannedFault {
+    at_us: u64,
+    spec: FaultSpec,
+    restart_after_us: Option<u64>,
+}
+
+/// Draws every seeded value of the plan, before the simulation starts.
+fn draw_plan(s: &Scenario, seed: u64) -> (Vec<PlannedFault>, BTreeMap<String, f64>) {
+    use rand::Rng;
+    let mut rng = sim::stream(seed, "fault-plan");
+    let mut drawn = BTreeMap::new();
+    let mut plan = vec![];
+    for (i, f) in s.faults.iter().enumerate() {
+        let at = f.at_s.resolve(rng.random::<f64>());
+        let restart = f.restart_after_s.map(|r| r.resolve(rng.random::<f64>()));
+        drawn.insert(format!("faults[{i}].at_s"), round_ms(at));
+        if let Some(r) = restart {
+            drawn.insert(format!("faults[{i}].restart_after_s"), round_ms(r));
+        }
+        plan.push(PlannedFault {
+            at_us: (at * 1e6) as u64,
+            spec: f.clone(),
+            restart_after_us: restart.map(|r| (r * 1e6) as u64),
+        });
+    }
+    plan.sort_by_key(|p| p.at_us);
+    (plan, drawn)
+}
+
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}
+
+pub(super) fn simulate(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
+    let (plan, drawn) = draw_plan(s, seed);
+    if opts.announce {
+        eprintln!("gregor run {} --seed {seed} (scenario {})", s.path, &s.hash[..12]);
+        for (k, v) in &drawn {
+            eprintln!("  drawn {k} = {v}");
+        }
+    }
+    let mut config = madsim::Config::default();
+    let [lo, hi] = *s.file.network.latency_ms.get_ref();
+    let lo = Duration::from_secs_f64(lo / 1e3);
+    let hi = Duration::from_secs_f64(hi / 1e3).max(lo + Duration::from_micros(1));
+    config.net.send_latency = lo..hi;
+    let rt = Runtime::with_seed_and_config(seed, config);
+    let world = World::new(s.clone(), seed, plan);
+    let mut out = rt.block_on(world.run());
+    out.drawn = drawn;
+    Ok(out)
+}
+
+struct BrokerSlot {
+    id: i32,
+    name: String,
+    node: NodeHandle,
+    disk: SimDisk,
+    image: Arc<Mutex<MetadataImage>>,
+    up: bool,
+}
+
+struct World {
+    s: Scenario,
+    seed: u64,
+    plan: Vec<PlannedFault>,
+    rec: Recorder,
+    brokers: Vec<BrokerSlot>,
+    marks: BTreeMap<String, u64>,
+    /// Restarts due, by simulated µs.
+    restarts: BTreeMap<u64, Vec<i32>>,
+}
+
+impl World {
+    fn new(s: Scenario, seed: u64, plan: Vec<PlannedFault>) -> World {
+        World { s, seed, plan, rec: Recorder::new(), brokers: vec![], marks: BTreeMap::new(), restarts: BTreeMap::new() }
+    }
+
+    fn image(&self) -> MetadataImage {
+        let brokers = *self.s.file.cluster.brokers.get_ref() as i32;
+        let mut rng = sim::stream(self.seed, "topic-ids");
+        let mut image = MetadataImage { cluster_id: "gregor".into(), controller_id: -1, ..MetadataImage::default() };
+        for id in 1..=brokers {
+            let info = BrokerInfo { id, host: broker_ip(id).to_string(), port: BROKER_PORT, rack: None, fenced: false };
+            image.brokers.insert(id, info);
+        }
+        for t in &self.s.file.topics {
+            use rand::Rng;
+            let topic_id = Uuid::from_bytes(rng.random());
+            let rf = *t.replication_factor.get_ref() as i32;
+            let partitions = (0..*t.partitions.get_ref() as i32)
+                .map(|p| {
+                    let replicas: Vec<i32> = (0..rf).map(|r| (p + r) % brokers + 1).collect();
+                    let leader = replicas[0];
+                    (p, PartitionImage { isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 })
+                })
+                .collect();
+            image.topics.insert(t.name.get_ref().clone(), TopicImage { topic_id, partitions });
+        }
+        image
+    }
+
+    fn topic_partitions(&self) -> Vec<TopicPartition> {
+        self.s
+            .file
+            .topics
+            .iter()
+            .flat_map(|t| (0..*t.partitions.get_ref() as i32).map(move |p| TopicPartition::new(t.name.get_ref().clone(), p)))
+            .collect()
+    }
+
+    fn start_brokers(&mut self) {
+        let handle = Handle::current();
+        let image = self.image();
+        let broker_config = crate::scenario::broker_config(&self.s.file.cluster);
+        let topic_configs = self.s.topic_configs.clone();
+        for id in 1..=*self.s.file.cluster.brokers.get_ref() as i32 {
+            let name = broker_name(id);
+            let disk = SimDisk::new(&name, derive_seed(self.seed, &format!("disk/{name}")), SimDiskConfig::default());
+            let image = Arc::new(Mutex::new(image.clone()));
+            let node = {
+                let (disk, image, rec) = (disk.clone(), image.clone(), self.rec.clone());
+                let (broker_config, topic_configs) = (broker_config.clone(), topic_configs.clone());
+                handle
+                    .create_node()
+                    .name(&name)
+                    .ip(broker_ip(id))
+                    .init(move || {
+                        let image = image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        let cfg = crate::node::broker::BrokerNodeConfig::from_scenario(id, &broker_config, &topic_configs, image);
+                        let observer: Arc<dyn crate::history::StateObserver> = Arc::new(rec.clone());
+                        let disk = disk.clone();
+                        async move {
+                            match cfg {
+                                Ok(cfg) => {
+                                    let exit = crate::node::broker::run_broker(cfg, Box::new(disk), Some(observer)).await;
+                                    tracing::warn!("broker {id} stopped: {exit:?}");
+                                }
+                                Err(e) => tracing::error!("broker {id} cannot start: {e}"),
+                            }
+                        }
+                    })
+                    .build()
+            };
+            self.brokers.push(BrokerSlot { id, name, node, disk, image, up: true });
+        }
+    }
+
+    async fn run(mut self) -> SimOutput {
+        self.start_brokers();
+        let net = NetSim::current();
+        self.wait_until_serving().await;
+        let safety_start_us = self.rec.now_us();
+        let safety_wall = rt::wall_clock();
+        let safety_msgs = net.stat().msg_count;
+        self.rec.op("runner", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
+        let safety_end_us = safety_start_us + (*self.s.file.phases.safety_s.get_ref() * 1e6) as u64;
+        let producers = self.start_producers(safety_start_us, safety_end_us);
+        self.nemesis(safety_start_us, safety_end_us).await;
+        for p in producers {
+            let _ = p.await;
+        }
+        let safety_wall_seconds = (rt::wall_clock() - safety_wall).as_secs_f64();
+        let safety_sim_seconds = (self.rec.now_us() - safety_start_us) as f64 / 1e6;
+        let safety_messages = net.stat().msg_count - safety_msgs;
+
+        self.rec.op("runner", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
+        let due: Vec<i32> = std::mem::take(&mut self.restarts).into_values().flatten().collect();
+        for id in due {
+            self.restart(id);
+        }
+        rt::sleep(Duration::from_secs_f64(*self.s.file.phases.heal_s.get_ref())).await;
+
+        self.rec.op("runner", OpType::Info, OpBody::Phase { name: "liveness".into() }, None);
+        let liveness_failures = self.liveness().await;
+        let mut final_state = FinalState { liveness_failures, ..FinalState::default() };
+        if self.s.file.phases.drain {
+            self.rec.op("runner", OpType::Info, OpBody::Phase { name: "drain".into() }, None);
+            self.drain().await;
+            final_state.replica_logs = self.replica_logs();
+        }
+        let sim_seconds = self.rec.now_us() as f64 / 1e6;
+        SimOutput {
+            history: self.rec.take(),
+            final_state,
+            marks: self.marks,
+            drawn: BTreeMap::new(),
+            sim_seconds,
+            safety_sim_seconds,
+            safety_wall_seconds,
+            messages: net.stat().msg_count,
+            safety_messages,
+        }
+    }
+
+    /// A helper node (liveness probe, drain) with its own IP.
+    fn helper_node(&self, name: &str, n: u32) -> NodeHandle {
+        Handle::current().create_node().name(name).ip(client_ip(100 + n)).build()
+    }
+
+    fn bootstrap(&self) -> Vec<String> {
+        self.brokers.iter().map(|b| format!("{}:{BROKER_PORT}", broker_ip(b.id))).collect()
+    }
+
+    /// Waits until every broker answers Metadata (log recovery done), at most 30 simulated seconds.
+    async fn wait_until_serving(&self) {
+        let node = self.helper_node("ready-probe", 1);
+        let bootstrap = self.bootstrap();
+        let task = node.spawn(async move {
+            let mut client = Client::new(bootstrap, ClientConfig::default());
+            for _ in 0..300 {
+                if client.metadata(None).await.is_ok() {
+                    return;
+                }
+                rt::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let _ = task.await;
+    }
+
+    fn start_producers(&self, start_us: u64, end_us: u64) -> Vec<madsim::task::JoinHandle<()>> {
+        let handle = Handle::current();
+        let mut out = vec![];
+        for (i, p) in self.s.file.producers.iter().enumerate() {
+            let name = producer_name(&self.s, i);
+            let cfg = crate::scenario::producer_config(p);
+            let topic = self.s.file.topics.iter().find(|t| t.name.get_ref() == p.topic.get_ref());
+            let partitions = topic.map_or(1, |t| *t.partitions.get_ref() as i32);
+            let acks = match cfg.get("acks").map(String::as_str) {
+                Some("0") => 0,
+                Some("1") => 1,
+                _ => -1,
+            };
+            let client_config: BTreeMap<String, String> =
+                cfg.iter().filter(|(k, _)| k.as_str() == "request.timeout.ms").map(|(k, v)| (k.clone(), v.clone())).collect();
+            let w = ProducerWorkload {
+                name: name.clone(),
+                topic: p.topic.get_ref().clone(),
+                partitions,
+                records_per_s: *p.records_per_s.get_ref(),
+                key_space: *p.key_space.get_ref(),
+                records: p.records.as_ref().map(|r| *r.get_ref()),
+                start_at_us: start_us,
+                stop_at_us: end_us,
+                acks,
+                linger_ms: cfg.get("linger.ms").and_then(|v| v.parse().ok()).unwrap_or(5),
+                batch_size: cfg.get("batch.size").and_then(|v| v.parse().ok()).unwrap_or(16_384),
+                client_config,
+                bootstrap: self.bootstrap(),
+                seed: derive_seed(self.seed, &format!("workload/{name}")),
+            };
+            let node = handle.create_node().name(&name).ip(client_ip(i as u32 + 1)).build();
+            out.push(node.spawn(producer::run(w, self.rec.clone())));
+        }
+        out
+    }
+
+    /// Carries out the fault plan and the restarts it schedules, until the safety phase ends.
+    async fn nemesis(&mut self, start_us: u64, end_us: u64) {
+        let plan = std::mem::take(&mut self.plan);
+        let mut next = 0;
+        loop {
+            let fault_at = plan.get(next).map(|f| start_us + f.at_us);
+            let restart_at = self.restarts.keys().next().copied();
+            let Some(at) = [fault_at, restart_at].into_iter().flatten().min() else { break };
+            if at >= end_us {
+                break;
+            }
+            let now = self.rec.now_us();
+            if at > now {
+                rt::sleep(Duration::from_micros(at - now)).await;
+            }
+            if restart_at == Some(at) {
+                for id in self.restarts.remove(&at).unwrap_or_default() {
+                    self.restart(id);
+                }
+            } else if let Some(f) = plan.get(next) {
+                next += 1;
+                self.inject(f);
+            }
+        }
+        let now = self.rec.now_us();
+        if end_us > now {
+            rt::sleep(Duration::from_micros(end_us - now)).await;
+        }
+    }
+
+    fn resolve(&self, target: &Target) -> Option<i32> {
+        match target {
+            Target::Node(name) => self.brokers.iter().find(|b| &b.name == name).map(|b| b.id),
+            Target::RandomBroker => {
+                use rand::Rng;
+                let mut rng = sim::stream(self.seed, &format!("broker:random@{}", self.rec.now_us()));
+                let up: Vec<i32> = self.brokers.iter().filter(|b| b.up).map(|b| b.id).collect();
+                (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
+            }
+            Target::Leader(tp) => {
+                let image = self.brokers.first()?.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                image.partition(tp).map(|p| p.leader).filter(|l| *l >= 0)
+            }
+        }
+    }
+
+    fn inject(&mut self, f: &PlannedFault) {
+        let kind = f.spec.kind.name().to_string();
+        let target = f.spec.target.describe();
+        let Some(id) = self.resolve(&f.spec.target) else {
+            let detail = BTreeMap::from([("skipped".to_string(), serde_json::json!("no node matches the target now"))]);
+            self.rec.op("nemesis", OpType::Info, OpBody::Fault { kind, target, phase: FaultPhase::Start, detail }, None);
+            return;
+        };
+        let idx = self.brokers.iter().position(|b| b.id == id).unwrap_or(0);
+        let mut detail = BTreeMap::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
+        if !self.brokers[idx].up {
+            detail.insert("skipped".into(), serde_json::json!("the node is already down"));
+            self.rec.op("nemesis", OpType::Info, OpBody::Fault { kind, target, phase: FaultPhase::Start, detail }, None);
+            return;
+        }
+        let in_flight = self.rec.sends_in_flight() > 0;
+        let handle = Handle::current();
+        handle.kill(self.brokers[idx].node.id());
+        self.brokers[idx].up = false;
+        match f.spec.kind {
+            FaultKind::Crash => {
+                self.brokers[idx].disk.crash();
+                if in_flight {
+                    *self.marks.entry("broker-crashed-with-sends-in-flight".into()).or_default() += 1;
+                }
+            }
+            FaultKind::PowerLoss => {
+                let report = self.brokers[idx].disk.power_loss();
+                let disk = &self.brokers[idx].disk;
+                let mut frontier = logscan::frontiers(disk);
+                let image = self.brokers[idx].image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for (tp, _, _) in image.partitions_of(id) {
+                    frontier.entry(tp.to_string()).or_insert(0);
+                }
+                if logscan::has_torn_tail(disk) {
+                    *self.marks.entry("power-loss-left-a-torn-tail".into()).or_default() += 1;
+                }
+                if in_flight {
+                    *self.marks.entry("broker-lost-power-with-sends-in-flight".into()).or_default() += 1;
+                }
+                let lost: usize = report.files.iter().map(|f| f.pending_ops_lost).sum();
+                detail.insert("frontier".into(), serde_json::json!(frontier));
+                detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
+            }
+        }
+        self.rec.op("nemesis", OpType::Info, OpBody::Fault { kind, target, phase: FaultPhase::Start, detail }, None);
+        if let Some(after) = f.restart_after_us {
+            self.restarts.entry(self.rec.now_us() + after.max(1)).or_default().push(id);
+        }
+    }
+
+    /// Restarts a broker: with a static image, a restarted broker comes back with its partitions' leader
+    /// epochs bumped, as the quorum would give it.
+    fn restart(&mut self, id: i32) {
+        let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) else { return };
+        if b.up {
+            return;
+        }
+        b.image.lock().unwrap_or_else(|e| e.into_inner()).bump_leader_epochs_of(id);
+        Handle::current().restart(b.node.id());
+        b.up = true;
+        let detail = BTreeMap::from([("node".to_string(), serde_json::json!(b.name))]);
+        let body = OpBody::Fault { kind: "restart".into(), target: format!("node:{}", b.name), phase: FaultPhase::End, detail };
+        self.rec.op("nemesis", OpType::Info, body, None);
+    }
+
+    /// Demands that every partition takes a produce by the liveness deadline; says why not otherwise.
+    async fn liveness(&self) -> Vec<String> {
+        let node = self.helper_node("probe", 2);
+        let bootstrap = self.bootstrap();
+        let tps = self.topic_partitions();
+        let rec = self.rec.clone();
+        let deadline_us = rec.now_us() + (*self.s.file.phases.liveness_deadline_s.get_ref() * 1e6) as u64;
+        let task = node.spawn(async move {
+            let mut failures = vec![];
+            let mut client = Client::new(bootstrap, ClientConfig::default());
+            for tp in tps {
+                let mut attempt = 0;
+                let mut last_error = String::from("no attempt");
+                loop {
+                    if rec.now_us() >= deadline_us {
+                        failures.push(format!("partition {tp}: no produce succeeded by the liveness deadline (last error: {last_error})"));
+                        break;
+                    }
+                    let value = format!("probe-{tp}-{attempt}");
+                    attempt += 1;
+                    let body = |offset| OpBody::Send { topic: tp.topic.clone(), partition: tp.partition, key: "probe".into(), value: value.clone(), offset };
+                    rec.op("probe", OpType::Invoke, body(None), None);
+                    let batch = crate::client::keyed_batch(&[(b"probe", value.as_bytes())], (rec.now_us() / 1000) as i64);
+                    match client.produce(&tp, batch, 1, 5_000).await {
+                        Ok(o) => {
+                            rec.op("probe", OpType::Ok, body(o.base_offset), None);
+                            break;
+                        }
+                        Err(e) => {
+                            let t = if e.is_indefinite() { OpType::Info } else { OpType::Fail };
+                            last_error = e.to_string();
+                            rec.op("probe", t, body(None), Some(last_error.clone()));
+                            rt::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }
+            failures
+        });
+        task.await.unwrap_or_else(|_| vec!["the liveness probe task died".into()])
+    }
+
+    /// Reads every partition back from its leader, from the log start to the high watermark, recording each
+    /// fetch as a poll.
+    async fn drain(&self) {
+        let node = self.helper_node("drain", 3);
+        let bootstrap = self.bootstrap();
+        let tps = self.topic_partitions();
+        let rec = self.rec.clone();
+        let task = node.spawn(async move {
+            let mut client = Client::new(bootstrap, ClientConfig::default());
+            for tp in tps {
+                drain_partition(&mut client, &tp, &rec).await;
+            }
+        });
+        let _ = task.await;
+    }
+
+    /// Every replica's log, read straight off its disk.
+    fn replica_logs(&self) -> Vec<ReplicaLog> {
+        let mut out = vec![];
+        for b in &self.brokers {
+            let image = b.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for (tp, _, _) in image.partitions_of(b.id) {
+                let records = logscan::records(&b.disk, &tp.dir_name());
+                let high_watermark = records.last().map_or(0, |r| r.offset + 1);
+                let log_start_offset = records.first().map_or(0, |r| r.offset);
+                out.push(ReplicaLog { node: b.name.clone(), topic: tp.topic.clone(), partition: tp.partition, high_watermark, log_start_offset, records });
+            }
+        }
+        out
+    }
+}
+
+/// Drains one partition, retrying errors for up to 30 simulated seconds.
+async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorder) {
+    let give_up_us = rec.now_us() + 30_000_000;
+    let mut offset = None;
+    let mut end = None;
+    while rec.now_us() < give_up_us {
+        if offset.is_none() {
+            offset = client.list_offsets(tp, OffsetSpec::Earliest).await.ok();
+        }
+        if end.is_none() {
+            end = client.list_offsets(tp, OffsetSpec::Latest).await.ok();
+        }
+        let (Some(from), Some(to)) = (offset, end) else {
+            rt::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        if from >= to {
+            return;
+        }
+        let body = |records: Vec<ReadRecord>| OpBody::Poll { topic: tp.topic.clone(), partition: tp.partition, fetch_offset: from, records };
+        rec.op("drain", OpType::Invoke, body(vec![]), None);
+        match client.fetch(tp, from, 1 << 20, 100, 1).await {
+            Ok(f) => {
+                let records: Vec<ReadRecord> = f
+                    .records
+                    .iter()
+                    .map(|r| ReadRecord { offset: r.offset, value: r.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default() })
+                    .collect();
+                rec.op("drain", OpType::Ok, body(records), None);
+                offset = Some(f.next_fetch_offset.max(from));
+                if f.next_fetch_offset <= from {
+                    rt::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Err(e) => {
+                rec.op("drain", OpType::Fail, body(vec![]), Some(e.to_string()));
+                rt::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The run's recorder: every node and client appends ops and replica states here, stamped with simulated
+//! time. Shared by all nodes of one run (madsim runs them on one thread; the Mutex only satisfies Send).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::history::{History, OpBody, OpType, ReplicaState, StateObserver};
+use crate::rt::Instant;
+
+struct Inner {
+    history: History,
+    start: Instant,
+    /// Last state per (node, topic, partition), to record changes only.
+    last: BTreeMap<(String, String, i32), ReplicaState>,
+    /// Sends invoked and not yet completed, per process.
+    in_flight: BTreeMap<String, u64>,
+}
+
+#[derive(Clone)]
+pub struct Recorder(Arc<Mutex<Inner>>);
+
+impl Recorder {
+    /// A recorder whose clock starts now (call inside the simulation).
+    pub fn new() -> Recorder {
+        Recorder(Arc::new(Mutex::new(Inner {
+            history: History::default(),
+            start: Instant::now(),
+            last: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere aborts the simulation; a poisoned lock still holds consistent data.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Simulated microseconds since the run started.
+    pub fn now_us(&self) -> u64 {
+        let start = self.lock().start;
+        Instant::now().saturating_duration_since(start).as_micros() as u64
+    }
+
+    /// Records an op.
+    pub fn op(&self, process: &str, op_type: OpType, body: OpBody, error: Option<String>) {
+        let now = self.now_us();
+        let mut inner = self.lock();
+        if matches!(body, OpBody::Send { .. }) {
+            let n = inner.in_flight.entry(process.to_string()).or_default();
+            match op_type {
+                OpType::Invoke => *n += 1,
+                _ => *n = n.saturating_sub(1),
+            }
+        }
+        inner.history.push(now, process, op_type, body, error);
+    }
+
+    /// Sends invoked and not completed, over all processes.
+    pub fn sends_in_flight(&self) -> u64 {
+        self.lock().in_flight.values().sum()
+    }
+
+    /// The history so far (a copy).
+    pub fn snapshot(&self) -> History {
+        self.lock().history.clone()
+    }
+
+    /// Takes the history out.
+    pub fn take(&self) -> History {
+        std::mem::take(&mut self.lock().history)
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StateObserver for Recorder {
+    fn replica_state(&self, mut state: ReplicaState) {
+        state.time_us = self.now_us();
+        let mut inner = self.lock();
+        let key = (state.node.clone(), state.topic.clone(), state.partition);
+        let unchanged = inner.last.get(&key).is_some_and(|prev| ReplicaState { time_us: state.time_us, ..prev.clone() } == state);
+        if unchanged {
+            return;
+        }
+        inner.last.insert(key, state.clone());
+        inner.history.states.push(state);
+    }
+}
