@@ -46,7 +46,10 @@ pub struct ConnectionConfig {
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
-        Self { client_id: "gregor".to_string(), max_response_bytes: MAX_RESPONSE_BYTES_DEFAULT }
+        Self {
+            client_id: "gregor".to_string(),
+            max_response_bytes: MAX_RESPONSE_BYTES_DEFAULT,
+        }
     }
 }
 
@@ -64,7 +67,11 @@ pub struct Connection {
 
 impl Connection {
     /// Opens a connection and negotiates API versions; `timeout` bounds the whole handshake.
-    pub async fn connect(addr: impl Into<String>, config: ConnectionConfig, timeout: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        addr: impl Into<String>,
+        config: ConnectionConfig,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let mut conn = Self::new_closed(addr, config);
         conn.ensure_connected(timeout).await?;
         Ok(conn)
@@ -123,7 +130,12 @@ impl Connection {
 
     /// Sends `req` at `version` and waits up to `timeout` (`request.timeout.ms`) for its response. On a
     /// timeout, a broken connection or an undecodable response the connection is closed.
-    pub async fn request<Req>(&mut self, version: i16, req: &Req, timeout: Duration) -> Result<Req::Response, ClientError>
+    pub async fn request<Req>(
+        &mut self,
+        version: i16,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Req::Response, ClientError>
     where
         Req: Request,
         Req::Response: BoundedShape,
@@ -140,8 +152,24 @@ impl Connection {
         result
     }
 
+    /// Sends `req` at the negotiated version without waiting for a response (Produce with acks=0).
+    pub async fn send_no_response_negotiated<Req: Request>(
+        &mut self,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        self.ensure_connected(timeout).await?;
+        let version = self.negotiated_version(api_key_of::<Req>())?;
+        self.send_no_response(version, req, timeout).await
+    }
+
     /// Sends `req` without waiting for a response (Produce with acks=0: the broker sends none).
-    pub async fn send_no_response<Req: Request>(&mut self, version: i16, req: &Req, timeout: Duration) -> Result<(), ClientError> {
+    pub async fn send_no_response<Req: Request>(
+        &mut self,
+        version: i16,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
         self.ensure_connected(timeout).await?;
         self.check_version(api_key_of::<Req>(), version)?;
         self.round_trip(version, req, false, timeout).await.map(|_| ())
@@ -170,8 +198,18 @@ impl Connection {
         }
         let stream = match rt::timeout(timeout, TcpStream::connect(self.addr.as_str())).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(ClientError::Connect { addr: self.addr.clone(), reason: e.to_string() }),
-            Err(_) => return Err(ClientError::Connect { addr: self.addr.clone(), reason: "connect timed out".into() }),
+            Ok(Err(e)) => {
+                return Err(ClientError::Connect {
+                    addr: self.addr.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(ClientError::Connect {
+                    addr: self.addr.clone(),
+                    reason: "connect timed out".into(),
+                })
+            }
         };
         self.stream = Some(stream);
         self.connections_opened += 1;
@@ -204,8 +242,11 @@ impl Connection {
         }
         let resp = decode_response::<ApiVersionsRequest>(&self.addr, correlation_id, version, frame)?;
         super::error::check_code(resp.error_code, || format!("ApiVersions to {}", self.addr))?;
-        self.broker_versions =
-            resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        self.broker_versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
         self.negotiated_version(ApiKey::ApiVersions).map(|_| ())
     }
 
@@ -224,7 +265,11 @@ impl Connection {
         let body = encode_request(&self.config.client_id, correlation_id, version, req)?;
         let max = self.config.max_response_bytes;
         let Some(mut stream) = self.stream.take() else {
-            return Err(ClientError::Disconnected { addr: self.addr.clone(), api, reason: "not connected".into() });
+            return Err(ClientError::Disconnected {
+                addr: self.addr.clone(),
+                api,
+                reason: "not connected".into(),
+            });
         };
         let exchange = async {
             rt::write_frame(&mut stream, &body).await.map_err(|e| e.to_string())?;
@@ -242,8 +287,16 @@ impl Connection {
                 self.stream = Some(stream);
                 Ok(frame)
             }
-            Ok(Err(reason)) => Err(ClientError::Disconnected { addr: self.addr.clone(), api, reason }),
-            Err(_) => Err(ClientError::Timeout { addr: self.addr.clone(), api, timeout_ms: timeout.as_millis() as u64 }),
+            Ok(Err(reason)) => Err(ClientError::Disconnected {
+                addr: self.addr.clone(),
+                api,
+                reason,
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                addr: self.addr.clone(),
+                api,
+                timeout_ms: timeout.as_millis() as u64,
+            }),
         }
     }
 }
@@ -253,13 +306,22 @@ fn api_key_of<Req: Request>() -> ApiKey {
 }
 
 fn client_range(api: ApiKey) -> Option<(i16, i16)> {
-    CLIENT_API_VERSIONS.iter().find(|(k, _, _)| *k == api).map(|&(_, min, max)| (min, max))
+    CLIENT_API_VERSIONS
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| (min, max))
 }
 
 /// The highest version of `api` in both the client's range and the broker's advertised one.
 pub fn negotiate(addr: &str, api: ApiKey, broker: Option<(i16, i16)>) -> Result<i16, ClientError> {
     let (client_min, client_max) = client_range(api).unwrap_or_else(|| panic!("client does not speak {api:?}"));
-    let unsupported = || ClientError::UnsupportedVersion { addr: addr.to_string(), api, client_min, client_max, broker };
+    let unsupported = || ClientError::UnsupportedVersion {
+        addr: addr.to_string(),
+        api,
+        client_min,
+        client_max,
+        broker,
+    };
     let (broker_min, broker_max) = broker.ok_or_else(unsupported)?;
     let version = client_max.min(broker_max);
     if version < client_min.max(broker_min) {
@@ -269,29 +331,50 @@ pub fn negotiate(addr: &str, api: ApiKey, broker: Option<(i16, i16)>) -> Result<
 }
 
 /// A request frame body: header (v1 or v2 per the API's flexible versions) then the request.
-pub fn encode_request<Req: Request>(client_id: &str, correlation_id: i32, version: i16, req: &Req) -> Result<Vec<u8>, ClientError> {
+pub fn encode_request<Req: Request>(
+    client_id: &str,
+    correlation_id: i32,
+    version: i16,
+    req: &Req,
+) -> Result<Vec<u8>, ClientError> {
     let api = api_key_of::<Req>();
     let header = RequestHeader::default()
         .with_request_api_key(Req::KEY)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
-    let encode_err = |e: &dyn std::fmt::Display| ClientError::Encode { api, version, reason: e.to_string() };
+    let encode_err = |e: &dyn std::fmt::Display| ClientError::Encode {
+        api,
+        version,
+        reason: e.to_string(),
+    };
     let mut buf = BytesMut::new();
-    header.encode(&mut buf, api.request_header_version(version)).map_err(|e| encode_err(&e))?;
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .map_err(|e| encode_err(&e))?;
     req.encode(&mut buf, version).map_err(|e| encode_err(&e))?;
     Ok(buf.to_vec())
 }
 
 /// Decodes a response frame for `Req`: header (correlation id checked), then the body, whose shape is
 /// checked first so that no count in it can make the decoder allocate more than the frame's size allows.
-pub fn decode_response<Req>(addr: &str, expected_correlation_id: i32, version: i16, frame: Bytes) -> Result<Req::Response, ClientError>
+pub fn decode_response<Req>(
+    addr: &str,
+    expected_correlation_id: i32,
+    version: i16,
+    frame: Bytes,
+) -> Result<Req::Response, ClientError>
 where
     Req: Request,
     Req::Response: BoundedShape,
 {
     let api = api_key_of::<Req>();
-    let decode_err = |reason: String| ClientError::Decode { addr: addr.to_string(), api, version, reason };
+    let decode_err = |reason: String| ClientError::Decode {
+        addr: addr.to_string(),
+        api,
+        version,
+        reason,
+    };
     let header_version = <Req::Response as HeaderVersion>::header_version(version);
     let mut cursor = Cursor::new(&frame);
     check_response_header(&mut cursor, header_version).map_err(|e| decode_err(format!("response header: {e}")))?;
@@ -320,3 +403,5 @@ fn api_versions_refused(frame: &[u8]) -> bool {
     frame.len() >= 6 && i16::from_be_bytes([frame[4], frame[5]]) == UNSUPPORTED_VERSION_CODE
 }
 
+#[cfg(test)]
+mod tests;

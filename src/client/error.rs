@@ -25,17 +25,37 @@ pub enum ClientError {
     Connect { addr: String, reason: String },
     /// A response that does not decode (bad shape, bad header, kafka-protocol refused it).
     #[error("undecodable {api:?} v{version} response from {addr}: {reason}")]
-    Decode { addr: String, api: ApiKey, version: i16, reason: String },
+    Decode {
+        addr: String,
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
     #[error("{api:?} response from {addr} carries correlation id {got}, expected {expected}")]
-    CorrelationMismatch { addr: String, api: ApiKey, expected: i32, got: i32 },
+    CorrelationMismatch {
+        addr: String,
+        api: ApiKey,
+        expected: i32,
+        got: i32,
+    },
     /// The client and the broker share no version of `api`.
     #[error("no common version of {api:?} with {addr}: client supports {client_min}..={client_max}, broker advertises {broker:?}")]
-    UnsupportedVersion { addr: String, api: ApiKey, client_min: i16, client_max: i16, broker: Option<(i16, i16)> },
+    UnsupportedVersion {
+        addr: String,
+        api: ApiKey,
+        client_min: i16,
+        client_max: i16,
+        broker: Option<(i16, i16)>,
+    },
     #[error("encoding {api:?} v{version}: {reason}")]
     Encode { api: ApiKey, version: i16, reason: String },
     /// A fetched batch failed its CRC or structure check (`check.crcs`); it is never returned as data.
     #[error("corrupt record batch in {tp} at offset {offset}: {reason}")]
-    CorruptBatch { tp: TopicPartition, offset: i64, reason: String },
+    CorruptBatch {
+        tp: TopicPartition,
+        offset: i64,
+        reason: String,
+    },
     /// The metadata names no leader (or no address for it) for the partition.
     #[error("no leader known for {tp}")]
     NoLeader { tp: TopicPartition },

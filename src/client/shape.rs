@@ -8,8 +8,7 @@
 //! any other version is refused.
 
 use kafka_protocol::messages::{
-    ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse, MetadataResponse,
-    ProduceResponse,
+    ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceResponse,
 };
 
 /// Why a body does not have the shape of its message.
@@ -18,11 +17,21 @@ pub enum ShapeError {
     #[error("body ends at byte {at} while reading {what}")]
     Truncated { what: &'static str, at: usize },
     #[error("{what} of {count} at byte {at} cannot fit in the {remaining} bytes that remain")]
-    CountTooLarge { what: &'static str, count: u64, remaining: usize, at: usize },
+    CountTooLarge {
+        what: &'static str,
+        count: u64,
+        remaining: usize,
+        at: usize,
+    },
     #[error("varint at byte {at} is longer than 5 bytes")]
     VarintTooLong { at: usize },
     #[error("tagged field {tag} at byte {at} declares {size} bytes but its value takes {used}")]
-    TagSize { tag: u32, size: usize, used: usize, at: usize },
+    TagSize {
+        tag: u32,
+        size: usize,
+        used: usize,
+        at: usize,
+    },
     #[error("{left} trailing bytes after the body")]
     Trailing { left: usize },
     #[error("no bounded decoder for version {version} of this message")]
@@ -102,7 +111,12 @@ impl<'a> Cursor<'a> {
         }
         let len = (n - 1) as usize;
         if len > self.remaining() {
-            return Err(ShapeError::CountTooLarge { what, count: len as u64, remaining: self.remaining(), at });
+            return Err(ShapeError::CountTooLarge {
+                what,
+                count: len as u64,
+                remaining: self.remaining(),
+                at,
+            });
         }
         self.skip(len, what)
     }
@@ -125,7 +139,12 @@ impl<'a> Cursor<'a> {
         }
         let count = (n - 1) as u64;
         if count.saturating_mul(min_element_bytes.max(1) as u64) > self.remaining() as u64 {
-            return Err(ShapeError::CountTooLarge { what, count, remaining: self.remaining(), at });
+            return Err(ShapeError::CountTooLarge {
+                what,
+                count,
+                remaining: self.remaining(),
+                at,
+            });
         }
         for _ in 0..count {
             element(self)?;
@@ -162,9 +181,17 @@ impl<'a> Cursor<'a> {
                 });
             }
             let start = self.pos;
-            let mut inner = Cursor { buf: &self.buf[..start + size], pos: start };
+            let mut inner = Cursor {
+                buf: &self.buf[..start + size],
+                pos: start,
+            };
             if known(tag, &mut inner)? && inner.remaining() != 0 {
-                return Err(ShapeError::TagSize { tag, size, used: inner.pos - start, at: start });
+                return Err(ShapeError::TagSize {
+                    tag,
+                    size,
+                    used: inner.pos - start,
+                    at: start,
+                });
             }
             self.pos = start + size;
         }
