@@ -26,8 +26,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, TopicName,
+    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
@@ -140,22 +140,25 @@ impl Client {
             .with_topics(vec![topic])
             .with_timeout_ms(self.config.request_timeout_ms.min(i32::MAX as u64) as i32);
         let (addr, resp) = self.request_any(&req).await?;
-        let result =
-            resp.topics
-                .iter()
-                .find(|t| t.name.0.as_str() == name)
-                .ok_or_else(|| ClientError::MissingInResponse {
-                    addr,
-                    api: ApiKey::CreateTopics,
-                    what: format!("topic {name}"),
-                })?;
+        let result = resp
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == name)
+            .ok_or_else(|| ClientError::MissingInResponse {
+                addr,
+                api: ApiKey::CreateTopics,
+                what: format!("topic {name}"),
+            })?;
         check_code(result.error_code, || format!("topic {name}"))?;
         self.metadata.invalidate(name);
         Ok(())
     }
 
     /// Asks any broker for metadata of `topics` (`None`: every topic) and merges it into the cache.
-    pub async fn metadata(&mut self, topics: Option<&[&str]>) -> Result<ClusterMetadata, ClientError> {
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[&str]>,
+    ) -> Result<ClusterMetadata, ClientError> {
         let topics = topics.map(|ts| {
             ts.iter()
                 .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
@@ -243,7 +246,8 @@ impl Client {
             .with_session_epoch(-1)
             .with_topics(vec![topic]);
         // The broker may hold a fetch for max_wait_ms before answering; that is not a timeout.
-        let timeout = self.config.request_timeout() + Duration::from_millis(max_wait_ms.max(0) as u64);
+        let timeout =
+            self.config.request_timeout() + Duration::from_millis(max_wait_ms.max(0) as u64);
         let conn = self.leader_connection(tp).await?;
         let addr = conn.addr().to_string();
         let resp = conn.request_negotiated(&req, timeout).await;
@@ -268,7 +272,11 @@ impl Client {
     }
 
     /// The earliest (log start) or latest (high watermark) offset of `tp`, from its leader.
-    pub async fn list_offsets(&mut self, tp: &TopicPartition, spec: OffsetSpec) -> Result<Offset, ClientError> {
+    pub async fn list_offsets(
+        &mut self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<Offset, ClientError> {
         let partition = ListOffsetsPartition::default()
             .with_partition_index(tp.partition)
             .with_current_leader_epoch(-1)
@@ -298,7 +306,10 @@ impl Client {
     }
 
     /// The connection to `tp`'s leader, asking for the topic's metadata first if the cache lacks it.
-    async fn leader_connection(&mut self, tp: &TopicPartition) -> Result<&mut Connection, ClientError> {
+    async fn leader_connection(
+        &mut self,
+        tp: &TopicPartition,
+    ) -> Result<&mut Connection, ClientError> {
         if self.metadata.leader(tp).is_none() {
             self.metadata(Some(&[tp.topic.as_str()])).await?;
         }
@@ -365,7 +376,11 @@ impl Client {
         let timeout = self.config.request_timeout();
         let mut last = None;
         for addr in candidates {
-            match self.connection(addr.clone()).request_negotiated(req, timeout).await {
+            match self
+                .connection(addr.clone())
+                .request_negotiated(req, timeout)
+                .await
+            {
                 Ok(resp) => return Ok((addr, resp)),
                 Err(e @ ClientError::Connect { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -389,7 +404,9 @@ fn invalidates_metadata(e: &ClientError) -> bool {
                 | ResponseError::UnknownLeaderEpoch
                 | ResponseError::NotController
         ),
-        ClientError::Timeout { .. } | ClientError::Disconnected { .. } | ClientError::Connect { .. } => true,
+        ClientError::Timeout { .. }
+        | ClientError::Disconnected { .. }
+        | ClientError::Connect { .. } => true,
         _ => false,
     }
 }
@@ -444,3 +461,6 @@ fn base_offset_at(bytes: &[u8], at: usize) -> Option<Offset> {
     let b = bytes.get(at..at + 8)?;
     Some(i64::from_be_bytes(b.try_into().ok()?))
 }
+
+#[cfg(all(test, madsim))]
+mod sim_tests;
