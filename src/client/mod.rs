@@ -464,3 +464,55 @@ fn base_offset_at(bytes: &[u8], at: usize) -> Option<Offset> {
 
 #[cfg(all(test, madsim))]
 mod sim_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(batches: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut next = 0;
+        for b in batches {
+            let mut b = b.clone();
+            batch::set_base_offset(&mut b, next);
+            next = batch::validate_batch(&b).expect("valid").next_offset();
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    #[test]
+    fn records_from_skips_records_before_the_fetch_offset_and_a_partial_trailing_batch() {
+        let a = keyed_batch(&[(b"k0", b"v0"), (b"k1", b"v1")], 5);
+        let b = keyed_batch(&[(b"k2", b"v2")], 6);
+        let log = log_of(&[a, b]);
+        let tp = TopicPartition::new("t", 3);
+        let (records, next) = records_from(&tp, 1, &log).expect("valid");
+        let offsets: Vec<_> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![1, 2]);
+        assert_eq!(next, 3);
+        let (records, next) =
+            records_from(&tp, 0, &log[..log.len() - 3]).expect("partial tail ignored");
+        assert_eq!(records.len(), 2);
+        assert_eq!(next, 2);
+        let (records, next) = records_from(&tp, 7, &[]).expect("empty");
+        assert!(records.is_empty());
+        assert_eq!(next, 7);
+    }
+
+    #[test]
+    fn records_from_reports_a_bad_header_with_the_partition_and_its_offset() {
+        let mut log = log_of(&[
+            keyed_batch(&[(b"k", b"v")], 5),
+            keyed_batch(&[(b"k", b"w")], 5),
+        ]);
+        let second = log.len() / 2;
+        log[second + 16] = 1; // magic 1 in the second batch
+        let tp = TopicPartition::new("t", 0);
+        let err = records_from(&tp, 0, &log).expect_err("bad magic");
+        assert!(
+            matches!(&err, ClientError::CorruptBatch { offset: 1, .. }),
+            "{err}"
+        );
+    }
+}

@@ -36,6 +36,7 @@ struct FakeBroker {
     /// Requests seen: (connection number, API key, correlation id).
     seen: Vec<(u32, i16, i32)>,
     connections: u32,
+    topics_created: Vec<String>,
 }
 
 fn frame_of<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, resp: &R) -> Vec<u8> {
@@ -223,6 +224,25 @@ fn answer(
                 )),
             )
         }
+        ApiKey::CreateTopics => {
+            use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+            let req = CreateTopicsRequest::decode(&mut body, version).unwrap();
+            let t = &req.topics[0];
+            let exists = s.topics_created.contains(&t.name.0.to_string());
+            s.topics_created.push(t.name.0.to_string());
+            let code = if exists { 36 } else { 0 }; // TOPIC_ALREADY_EXISTS
+            let r = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_code(code);
+            (
+                none,
+                Some(frame_of(
+                    cid,
+                    version,
+                    &CreateTopicsResponse::default().with_topics(vec![r]),
+                )),
+            )
+        }
         other => panic!("fake broker got {other:?}"),
     }
 }
@@ -352,6 +372,15 @@ async fn client_produces_fetches_and_lists_offsets_through_the_partition_leader(
     let observed = state.clone();
     with_fake_broker(state, || async move {
         let mut client = Client::new(vec![broker_addr()], ClientConfig::default());
+        let configs = BTreeMap::from([("min.insync.replicas".to_string(), "1".to_string())]);
+        client.create_topic("t", 1, 1, &configs).await.unwrap();
+        let again = client.create_topic("t", 1, 1, &configs).await.unwrap_err();
+        assert_eq!(
+            again.kafka_code(),
+            Some(KafkaErrorCode::TopicAlreadyExists),
+            "{again}"
+        );
+        assert!(!again.is_indefinite());
         let tp = TopicPartition::new("t", 0);
         let first = keyed_batch(&[(b"k1", b"v1"), (b"k2", b"v2")], 1_000);
         assert_eq!(
