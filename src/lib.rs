@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod history;
 
 pub mod log;
+pub mod producer;
 
 pub mod broker;
 

@@ -1,3 +1,4 @@
 //! L0: the Kafka wire protocol: framing, bounded decoding, record batches, error codes.
 
+pub mod batch;
 pub mod frame;
