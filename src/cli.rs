@@ -1,1 +1,159 @@
-//! L6: the command line.
+//! L6: the command line (ARCHITECTURE §7; scripts and CI rely on it).
+//!
+//!     gregor run SCENARIO --seed N [--json] [--history FILE]   exit 0 pass, 1 violated, 2 bad input
+//!     gregor bench [SCENARIO] [--seed N]                       speed and memory (release build)
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::runner::{self, RunError, RunOptions};
+use crate::scenario::Scenario;
+
+#[derive(Parser, Debug)]
+#[command(name = "gregor", version, about = "A deterministic simulation testbed for a Kafka-style event streaming system")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one seed of a scenario and check what must hold.
+    Run {
+        /// The scenario file (scenarios/*.toml).
+        scenario: PathBuf,
+        /// The seed: the same seed gives the same run, byte for byte, for one build and scenario text.
+        #[arg(long)]
+        seed: u64,
+        /// End stdout with one JSON object summarizing the run.
+        #[arg(long)]
+        json: bool,
+        /// Write the history (JSONL) to FILE and the state trace to FILE.states.jsonl.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+    },
+    /// Measure the simulator's speed and memory on a scenario (build with --release).
+    Bench {
+        #[arg(default_value = "scenarios/smoke.toml")]
+        scenario: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Parses the arguments and runs; the exit code follows ARCHITECTURE §7.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help and version to stdout with success; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Run { scenario, seed, json, history } => cmd_run(&scenario, seed, json, history.as_deref()),
+        Command::Bench { scenario, seed } => cmd_bench(&scenario, seed),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Scenario, ExitCode> {
+    Scenario::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn run_error(e: RunError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+fn cmd_run(path: &std::path::Path, seed: u64, json: bool, history: Option<&std::path::Path>) -> ExitCode {
+    let s = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let outcome = match runner::run(&s, seed, RunOptions { announce: true }) {
+        Ok(o) => o,
+        Err(e) => return run_error(e),
+    };
+    if let Some(file) = history {
+        let states = PathBuf::from(format!("{}.states.jsonl", file.display()));
+        let written = std::fs::write(file, outcome.history.ops_jsonl())
+            .and_then(|()| std::fs::write(&states, outcome.history.states_jsonl()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write the history to {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    }
+    print!("{}", outcome.summary.render());
+    if json {
+        match serde_json::to_string(&outcome.summary) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("error: cannot serialize the summary: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if outcome.summary.verdict == "pass" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn cmd_bench(path: &std::path::Path, seed: u64) -> ExitCode {
+    let s = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build simulates ~10x slower; benchmark with `cargo run --release -- bench`");
+    }
+    let outcome = match runner::run(&s, seed, RunOptions::default()) {
+        Ok(o) => o,
+        Err(e) => return run_error(e),
+    };
+    let r = &outcome.summary;
+    let records = outcome.history.ops.iter().filter(|o| matches!(o.body, crate::history::OpBody::Send { .. }) && o.op_type == crate::history::OpType::Invoke).count();
+    let wall = r.safety_wall_seconds.max(1e-9);
+    println!("bench {} seed {seed} ({})", r.scenario, r.verdict);
+    println!("  safety phase: {:.1} simulated s in {:.3} wall s = {:.0}x real time", r.safety_sim_seconds, r.safety_wall_seconds, r.safety_sim_seconds / wall);
+    println!("  records sent: {records} = {:.0} records per wall second", records as f64 / wall);
+    println!("  network messages: {} = {:.0} per wall second, {:.2} wall us per message", r.safety_messages, r.safety_messages as f64 / wall, wall * 1e6 / (r.safety_messages.max(1) as f64));
+    println!("  whole run: {:.1} simulated s in {:.3} wall s ({} messages)", r.sim_seconds, r.wall_seconds, r.messages);
+    println!("  peak RSS: {}", peak_rss().map_or("unknown".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)));
+    ExitCode::SUCCESS
+}
+
+/// Peak resident set size in KiB (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Log lines carry simulated time and the node's name; `RUST_LOG` filters them (default: warnings).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).try_init();
+}
+
+/// Prints the simulated time inside a simulation.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        #[cfg(madsim)]
+        if let Some(t) = madsim::time::TimeHandle::try_current() {
+            return write!(w, "{:>10.6}s", t.elapsed().as_secs_f64());
+        }
+        write!(w, "{:>11}", "-")
+    }
+}

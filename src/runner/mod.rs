@@ -20,8 +20,7 @@ pub const MARKS: &[&str] = &[
     "broker-crashed-with-sends-in-flight",
     "broker-lost-power-with-sends-in-flight",
     "power-loss-lost-acked-records",
-    "power-loss-kept-every-acked-record",
-    "recovery-truncated-a-torn-batch",
+    "power-loss-left-a-torn-tail",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
@@ -99,6 +98,16 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
         final_state: &out.final_state,
         producers: &producers,
     });
+    let mut out = out;
+    let lost_to_power = report
+        .anomalies
+        .iter()
+        .filter(|a| matches!(a.class, "lost-write" | "unseen"))
+        .filter(|a| a.explained_by.as_deref().is_some_and(|w| w.starts_with("power loss")))
+        .count() as u64;
+    if lost_to_power > 0 {
+        out.marks.insert("power-loss-lost-acked-records".into(), lost_to_power);
+    }
     let breaches = contract::breaches(s, &out.history);
     let summary = summary::summarize(s, seed, &out, &report, breaches, wall_seconds);
     Ok(RunOutcome { summary, history: out.history, report })

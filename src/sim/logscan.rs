@@ -75,6 +75,33 @@ pub fn frontiers(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
     partition_dirs(files).into_iter().map(|d| (d.clone(), frontier(files, &d))).collect()
 }
 
+/// Whether some partition's last segment holds bytes past its last valid batch (a torn or corrupt tail that
+/// log recovery will truncate).
+pub fn has_torn_tail(files: &dyn DiskFiles) -> bool {
+    partition_dirs(files).iter().any(|dir| {
+        let valid: usize = valid_batches(files, dir).iter().map(|(_, b)| b.len()).sum();
+        let prefix = format!("{dir}/");
+        let on_disk: usize = files
+            .paths()
+            .iter()
+            .filter(|p| p.starts_with(&prefix) && p.ends_with(".log"))
+            .filter_map(|p| files.contents(p))
+            .map(|c| c.len())
+            .sum();
+        on_disk > valid
+    })
+}
+
+impl DiskFiles for super::disk::SimDisk {
+    fn paths(&self) -> Vec<String> {
+        self.files().into_iter().map(|(p, _)| p).collect()
+    }
+
+    fn contents(&self, path: &str) -> Option<Vec<u8>> {
+        self.read_file(path)
+    }
+}
+
 /// Every record of `dir`'s log, in order, with its value as text.
 pub fn records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
     let mut out = vec![];

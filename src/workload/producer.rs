@@ -36,6 +36,8 @@ pub struct ProducerWorkload {
     pub key_space: u32,
     /// Stop after this many records.
     pub records: Option<u64>,
+    /// Start producing at this simulated time (µs since the run started).
+    pub start_at_us: u64,
     /// Stop producing new records at this simulated time (µs since the run started).
     pub stop_at_us: u64,
     pub acks: i16,
@@ -70,7 +72,7 @@ pub async fn run(w: ProducerWorkload, rec: Recorder) {
         if w.records.is_some_and(|n| i >= n) {
             break;
         }
-        let due_us = rec_start_offset(&rec, i as f64 * interval_us);
+        let due_us = w.start_at_us + (i as f64 * interval_us) as u64;
         if due_us >= w.stop_at_us {
             break;
         }
@@ -93,10 +95,6 @@ pub async fn run(w: ProducerWorkload, rec: Recorder) {
     for t in tasks {
         let _ = t.await;
     }
-}
-
-fn rec_start_offset(_rec: &Recorder, us: f64) -> u64 {
-    us as u64
 }
 
 fn send_body(topic: &str, partition: i32, key: &str, value: &str, offset: Option<i64>) -> OpBody {
@@ -154,9 +152,4 @@ async fn send_loop(w: ProducerWorkload, tp: TopicPartition, mut rx: mpsc::Unboun
             rec.op(&w.name, op_type, send_body(&tp.topic, tp.partition, &p.key, &p.value, offset), error);
         }
     }
-}
-
-/// A uniform draw in [0, 1) from a seeded stream (fault times and the like).
-pub fn unit(rng: &mut ChaCha8Rng) -> f64 {
-    rng.random::<f64>()
 }
