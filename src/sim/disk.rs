@@ -13,7 +13,7 @@
 //!   simulated latency into the meter [`Disk::take_elapsed`] drains.
 //!
 //! Beyond the trait's doc: a directory may be renamed too (not into its own subtree, not over an existing
-//! entry), as `std::fs::rename` allows.
+//! entry), as a real rename allows (see `RealDisk`).
 
 mod inode;
 #[cfg(test)]
