@@ -1,6 +1,7 @@
 //! L4: the simulated world: node naming, seeds, the simulated disk, the recorder, and reading replica logs
 //! straight off simulated disks (the checkers' view of the final state and of a power loss's frontier).
 
+pub mod disk;
 pub mod logscan;
 pub mod recorder;
 
