@@ -12,7 +12,7 @@ pub fn breaches(s: &Scenario, h: &History) -> Vec<String> {
     let mut out = vec![];
     for op in &h.ops {
         let OpBody::Fault { kind, phase: FaultPhase::Start, detail, .. } = &op.body else { continue };
-        if kind != "power_loss" {
+        if kind != "power_loss" || detail.contains_key("skipped") {
             continue;
         }
         let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or("?");

@@ -190,8 +190,10 @@ impl World {
         let safety_messages = net.stat().msg_count - safety_msgs;
 
         self.rec.op("runner", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
-        let due: Vec<i32> = std::mem::take(&mut self.restarts).into_values().flatten().collect();
-        for id in due {
+        // Heal: every fault undone, every node that is down restarted (scheduled or not).
+        self.restarts.clear();
+        let down: Vec<i32> = self.brokers.iter().filter(|b| !b.up).map(|b| b.id).collect();
+        for id in down {
             self.restart(id);
         }
         rt::sleep(Duration::from_secs_f64(*self.s.file.phases.heal_s.get_ref())).await;

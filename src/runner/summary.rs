@@ -80,6 +80,14 @@ pub(super) fn summarize(
         }
     }
     let pass = violations.is_empty() && must_hit_missing.is_empty();
+    let mut anomalies: BTreeMap<&'static str, u64> = crate::checker::CLASSES.iter().map(|c| (*c, 0)).collect();
+    for v in &violations {
+        *anomalies.entry(v.class).or_default() += 1;
+    }
+    let mut explained = report.explained();
+    for a in report.anomalies.iter().filter(|a| a.explained_by.is_none() && allow.contains(&a.class)) {
+        *explained.entry(a.class).or_default() += 1;
+    }
     RunSummary {
         scenario: s.name().to_string(),
         seed,
@@ -87,8 +95,8 @@ pub(super) fn summarize(
         scenario_hash: s.hash.clone(),
         verdict: if pass { "pass" } else { "fail" }.to_string(),
         history_hash: out.history.hash(),
-        anomalies: report.violations(),
-        explained: report.explained(),
+        anomalies,
+        explained,
         allowed,
         in_contract: contract_breaches.is_empty(),
         contract_breaches,

@@ -46,7 +46,7 @@ pub struct Cluster {
     pub broker_config: ConfigMap,
 }
 
-/// madsim's network: one latency range and one loss rate for every link.
+/// madsim's network: one latency range for every link (packet loss and the like are faults).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
