@@ -1,3 +1,7 @@
 //! L0: the Kafka wire protocol: framing, bounded decoding, record batches, error codes.
 
 pub mod frame;
+
+pub mod api;
+pub mod bounded;
+pub mod errors;
