@@ -17,8 +17,18 @@ pub struct BrokerConfig {
     pub log_flush_scheduler_interval_ms: i64,
     /// `log.segment.bytes` (1 GiB)
     pub log_segment_bytes: u64,
+    /// `log.roll.ms` (`log.roll.hours` 168): topic-level `segment.ms`.
+    pub log_roll_ms: i64,
+    /// `log.index.interval.bytes` (4096): topic-level `index.interval.bytes`.
+    pub log_index_interval_bytes: u64,
+    /// `log.index.size.max.bytes` (10 MiB, preallocated): topic-level `segment.index.bytes`.
+    pub log_index_size_max_bytes: u64,
+    /// `log.flush.interval.messages` (Long.MAX_VALUE): topic-level `flush.messages`.
+    pub log_flush_interval_messages: u64,
+    /// `log.flush.interval.ms` (unset: never): topic-level `flush.ms`.
+    pub log_flush_interval_ms: i64,
     /// `message.max.bytes` (1048588): the largest record batch; topic-level `max.message.bytes`.
-    pub message_max_bytes: usize,
+    pub message_max_bytes: u64,
     /// `num.partitions` (1): CreateTopics with `num_partitions = -1` uses it.
     pub num_partitions: i32,
     /// `default.replication.factor` (1): CreateTopics with `replication_factor = -1` uses it.
@@ -35,6 +45,11 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: 60_000,
             log_flush_scheduler_interval_ms: i64::MAX,
             log_segment_bytes: 1 << 30,
+            log_roll_ms: 604_800_000,
+            log_index_interval_bytes: 4096,
+            log_index_size_max_bytes: 10 << 20,
+            log_flush_interval_messages: i64::MAX as u64,
+            log_flush_interval_ms: i64::MAX,
             message_max_bytes: 1_048_588,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -78,7 +93,7 @@ impl BrokerConfig {
                 self.log_segment_bytes = in_range(int(v, key)?, 14, i32::MAX as i64, key)? as u64
             }
             "message.max.bytes" => {
-                self.message_max_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as usize
+                self.message_max_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64
             }
             "num.partitions" => {
                 self.num_partitions = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse};
 
-use super::{respond, Broker, ConnId, Failure, Reply};
+use super::{partition_error, respond, Broker, ConnId, Failure, Reply};
 use crate::log::Disk;
 use crate::protocol::errors::code;
 use crate::types::TopicPartition;
@@ -107,7 +107,11 @@ impl Broker {
         self.parked.len()
     }
 
-    fn fetch_pass(&self, disk: &mut dyn Disk, req: &FetchRequest) -> Result<FetchPass, Failure> {
+    fn fetch_pass(
+        &mut self,
+        disk: &mut dyn Disk,
+        req: &FetchRequest,
+    ) -> Result<FetchPass, Failure> {
         let mut remaining = req.max_bytes.max(0) as usize;
         let mut bytes = 0usize;
         let mut any_error = false;
@@ -149,7 +153,7 @@ impl Broker {
     }
 
     fn fetch_partition(
-        &self,
+        &mut self,
         disk: &mut dyn Disk,
         tp: &TopicPartition,
         current_leader_epoch: i32,
@@ -168,10 +172,10 @@ impl Broker {
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1));
         }
-        let Some(log) = self.logs.get(tp) else {
+        let high_watermark = self.high_watermark(tp);
+        let Some(log) = self.logs.get_mut(tp) else {
             return Ok(data.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
         };
-        let high_watermark = self.high_watermark(tp);
         let data = data
             .with_high_watermark(high_watermark)
             .with_last_stable_offset(high_watermark)
@@ -187,7 +191,7 @@ impl Broker {
             min_one_batch,
         ) {
             Ok(read) => Ok(data.with_records(Some(Bytes::from(read.records)))),
-            Err(e) => Ok(data.with_error_code(self.partition_error(&e)?)),
+            Err(e) => Ok(data.with_error_code(partition_error(&e)?)),
         }
     }
 }

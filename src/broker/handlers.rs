@@ -17,7 +17,10 @@ use kafka_protocol::protocol::StrBytes;
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{log_config, respond, Broker, Failure, LogConfig, PartitionImage, Reply, TopicImage};
+use super::{
+    log_config, partition_error, respond, Broker, Failure, LogConfig, PartitionImage, Reply,
+    TopicImage,
+};
 use crate::log::Disk;
 use crate::protocol::api::api_versions_response;
 use crate::protocol::errors::code;
@@ -223,7 +226,7 @@ impl Broker {
                     self.logs
                         .create_log(disk, &tp, &topic_id.to_string(), config.clone(), now_ms)
                 {
-                    let error = self.partition_error(&e)?;
+                    let error = partition_error(&e)?;
                     return Ok(Err((error, format!("creating the log of {tp}: {e}"))));
                 }
             }
@@ -349,6 +352,7 @@ impl Broker {
 
 /// Applies one topic-level config (Kafka's `TopicConfig` keys) to a log config.
 fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
+    let signed = |n: u64| n.min(i64::MAX as u64) as i64;
     let number = || {
         value
             .parse::<u64>()
@@ -356,7 +360,12 @@ fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<
     };
     match key {
         "segment.bytes" => config.segment_bytes = number()?,
-        "max.message.bytes" => config.max_message_bytes = number()? as usize,
+        "segment.ms" => config.segment_ms = signed(number()?),
+        "segment.index.bytes" => config.segment_index_bytes = number()?,
+        "index.interval.bytes" => config.index_interval_bytes = number()?,
+        "flush.messages" => config.flush_messages = number()?,
+        "flush.ms" => config.flush_ms = signed(number()?),
+        "max.message.bytes" => config.max_message_bytes = number()?,
         _ => return Err(format!("unknown or unsupported topic config `{key}`")),
     }
     Ok(())

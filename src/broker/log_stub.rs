@@ -7,18 +7,26 @@ use std::collections::BTreeMap;
 use crate::log::{Disk, DiskError};
 use crate::types::TopicPartition;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
-    /// `segment.bytes`
     pub segment_bytes: u64,
-    /// `max.message.bytes`
-    pub max_message_bytes: usize,
+    pub segment_ms: i64,
+    pub index_interval_bytes: u64,
+    pub segment_index_bytes: u64,
+    pub flush_messages: u64,
+    pub flush_ms: i64,
+    pub max_message_bytes: u64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             segment_bytes: 1 << 30,
+            segment_ms: 604_800_000,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 << 20,
+            flush_messages: i64::MAX as u64,
+            flush_ms: i64::MAX,
             max_message_bytes: 1_048_588,
         }
     }
@@ -29,7 +37,7 @@ pub enum LogError {
     #[error(transparent)]
     Disk(#[from] DiskError),
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge { size: usize, max: u64 },
     #[error("corrupt record at byte {position}: {reason}")]
     CorruptRecord { position: usize, reason: String },
     #[error("offset {offset} outside [{log_start_offset}, {log_end_offset}]")]
@@ -38,6 +46,24 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    #[error("invalid records: {reason}")]
+    InvalidRecords { reason: String },
+    #[error("unexpected append offset {offset}: log end offset is {log_end_offset}")]
+    UnexpectedAppendOffset { offset: i64, log_end_offset: i64 },
+    #[error("{file}:{line}: {reason}")]
+    MalformedFile {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("{tp}: topic id {found} on disk, {expected} requested")]
+    InconsistentTopicId {
+        tp: String,
+        expected: String,
+        found: String,
+    },
+    #[error("no log for {tp}")]
+    UnknownPartition { tp: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +76,7 @@ pub struct AppendInfo {
     pub first_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
-    pub num_records: usize,
+    pub num_records: u32,
     pub valid_bytes: usize,
 }
 
@@ -104,7 +130,7 @@ impl Log {
                 return Err(corrupt(pos, "batch length out of range"));
             }
             let size = 12 + len as usize;
-            if size > self.config.max_message_bytes {
+            if size as u64 > self.config.max_message_bytes {
                 return Err(LogError::RecordTooLarge {
                     size,
                     max: self.config.max_message_bytes,
@@ -129,7 +155,7 @@ impl Log {
             self.batches
                 .push((self.log_end_offset, last, batch.to_vec()));
             self.log_end_offset = last + 1;
-            num_records += count;
+            num_records += count as u32;
         }
         Ok(AppendInfo {
             first_offset,
@@ -141,7 +167,7 @@ impl Log {
     }
 
     pub fn read(
-        &self,
+        &mut self,
         _disk: &mut dyn Disk,
         start_offset: i64,
         max_bytes: usize,

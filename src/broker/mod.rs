@@ -213,19 +213,6 @@ impl Broker {
         }
     }
 
-    /// Turns a log error into a partition error code, or a storage failure that stops the request.
-    fn partition_error(&self, e: &LogError) -> Result<i16, Failure> {
-        match e {
-            LogError::Disk(d) if d.is_storage_failure() => {
-                Err(Failure::Storage(format!("log dir failed: {d}")))
-            }
-            LogError::Disk(_) => Ok(code::KAFKA_STORAGE_ERROR),
-            LogError::RecordTooLarge { .. } => Ok(code::MESSAGE_TOO_LARGE),
-            LogError::CorruptRecord { .. } => Ok(code::CORRUPT_MESSAGE),
-            LogError::OffsetOutOfRange { .. } => Ok(code::OFFSET_OUT_OF_RANGE),
-        }
-    }
-
     /// The partition if this broker leads it at `current_leader_epoch` (-1: the client does not know it,
     /// KIP-320), else the error code Kafka returns.
     fn led_partition(
@@ -262,7 +249,30 @@ impl Broker {
 pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
     LogConfig {
         segment_bytes: cfg.log_segment_bytes,
+        segment_ms: cfg.log_roll_ms,
+        index_interval_bytes: cfg.log_index_interval_bytes,
+        segment_index_bytes: cfg.log_index_size_max_bytes,
+        flush_messages: cfg.log_flush_interval_messages,
+        flush_ms: cfg.log_flush_interval_ms,
         max_message_bytes: cfg.message_max_bytes,
+    }
+}
+
+/// Turns a log error into a partition error code, or a storage failure that stops the request.
+fn partition_error(e: &LogError) -> Result<i16, Failure> {
+    match e {
+        LogError::Disk(d) if d.is_storage_failure() => {
+            Err(Failure::Storage(format!("log dir failed: {d}")))
+        }
+        LogError::Disk(_) => Ok(code::KAFKA_STORAGE_ERROR),
+        LogError::RecordTooLarge { .. } => Ok(code::MESSAGE_TOO_LARGE),
+        LogError::CorruptRecord { .. } => Ok(code::CORRUPT_MESSAGE),
+        LogError::OffsetOutOfRange { .. } => Ok(code::OFFSET_OUT_OF_RANGE),
+        LogError::InvalidRecords { .. } => Ok(code::INVALID_RECORD),
+        LogError::UnknownPartition { .. } => Ok(code::UNKNOWN_TOPIC_OR_PARTITION),
+        LogError::UnexpectedAppendOffset { .. }
+        | LogError::MalformedFile { .. }
+        | LogError::InconsistentTopicId { .. } => Ok(code::KAFKA_STORAGE_ERROR),
     }
 }
 

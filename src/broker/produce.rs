@@ -4,7 +4,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{respond, Broker, Failure, Reply};
+use super::{partition_error, respond, Broker, Failure, Reply};
 use crate::log::Disk;
 use crate::protocol::errors::code;
 use crate::types::TopicPartition;
@@ -100,7 +100,7 @@ impl Broker {
         };
         match log.append_as_leader(disk, &mut records, leader_epoch, now_ms) {
             Ok(info) => Ok(Ok(info.first_offset)),
-            Err(e) => Ok(Err((self.partition_error(&e)?, e.to_string()))),
+            Err(e) => Ok(Err((partition_error(&e)?, e.to_string()))),
         }
     }
 }
