@@ -176,8 +176,12 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
                 error!(%peer, "closing connection after {}: {reason}", api_name(api));
                 break;
             }
-            Reply::Fatal(_) | Reply::ParkFetch { .. } => {
+            Reply::Fatal(_) => {
                 node.fatal.notify_one();
+                break;
+            }
+            Reply::ParkFetch { .. } => {
+                error!(%peer, "closing connection: a parked fetch completed with another park");
                 break;
             }
         }
