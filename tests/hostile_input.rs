@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use gregor::broker::{BrokerConfig, BrokerInfo, MetadataImage, PartitionImage, TopicImage};
-use gregor::log::{Disk, DiskResult};
-use gregor::node::broker::{run_broker, BrokerNodeConfig};
+use gregor::node::broker::{run_broker, BrokerExit, BrokerNodeConfig};
 use gregor::protocol::api::{encode_request, parse_request, ADVERTISED};
+use gregor::protocol::batch::BatchBuilder;
 use gregor::protocol::errors::RequestError;
 use gregor::rt::{self, TcpStream};
+use gregor::sim::disk::{SimDisk, SimDiskConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -178,81 +180,13 @@ fn metadata_v12_header_with_body_7fffffff_is_malformed() {
 
 // ---------------------------------------------------------------- a simulated broker
 
-/// A v2 record batch of `values` (no key, no headers), CRC-32C filled in.
+/// A v2 record batch of `values` (no key, no headers).
 fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
-    let mut records = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        let r = [
-            &[0u8, 0, (i as u8) << 1, 1, (v.len() as u8) << 1][..],
-            v,
-            &[0],
-        ]
-        .concat();
-        records.push((r.len() as u8) << 1);
-        records.extend_from_slice(&r);
+    let mut b = BatchBuilder::new(timestamp);
+    for v in values {
+        b.push(timestamp, None, Some(v), &[]);
     }
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0]);
-    b.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&[0xff; 14]); // producer id -1, epoch -1, base sequence -1
-    b.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    b.extend_from_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
-/// An empty disk for the broker (its log core keeps data in memory for now).
-struct NullDisk;
-
-impl Disk for NullDisk {
-    fn create_dir(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn create(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn exists(&self, _: &str) -> bool {
-        false
-    }
-    fn len(&mut self, _: &str) -> DiskResult<u64> {
-        Ok(0)
-    }
-    fn read_at(&mut self, _: &str, _: u64, _: usize) -> DiskResult<Vec<u8>> {
-        Ok(Vec::new())
-    }
-    fn write_at(&mut self, _: &str, _: u64, _: &[u8]) -> DiskResult<()> {
-        Ok(())
-    }
-    fn append(&mut self, _: &str, _: &[u8]) -> DiskResult<u64> {
-        Ok(0)
-    }
-    fn truncate(&mut self, _: &str, _: u64) -> DiskResult<()> {
-        Ok(())
-    }
-    fn sync(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn rename(&mut self, _: &str, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn remove(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn list(&mut self, _: &str) -> DiskResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-    fn sync_dir(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn take_elapsed(&mut self) -> Duration {
-        Duration::from_micros(50)
-    }
+    b.build()
 }
 
 const BROKER: &str = "10.0.0.1:9092";
@@ -288,8 +222,9 @@ fn node_config() -> BrokerNodeConfig {
     BrokerNodeConfig::new(BrokerConfig::new(1), image, 7)
 }
 
-/// Starts broker-1 and a client node; runs `client` on the client node.
-async fn with_broker<F, Fut>(client: F)
+/// Starts broker-1 on `disk` and a client node; runs `client` on the client node. The broker's exit, if
+/// it exits, lands in `exit`.
+async fn with_broker_on<F, Fut>(disk: SimDisk, exit: Arc<Mutex<Option<BrokerExit>>>, client: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -301,10 +236,10 @@ where
         .name("broker-1")
         .ip("10.0.0.1".parse().unwrap())
         .init(move || {
-            let cfg = cfg.clone();
+            let (cfg, disk, exit) = (cfg.clone(), disk.clone(), exit.clone());
             async move {
-                let exit = run_broker(cfg, Box::new(NullDisk)).await;
-                panic!("broker exited: {exit:?}");
+                let e = run_broker(cfg, Box::new(disk)).await;
+                *exit.lock().unwrap() = Some(e);
             }
         })
         .build();
@@ -319,6 +254,21 @@ where
     })
     .await
     .unwrap();
+}
+
+async fn with_broker<F, Fut>(client: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let exit = Arc::new(Mutex::new(None));
+    with_broker_on(
+        SimDisk::new("broker-1", 1, SimDiskConfig::default()),
+        exit.clone(),
+        client,
+    )
+    .await;
+    assert_eq!(*exit.lock().unwrap(), None, "the broker must keep running");
 }
 
 async fn connect() -> TcpStream {
@@ -519,6 +469,45 @@ async fn produced_batches_with_acks_1_are_fetched_back_at_their_offsets() {
         assert!(
             waited < Duration::from_secs(1),
             "long poll answered after {waited:?}"
+        );
+    })
+    .await;
+}
+
+#[madsim::test]
+async fn an_eio_takes_the_log_dir_offline_and_shuts_the_single_dir_broker_down() {
+    let disk = SimDisk::new("broker-1", 1, SimDiskConfig::default());
+    let exit = Arc::new(Mutex::new(None));
+    let (d, e) = (disk.clone(), exit.clone());
+    with_broker_on(disk, exit, move || async move {
+        let mut s = connect().await;
+        let resp: ProduceResponse = call(&mut s, ApiKey::Produce, 11, &produce(&[b"a"])).await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        d.set_config(SimDiskConfig {
+            eio_rate: 1.0,
+            ..SimDiskConfig::default()
+        });
+        send(
+            &mut s,
+            &encode_request(ApiKey::Produce, 11, 43, "c", &produce(&[b"b"])).unwrap(),
+        )
+        .await;
+        assert_eq!(
+            recv(&mut s).await,
+            None,
+            "no answer from a broker whose log dir failed"
+        );
+        rt::sleep(Duration::from_millis(100)).await;
+        let exit = e.lock().unwrap().clone();
+        assert!(
+            matches!(exit, Some(BrokerExit::StorageFailure(ref r)) if r.contains("EIO")),
+            "{exit:?}"
+        );
+        assert!(
+            TcpStream::connect(BROKER.parse::<SocketAddr>().unwrap())
+                .await
+                .is_err(),
+            "the broker is down"
         );
     })
     .await;

@@ -5,7 +5,6 @@
 pub mod config;
 mod fetch;
 mod handlers;
-mod log_stub;
 pub mod metadata;
 mod produce;
 
@@ -23,9 +22,7 @@ use crate::protocol::api::{encode_response, ParsedRequest, Request};
 use crate::protocol::errors::{code, EncodeError};
 use crate::types::{BrokerId, TopicPartition};
 
-// The log core's API. Points at an in-memory stand-in until branch `log` lands; then this becomes
-// `use crate::log::{...}` and `log_stub.rs` goes.
-pub use self::log_stub::{LogConfig, LogError, LogManager, RecoveryReport};
+pub use crate::log::{LogConfig, LogError, LogManager, RecoveryReport};
 
 /// Identifies one client connection inside a node (the shell numbers them).
 pub type ConnId = u64;

@@ -1,7 +1,6 @@
 //! Broker core tests: requests encoded by kafka-protocol go through `parse_request` and `Broker::handle`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -11,89 +10,29 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::*;
-use crate::log::DiskResult;
+use crate::log::mem_disk::MemDisk;
 use crate::protocol::api::{encode_request, parse_request};
+use crate::protocol::batch::BatchBuilder;
 
-/// A disk the in-memory log stand-in never touches.
-struct NoDisk;
-
-impl Disk for NoDisk {
-    fn create_dir(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
+/// A v2 record batch of `values` (no key, no headers).
+pub(crate) fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(timestamp);
+    for v in values {
+        b.push(timestamp, None, Some(v), &[]);
     }
-    fn create(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn exists(&self, _: &str) -> bool {
-        false
-    }
-    fn len(&mut self, _: &str) -> DiskResult<u64> {
-        Ok(0)
-    }
-    fn read_at(&mut self, _: &str, _: u64, _: usize) -> DiskResult<Vec<u8>> {
-        Ok(Vec::new())
-    }
-    fn write_at(&mut self, _: &str, _: u64, _: &[u8]) -> DiskResult<()> {
-        Ok(())
-    }
-    fn append(&mut self, _: &str, _: &[u8]) -> DiskResult<u64> {
-        Ok(0)
-    }
-    fn truncate(&mut self, _: &str, _: u64) -> DiskResult<()> {
-        Ok(())
-    }
-    fn sync(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn rename(&mut self, _: &str, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn remove(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn list(&mut self, _: &str) -> DiskResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-    fn sync_dir(&mut self, _: &str) -> DiskResult<()> {
-        Ok(())
-    }
-    fn take_elapsed(&mut self) -> Duration {
-        Duration::ZERO
-    }
+    b.build()
 }
 
-/// A v2 record batch of `values` (no key, no headers), CRC-32C filled in.
-pub(crate) fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
-    let mut records = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        let mut r = vec![0u8]; // attributes
-        r.push(0); // timestamp delta (zig-zag 0)
-        r.push((i as u8) << 1); // offset delta
-        r.push(1); // key length -1
-        r.push((v.len() as u8) << 1);
-        r.extend_from_slice(v);
-        r.push(0); // headers
-        records.push((r.len() as u8) << 1);
-        records.extend_from_slice(&r);
+/// A broker and its disk.
+struct Fx {
+    broker: Broker,
+    disk: MemDisk,
+}
+
+impl Fx {
+    fn poll_parked(&mut self, now_ms: i64) -> Vec<(ConnId, Reply)> {
+        self.broker.poll_parked(&mut self.disk, now_ms)
     }
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    b.extend_from_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 fn image(brokers: &[i32]) -> MetadataImage {
@@ -130,15 +69,18 @@ fn image(brokers: &[i32]) -> MetadataImage {
     img
 }
 
-fn broker(brokers: &[i32]) -> Broker {
-    Broker::new(BrokerConfig::new(1), image(brokers), &mut NoDisk, 0, 42)
+fn broker(brokers: &[i32]) -> Fx {
+    let mut disk = MemDisk::new();
+    let broker = Broker::new(BrokerConfig::new(1), image(brokers), &mut disk, 0, 42)
         .unwrap()
-        .0
+        .0;
+    Fx { broker, disk }
 }
 
-fn call<R: Encodable>(b: &mut Broker, key: ApiKey, v: i16, req: &R, now_ms: i64) -> Reply {
+fn call<R: Encodable>(b: &mut Fx, key: ApiKey, v: i16, req: &R, now_ms: i64) -> Reply {
     let frame = encode_request(key, v, 11, "t", req).unwrap();
-    b.handle(&mut NoDisk, 1, parse_request(&frame).unwrap(), now_ms)
+    b.broker
+        .handle(&mut b.disk, 1, parse_request(&frame).unwrap(), now_ms)
 }
 
 fn decode<R: Decodable>(key: ApiKey, v: i16, reply: Reply) -> R {
@@ -298,8 +240,8 @@ fn a_fetch_without_enough_bytes_parks_until_data_arrives_or_the_deadline() {
         call(&mut b, ApiKey::Fetch, 12, &fetch(0, 1, 500), 100),
         Reply::ParkFetch { deadline_ms: 600 }
     );
-    assert_eq!(b.next_parked_deadline(), Some(600));
-    assert!(b.poll_parked(&mut NoDisk, 200).is_empty());
+    assert_eq!(b.broker.next_parked_deadline(), Some(600));
+    assert!(b.poll_parked(200).is_empty());
     call(
         &mut b,
         ApiKey::Produce,
@@ -307,15 +249,15 @@ fn a_fetch_without_enough_bytes_parks_until_data_arrives_or_the_deadline() {
         &produce(0, batch(&[b"a"], 5), 1),
         300,
     );
-    let done = b.poll_parked(&mut NoDisk, 300);
+    let done = b.poll_parked(300);
     assert_eq!(done.len(), 1);
     let resp: FetchResponse = decode(ApiKey::Fetch, 12, done[0].1.clone());
     assert_eq!(resp.responses[0].partitions[0].high_watermark, 1);
-    assert_eq!(b.next_parked_deadline(), None);
+    assert_eq!(b.broker.next_parked_deadline(), None);
     // nothing arrives: answered empty at the deadline
     call(&mut b, ApiKey::Fetch, 12, &fetch(1, 1, 500), 1000);
-    assert!(b.poll_parked(&mut NoDisk, 1499).is_empty());
-    let done = b.poll_parked(&mut NoDisk, 1500);
+    assert!(b.poll_parked(1499).is_empty());
+    let done = b.poll_parked(1500);
     let resp: FetchResponse = decode(ApiKey::Fetch, 12, done[0].1.clone());
     assert_eq!(
         resp.responses[0].partitions[0]
@@ -382,7 +324,11 @@ fn create_topics_assigns_an_id_creates_logs_and_refuses_rf_above_one() {
     let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
     assert_eq!(codes, vec![0, 38, 36]);
     assert!(!resp.topics[0].topic_id.is_nil());
-    assert!(b.logs().get(&TopicPartition::new("events", 1)).is_some());
+    assert!(b
+        .broker
+        .logs()
+        .get(&TopicPartition::new("events", 1))
+        .is_some());
     let r = call(
         &mut b,
         ApiKey::Produce,

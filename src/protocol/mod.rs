@@ -1,5 +1,6 @@
 //! L0: the Kafka wire protocol: framing, bounded decoding, record batches, error codes.
 
+pub mod batch;
 pub mod frame;
 
 pub mod api;
