@@ -512,3 +512,52 @@ async fn an_eio_takes_the_log_dir_offline_and_shuts_the_single_dir_broker_down()
     })
     .await;
 }
+
+#[madsim::test]
+async fn a_killed_and_restarted_broker_recovers_its_log_and_serves_it_again() {
+    let handle = madsim::runtime::Handle::current();
+    let disk = SimDisk::new("broker-1", 2, SimDiskConfig::default());
+    let cfg = node_config();
+    let broker = handle
+        .create_node()
+        .name("broker-1")
+        .ip("10.0.0.1".parse().unwrap())
+        .init(move || {
+            let (cfg, disk) = (cfg.clone(), disk.clone());
+            async move {
+                let exit = run_broker(cfg, Box::new(disk)).await;
+                panic!("broker exited: {exit:?}");
+            }
+        })
+        .build();
+    let client = handle
+        .create_node()
+        .name("client-1")
+        .ip("10.0.0.2".parse().unwrap())
+        .build();
+    let broker_id = broker.id();
+    client
+        .spawn(async move {
+            rt::sleep(Duration::from_millis(100)).await;
+            let mut s = connect().await;
+            for values in [&[&b"a"[..], b"b"][..], &[b"c"]] {
+                let resp: ProduceResponse =
+                    call(&mut s, ApiKey::Produce, 11, &produce(values)).await;
+                assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+            }
+            let h = madsim::runtime::Handle::current();
+            h.kill(broker_id);
+            assert_eq!(recv(&mut s).await, None, "a killed broker reads as EOF");
+            h.restart(broker_id);
+            rt::sleep(Duration::from_millis(100)).await;
+            let mut s = connect().await;
+            let resp: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch(0, 0)).await;
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!((p.error_code, p.high_watermark), (0, 3));
+            assert_eq!(base_offsets(p.records.as_ref().unwrap()), vec![0, 2]);
+            let resp: ProduceResponse = call(&mut s, ApiKey::Produce, 11, &produce(&[b"d"])).await;
+            assert_eq!(resp.responses[0].partition_responses[0].base_offset, 3);
+        })
+        .await
+        .unwrap();
+}

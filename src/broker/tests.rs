@@ -390,3 +390,65 @@ fn api_versions_lists_the_advertised_ranges() {
     assert_eq!(resp.error_code, 0);
     assert_eq!(resp.api_keys.len(), crate::protocol::api::ADVERTISED.len());
 }
+
+#[test]
+fn create_topics_applies_topic_configs_and_refuses_bad_names_and_unknown_configs() {
+    let mut b = broker(&[1]);
+    let cfg = |k: &str, v: &str| {
+        create_topics_request::CreatableTopicConfig::default()
+            .with_name(StrBytes::from_string(k.into()))
+            .with_value(Some(StrBytes::from_string(v.into())))
+    };
+    let topic = |n: &str, c| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(c)
+    };
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        topic("small", vec![cfg("max.message.bytes", "100")]),
+        topic("bad/name", vec![]),
+        topic("odd", vec![cfg("cleanup.policy.typo", "x")]),
+    ]);
+    let resp: CreateTopicsResponse = decode(
+        ApiKey::CreateTopics,
+        7,
+        call(&mut b, ApiKey::CreateTopics, 7, &req, 0),
+    );
+    assert_eq!(
+        resp.topics.iter().map(|t| t.error_code).collect::<Vec<_>>(),
+        vec![0, 17, 40]
+    );
+    let tp = TopicPartition::new("small", 0);
+    assert_eq!(
+        b.broker.logs().get(&tp).unwrap().config().max_message_bytes,
+        100
+    );
+    let big = vec![7u8; 200];
+    let pd = PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(Bytes::from(batch(&[&big], 0))));
+    let t = TopicProduceData::default()
+        .with_name(name("small"))
+        .with_partition_data(vec![pd]);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_topic_data(vec![t]);
+    assert_eq!(
+        produce_codes(call(&mut b, ApiKey::Produce, 11, &req, 0)),
+        vec![(10, -1)]
+    );
+}
+
+#[test]
+fn a_fetch_past_the_log_end_is_offset_out_of_range_and_answered_at_once() {
+    let mut b = broker(&[1]);
+    let resp: FetchResponse = decode(
+        ApiKey::Fetch,
+        12,
+        call(&mut b, ApiKey::Fetch, 12, &fetch(5, 1, 500), 0),
+    );
+    assert_eq!(resp.responses[0].partitions[0].error_code, 1);
+    assert_eq!(b.broker.parked_count(), 0);
+}
