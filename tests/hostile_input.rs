@@ -371,7 +371,7 @@ async fn oversized_frames_unknown_keys_and_unsupported_versions_close_only_that_
 }
 
 #[madsim::test]
-async fn api_versions_at_an_unknown_version_answers_error_35_with_our_ranges() {
+async fn api_versions_at_an_unknown_version_answers_error_35_with_our_apiversions_range() {
     with_broker(|| async {
         let mut s = connect().await;
         let mut frame = encode_request(
@@ -391,8 +391,21 @@ async fn api_versions_at_an_unknown_version_answers_error_35_with_our_ranges() {
         );
         let resp = ApiVersionsResponse::decode(&mut body, 0).unwrap();
         assert_eq!(resp.error_code, 35);
-        let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-        assert_eq!((produce.min_version, produce.max_version), (9, 11));
+        let ranges: Vec<(i16, i16, i16)> = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version))
+            .collect();
+        assert_eq!(ranges, vec![(18, 0, 4)], "KIP-511: our ApiVersions range");
+        // the client retries at v3 and learns every range
+        let resp: ApiVersionsResponse = call(
+            &mut s,
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default(),
+        )
+        .await;
+        assert_eq!(resp.api_keys.len(), ADVERTISED.len());
     })
     .await;
 }

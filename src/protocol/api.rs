@@ -359,14 +359,13 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
 }
 
 /// The answer to an ApiVersions request at a version we do not know (KIP-511): UNSUPPORTED_VERSION plus our
-/// ranges, encoded at v0 so any client can read it.
+/// ApiVersions range only (as Kafka's `ApiVersionsRequest.getErrorResponse`), encoded at v0 so any client
+/// can read it and retry at a version it shares with us.
 pub fn unsupported_api_versions_response(correlation_id: i32) -> Result<Vec<u8>, EncodeError> {
-    encode_response(
-        ApiKey::ApiVersions,
-        0,
-        correlation_id,
-        &api_versions_response(code::UNSUPPORTED_VERSION),
-    )
+    let mut resp = api_versions_response(code::UNSUPPORTED_VERSION);
+    resp.api_keys
+        .retain(|k| k.api_key == ApiKey::ApiVersions as i16);
+    encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp)
 }
 
 /// Encodes a request frame body (header + body, without the size) as a client would; for tests and clients.
@@ -613,14 +612,14 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_api_versions_answer_is_error_35_with_our_ranges_at_v0() {
+    fn unsupported_api_versions_answer_is_error_35_with_our_apiversions_range_at_v0() {
         let body = unsupported_api_versions_response(9).unwrap();
         let mut buf = Bytes::from(body);
         let header = ResponseHeader::decode(&mut buf, 0).unwrap();
         assert_eq!(header.correlation_id, 9);
         let resp = ApiVersionsResponse::decode(&mut buf, 0).unwrap();
         assert_eq!(resp.error_code, 35);
-        assert_eq!(resp.api_keys.len(), ADVERTISED.len());
+        assert_eq!(resp.api_keys.len(), 1);
         let av = resp.api_keys.iter().find(|k| k.api_key == 18).unwrap();
         assert_eq!((av.min_version, av.max_version), (0, 4));
     }
