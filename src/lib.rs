@@ -9,24 +9,24 @@
 //! - L5: [`scenario`], [`runner`], [`checker`]
 //! - L6: [`cli`]
 
-pub mod types;
-pub mod protocol;
 pub mod history;
+pub mod protocol;
+pub mod types;
 
 pub mod log;
 pub mod producer;
 
 pub mod broker;
 
-pub mod rt;
-pub mod node;
 pub mod client;
+pub mod node;
+pub mod rt;
 
 pub mod sim;
 pub mod workload;
 
-pub mod scenario;
-pub mod runner;
 pub mod checker;
+pub mod runner;
+pub mod scenario;
 
 pub mod cli;

@@ -35,7 +35,10 @@ pub enum ReadFrameError {
 
 /// Reads one Kafka frame; `Ok(None)` on a clean end of stream before a frame starts. The size prefix is
 /// checked against `max` before the body is allocated.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>, ReadFrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, ReadFrameError> {
     let mut size = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -44,7 +47,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<O
             if got == 0 {
                 return Ok(None);
             }
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "end of stream inside a frame size").into());
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "end of stream inside a frame size",
+            )
+            .into());
         }
         got += n;
     }

@@ -1,1 +1,281 @@
-//! L2: the broker: composes the cores for one broker.
+//! L2: the broker: composes the cores for one broker. Pure and synchronous (no runtime, no clock, no
+//! `.await`): the node shell feeds it parsed requests with `now_ms` and carries out the [`Reply`], awaiting
+//! the simulated disk time (`disk.take_elapsed()`) after each call.
+
+pub mod config;
+mod fetch;
+mod handlers;
+pub mod metadata;
+mod produce;
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Encodable;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use self::config::{BrokerConfig, ConfigError};
+pub use self::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage, NO_LEADER};
+use crate::log::Disk;
+use crate::protocol::api::{encode_response, ParsedRequest, Request};
+use crate::protocol::errors::{code, EncodeError};
+use crate::types::{BrokerId, TopicPartition};
+
+pub use crate::log::{LogConfig, LogError, LogManager, RecoveryReport};
+
+/// Identifies one client connection inside a node (the shell numbers them).
+pub type ConnId = u64;
+
+/// What the shell does with a request's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Send this response frame body (header + body, without the size prefix).
+    Respond(Vec<u8>),
+    /// Produce with acks=0: nothing is sent back.
+    NoResponse,
+    /// A Fetch waits for data (long poll): its response comes from [`Broker::poll_parked`] by `deadline_ms`;
+    /// the connection stays muted until then.
+    ParkFetch { deadline_ms: i64 },
+    /// Close the connection (Kafka does so for a failed acks=0 produce); the reason is for the log.
+    Close(String),
+    /// The log dir failed (KIP-112): with a single log dir the broker shuts down.
+    Fatal(String),
+}
+
+/// Why the broker could not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("log startup: {0}")]
+    Log(#[from] LogError),
+    #[error("creating the log of {tp}: {source}")]
+    CreateLog {
+        tp: TopicPartition,
+        source: LogError,
+    },
+}
+
+/// What stops a request midway: a storage failure (the broker goes down) or a response we could not encode.
+#[derive(Debug)]
+enum Failure {
+    Storage(String),
+    Encode(EncodeError),
+}
+
+impl From<EncodeError> for Failure {
+    fn from(e: EncodeError) -> Self {
+        Failure::Encode(e)
+    }
+}
+
+/// One broker: its log manager and the metadata image it serves from.
+pub struct Broker {
+    config: BrokerConfig,
+    image: MetadataImage,
+    logs: LogManager,
+    /// Draws topic ids and replica placement (seeded by the runner: deterministic).
+    rng: ChaCha8Rng,
+    parked: BTreeMap<ConnId, fetch::ParkedFetch>,
+    /// Set once the log dir failed; every later call answers `Reply::Fatal`.
+    offline: Option<String>,
+}
+
+impl Broker {
+    /// Starts the broker: log recovery, then a log for every partition the image places on this broker.
+    pub fn new(
+        config: BrokerConfig,
+        image: MetadataImage,
+        disk: &mut dyn Disk,
+        now_ms: i64,
+        seed: u64,
+    ) -> Result<(Self, Vec<RecoveryReport>), BrokerError> {
+        let (logs, reports) = LogManager::startup(disk, log_config(&config), now_ms)?;
+        let mut broker = Self {
+            config,
+            image,
+            logs,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            parked: BTreeMap::new(),
+            offline: None,
+        };
+        let mine: Vec<_> = broker
+            .image
+            .partitions_of(broker.config.node_id)
+            .into_iter()
+            .map(|(tp, id, _)| (tp, id))
+            .collect();
+        for (tp, topic_id) in mine {
+            if broker.logs.get(&tp).is_none() {
+                let cfg = log_config(&broker.config);
+                let created = broker
+                    .logs
+                    .create_log(disk, &tp, &topic_id.to_string(), cfg, now_ms);
+                created.map_err(|source| BrokerError::CreateLog {
+                    tp: tp.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok((broker, reports))
+    }
+
+    pub fn node_id(&self) -> BrokerId {
+        self.config.node_id
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    pub fn logs(&self) -> &LogManager {
+        &self.logs
+    }
+
+    /// Why the broker went offline, if its log dir failed.
+    pub fn fatal(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    /// Handles one request of connection `conn_id`.
+    pub fn handle(
+        &mut self,
+        disk: &mut dyn Disk,
+        conn_id: ConnId,
+        req: ParsedRequest,
+        now_ms: i64,
+    ) -> Reply {
+        if let Some(reason) = &self.offline {
+            return Reply::Fatal(reason.clone());
+        }
+        let v = req.api_version();
+        let corr = req.correlation_id();
+        let outcome = match req.body {
+            Request::ApiVersions(_) => handlers::api_versions(v, corr),
+            Request::ApiVersionsUnsupported => {
+                crate::protocol::api::unsupported_api_versions_response(corr)
+                    .map(Reply::Respond)
+                    .map_err(Failure::from)
+            }
+            Request::Metadata(r) => self.metadata(&r, v, corr),
+            Request::CreateTopics(r) => self.create_topics(disk, &r, v, corr, now_ms),
+            Request::Produce(r) => self.produce(disk, &r, v, corr, now_ms),
+            Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
+            Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
+        };
+        self.settle(outcome)
+    }
+
+    fn settle(&mut self, outcome: Result<Reply, Failure>) -> Reply {
+        match outcome {
+            Ok(reply) => reply,
+            Err(Failure::Encode(e)) => Reply::Close(e.to_string()),
+            Err(Failure::Storage(reason)) => {
+                self.offline = Some(reason.clone());
+                Reply::Fatal(reason)
+            }
+        }
+    }
+
+    /// Writes dirty logs to disk as `log.flush.*` asks (the shell calls it every
+    /// `log.flush.scheduler.interval.ms`). `Err` is a storage failure: the broker is offline.
+    pub fn flush_dirty(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), String> {
+        let r = self.logs.flush_dirty(disk, now_ms);
+        self.storage_result(r, "flush")
+    }
+
+    /// Writes the recovery-point checkpoint (every `log.flush.offset.checkpoint.interval.ms`).
+    pub fn checkpoint(&mut self, disk: &mut dyn Disk) -> Result<(), String> {
+        let r = self.logs.checkpoint(disk);
+        self.storage_result(r, "checkpoint")
+    }
+
+    /// A clean shutdown: flushes and checkpoints every log.
+    pub fn shutdown(&mut self, disk: &mut dyn Disk) -> Result<(), String> {
+        let r = self.logs.shutdown(disk);
+        self.storage_result(r, "shutdown")
+    }
+
+    fn storage_result(&mut self, r: Result<(), LogError>, what: &str) -> Result<(), String> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let reason = format!("log dir failed during {what}: {e}");
+                self.offline = Some(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    /// The partition if this broker leads it at `current_leader_epoch` (-1: the client does not know it,
+    /// KIP-320), else the error code Kafka returns.
+    fn led_partition(
+        &self,
+        tp: &TopicPartition,
+        current_leader_epoch: i32,
+    ) -> Result<&PartitionImage, i16> {
+        let part = self
+            .image
+            .partition(tp)
+            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
+        if part.leader != self.config.node_id {
+            return Err(code::NOT_LEADER_OR_FOLLOWER);
+        }
+        if current_leader_epoch >= 0 && current_leader_epoch < part.leader_epoch {
+            return Err(code::FENCED_LEADER_EPOCH);
+        }
+        if current_leader_epoch > part.leader_epoch {
+            return Err(code::UNKNOWN_LEADER_EPOCH);
+        }
+        if self.logs.get(tp).is_none() {
+            return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        Ok(part)
+    }
+
+    /// The partition's high watermark. With a single replica (no replication yet) it is the log end offset.
+    fn high_watermark(&self, tp: &TopicPartition) -> i64 {
+        self.logs.get(tp).map_or(0, |log| log.log_end_offset())
+    }
+}
+
+/// The default log config from the broker's `log.*` settings (Kafka's `LogConfig` defaults).
+pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: cfg.log_segment_bytes,
+        segment_ms: cfg.log_roll_ms,
+        index_interval_bytes: cfg.log_index_interval_bytes,
+        segment_index_bytes: cfg.log_index_size_max_bytes,
+        flush_messages: cfg.log_flush_interval_messages,
+        flush_ms: cfg.log_flush_interval_ms,
+        max_message_bytes: cfg.message_max_bytes,
+    }
+}
+
+/// Turns a log error into a partition error code, or a storage failure that stops the request.
+fn partition_error(e: &LogError) -> Result<i16, Failure> {
+    match e {
+        LogError::Disk(d) if d.is_storage_failure() => {
+            Err(Failure::Storage(format!("log dir failed: {d}")))
+        }
+        LogError::Disk(_) => Ok(code::KAFKA_STORAGE_ERROR),
+        LogError::RecordTooLarge { .. } => Ok(code::MESSAGE_TOO_LARGE),
+        LogError::CorruptRecord { .. } => Ok(code::CORRUPT_MESSAGE),
+        LogError::OffsetOutOfRange { .. } => Ok(code::OFFSET_OUT_OF_RANGE),
+        LogError::InvalidRecords { .. } => Ok(code::INVALID_RECORD),
+        LogError::UnknownPartition { .. } => Ok(code::UNKNOWN_TOPIC_OR_PARTITION),
+        LogError::UnexpectedAppendOffset { .. }
+        | LogError::MalformedFile { .. }
+        | LogError::InconsistentTopicId { .. } => Ok(code::KAFKA_STORAGE_ERROR),
+    }
+}
+
+fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Result<Reply, Failure> {
+    Ok(Reply::Respond(encode_response(key, version, corr, body)?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,3 +1,4 @@
 //! node
 
+pub mod broker;
 pub mod real_disk;

@@ -2,3 +2,7 @@
 
 pub mod batch;
 pub mod frame;
+
+pub mod api;
+pub mod bounded;
+pub mod errors;

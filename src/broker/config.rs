@@ -1,0 +1,225 @@
+//! The broker's configuration, by Kafka's keys (`KafkaConfig`, `ServerLogConfigs`).
+
+use std::collections::BTreeMap;
+
+use crate::types::BrokerId;
+
+/// One broker's settings. Defaults are Kafka's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// `node.id` (required)
+    pub node_id: BrokerId,
+    /// `socket.request.max.bytes`: the largest request frame accepted (100 MiB).
+    pub socket_request_max_bytes: usize,
+    /// `log.flush.offset.checkpoint.interval.ms` (60000): how often recovery points are checkpointed.
+    pub log_flush_offset_checkpoint_interval_ms: i64,
+    /// `log.flush.scheduler.interval.ms` (Long.MAX_VALUE: Kafka relies on replication, not fsync).
+    pub log_flush_scheduler_interval_ms: i64,
+    /// `log.segment.bytes` (1 GiB)
+    pub log_segment_bytes: u64,
+    /// `log.roll.ms` (`log.roll.hours` 168): topic-level `segment.ms`.
+    pub log_roll_ms: i64,
+    /// `log.index.interval.bytes` (4096): topic-level `index.interval.bytes`.
+    pub log_index_interval_bytes: u64,
+    /// `log.index.size.max.bytes` (10 MiB, preallocated): topic-level `segment.index.bytes`.
+    pub log_index_size_max_bytes: u64,
+    /// `log.flush.interval.messages` (Long.MAX_VALUE): topic-level `flush.messages`.
+    pub log_flush_interval_messages: u64,
+    /// `log.flush.interval.ms` (unset: never): topic-level `flush.ms`.
+    pub log_flush_interval_ms: i64,
+    /// `message.max.bytes` (1048588): the largest record batch; topic-level `max.message.bytes`.
+    pub message_max_bytes: u64,
+    /// `num.partitions` (1): CreateTopics with `num_partitions = -1` uses it.
+    pub num_partitions: i32,
+    /// `default.replication.factor` (1): CreateTopics with `replication_factor = -1` uses it.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`: always false here (Metadata never creates topics).
+    pub auto_create_topics_enable: bool,
+}
+
+impl BrokerConfig {
+    pub fn new(node_id: BrokerId) -> Self {
+        Self {
+            node_id,
+            socket_request_max_bytes: crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
+            log_flush_scheduler_interval_ms: i64::MAX,
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: 604_800_000,
+            log_index_interval_bytes: 4096,
+            log_index_size_max_bytes: 10 << 20,
+            log_flush_interval_messages: i64::MAX as u64,
+            log_flush_interval_ms: i64::MAX,
+            message_max_bytes: 1_048_588,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: false,
+        }
+    }
+
+    /// Builds a config from Kafka's keys; values may be TOML integers/booleans or strings holding them.
+    /// Unknown keys, values of the wrong type and a missing `node.id` are errors naming the key.
+    pub fn from_map(map: &BTreeMap<String, toml::Value>) -> Result<Self, ConfigError> {
+        let node_id = match map.get("node.id") {
+            Some(v) => int(v, "node.id")? as BrokerId,
+            None => {
+                return Err(ConfigError::Missing {
+                    key: "node.id".into(),
+                })
+            }
+        };
+        let mut cfg = Self::new(node_id);
+        for (key, value) in map {
+            cfg.set(key, value)?;
+        }
+        Ok(cfg)
+    }
+
+    fn set(&mut self, key: &str, v: &toml::Value) -> Result<(), ConfigError> {
+        match key {
+            "node.id" => self.node_id = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as i32,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes =
+                    in_range(int(v, key)?, 1, i32::MAX as i64, key)? as usize
+            }
+            "log.flush.offset.checkpoint.interval.ms" => {
+                self.log_flush_offset_checkpoint_interval_ms =
+                    in_range(int(v, key)?, 1, i64::MAX, key)?
+            }
+            "log.flush.scheduler.interval.ms" => {
+                self.log_flush_scheduler_interval_ms = in_range(int(v, key)?, 1, i64::MAX, key)?
+            }
+            "log.segment.bytes" => {
+                self.log_segment_bytes = in_range(int(v, key)?, 14, i32::MAX as i64, key)? as u64
+            }
+            "message.max.bytes" => {
+                self.message_max_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64
+            }
+            "num.partitions" => {
+                self.num_partitions = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32
+            }
+            "default.replication.factor" => {
+                self.default_replication_factor =
+                    in_range(int(v, key)?, 1, i16::MAX as i64, key)? as i16
+            }
+            "auto.create.topics.enable" => {
+                if boolean(v, key)? {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        reason: "auto-creation is not supported".into(),
+                    });
+                }
+            }
+            _ => return Err(ConfigError::UnknownKey { key: key.into() }),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown broker config key `{key}`")]
+    UnknownKey { key: String },
+    #[error("broker config `{key}`: expected {expected}, found `{found}`")]
+    WrongType {
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("broker config `{key}` is required")]
+    Missing { key: String },
+    #[error("broker config `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn int(v: &toml::Value, key: &str) -> Result<i64, ConfigError> {
+    let wrong = || ConfigError::WrongType {
+        key: key.into(),
+        expected: "an integer",
+        found: v.to_string(),
+    };
+    match v {
+        toml::Value::Integer(i) => Ok(*i),
+        toml::Value::String(s) => s.trim().parse().map_err(|_| wrong()),
+        _ => Err(wrong()),
+    }
+}
+
+fn boolean(v: &toml::Value, key: &str) -> Result<bool, ConfigError> {
+    let wrong = || ConfigError::WrongType {
+        key: key.into(),
+        expected: "a boolean",
+        found: v.to_string(),
+    };
+    match v {
+        toml::Value::Boolean(b) => Ok(*b),
+        toml::Value::String(s) => s.trim().parse().map_err(|_| wrong()),
+        _ => Err(wrong()),
+    }
+}
+
+fn in_range(n: i64, min: i64, max: i64, key: &str) -> Result<i64, ConfigError> {
+    if n < min || n > max {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            reason: format!("{n} is outside [{min}, {max}]"),
+        });
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, toml::Value)]) -> BTreeMap<String, toml::Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn from_map_takes_kafka_keys_as_integers_or_strings_with_kafka_defaults() {
+        let cfg = BrokerConfig::from_map(&map(&[
+            ("node.id", toml::Value::Integer(3)),
+            ("log.segment.bytes", toml::Value::String("1048576".into())),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.node_id, 3);
+        assert_eq!(cfg.log_segment_bytes, 1_048_576);
+        assert_eq!(cfg.log_flush_offset_checkpoint_interval_ms, 60_000);
+        assert_eq!(cfg.socket_request_max_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn from_map_names_the_key_of_an_unknown_key_a_wrong_type_or_a_missing_node_id() {
+        let unknown = BrokerConfig::from_map(&map(&[
+            ("node.id", 1.into()),
+            ("log.segmnt.bytes", 5.into()),
+        ]));
+        assert_eq!(
+            unknown,
+            Err(ConfigError::UnknownKey {
+                key: "log.segmnt.bytes".into()
+            })
+        );
+        let wrong = BrokerConfig::from_map(&map(&[
+            ("node.id", 1.into()),
+            ("num.partitions", true.into()),
+        ]));
+        assert!(
+            matches!(wrong, Err(ConfigError::WrongType { ref key, .. }) if key == "num.partitions"),
+            "{wrong:?}"
+        );
+        let missing = BrokerConfig::from_map(&map(&[("num.partitions", 2.into())]));
+        assert_eq!(
+            missing,
+            Err(ConfigError::Missing {
+                key: "node.id".into()
+            })
+        );
+        let err = BrokerConfig::from_map(&map(&[("node.id", "x".into())])).unwrap_err();
+        assert!(err.to_string().contains("node.id"), "{err}");
+    }
+}

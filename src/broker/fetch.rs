@@ -1,0 +1,197 @@
+//! Fetch with long poll (Kafka's `ReplicaManager.fetchMessages` and the fetch purgatory's `DelayedFetch`):
+//! a fetch that finds fewer than `min_bytes` waits until data arrives or `max_wait_ms` passes.
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse};
+
+use super::{partition_error, respond, Broker, ConnId, Failure, Reply};
+use crate::log::Disk;
+use crate::protocol::errors::code;
+use crate::types::TopicPartition;
+
+/// A fetch waiting in the purgatory for its connection.
+#[derive(Debug, Clone)]
+pub(super) struct ParkedFetch {
+    request: FetchRequest,
+    version: i16,
+    correlation_id: i32,
+    deadline_ms: i64,
+}
+
+/// One pass over a fetch's partitions.
+struct FetchPass {
+    response: FetchResponse,
+    bytes: usize,
+    /// A partition answered with an error: Kafka completes the fetch at once.
+    any_error: bool,
+}
+
+impl Broker {
+    pub(super) fn fetch(
+        &mut self,
+        disk: &mut dyn Disk,
+        conn_id: ConnId,
+        request: FetchRequest,
+        version: i16,
+        corr: i32,
+        now_ms: i64,
+    ) -> Result<Reply, Failure> {
+        let pass = self.fetch_pass(disk, &request)?;
+        let wants_more = pass.bytes < request.min_bytes.max(0) as usize;
+        if wants_more && request.max_wait_ms > 0 && !pass.any_error && !request.topics.is_empty() {
+            let deadline_ms = now_ms.saturating_add(i64::from(request.max_wait_ms));
+            let parked = ParkedFetch {
+                request,
+                version,
+                correlation_id: corr,
+                deadline_ms,
+            };
+            self.parked.insert(conn_id, parked);
+            return Ok(Reply::ParkFetch { deadline_ms });
+        }
+        respond(ApiKey::Fetch, version, corr, &pass.response)
+    }
+
+    /// Completes the parked fetches that now have `min_bytes`, or reached their deadline.
+    pub fn poll_parked(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Vec<(ConnId, Reply)> {
+        let mut done = Vec::new();
+        let ids: Vec<ConnId> = self.parked.keys().copied().collect();
+        for conn_id in ids {
+            if self.offline.is_some() {
+                break;
+            }
+            let Some(parked) = self.parked.get(&conn_id).cloned() else {
+                continue;
+            };
+            let outcome = self.fetch_pass(disk, &parked.request).and_then(|pass| {
+                let enough = pass.bytes >= parked.request.min_bytes.max(0) as usize;
+                if enough || pass.any_error || now_ms >= parked.deadline_ms {
+                    respond(
+                        ApiKey::Fetch,
+                        parked.version,
+                        parked.correlation_id,
+                        &pass.response,
+                    )
+                    .map(Some)
+                } else {
+                    Ok(None)
+                }
+            });
+            match outcome {
+                Ok(None) => {}
+                Ok(Some(reply)) => {
+                    self.parked.remove(&conn_id);
+                    done.push((conn_id, reply));
+                }
+                Err(failure) => {
+                    self.parked.remove(&conn_id);
+                    done.push((conn_id, self.settle(Err(failure))));
+                }
+            }
+        }
+        done
+    }
+
+    /// The earliest deadline among parked fetches.
+    pub fn next_parked_deadline(&self) -> Option<i64> {
+        self.parked.values().map(|p| p.deadline_ms).min()
+    }
+
+    /// Forgets a parked fetch (its connection closed).
+    pub fn cancel_parked(&mut self, conn_id: ConnId) {
+        self.parked.remove(&conn_id);
+    }
+
+    pub fn parked_count(&self) -> usize {
+        self.parked.len()
+    }
+
+    fn fetch_pass(
+        &mut self,
+        disk: &mut dyn Disk,
+        req: &FetchRequest,
+    ) -> Result<FetchPass, Failure> {
+        let mut remaining = req.max_bytes.max(0) as usize;
+        let mut bytes = 0usize;
+        let mut any_error = false;
+        let mut responses = Vec::new();
+        for t in &req.topics {
+            let mut partitions = Vec::new();
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.topic.0.to_string(), p.partition);
+                let limit = remaining.min(p.partition_max_bytes.max(0) as usize);
+                // KIP-74: the first batch of the first partition with data comes back even above the limits.
+                let data = self.fetch_partition(
+                    disk,
+                    &tp,
+                    p.current_leader_epoch,
+                    p.fetch_offset,
+                    limit,
+                    bytes == 0,
+                )?;
+                any_error |= data.error_code != code::NONE;
+                let n = data.records.as_ref().map_or(0, |r| r.len());
+                bytes += n;
+                remaining = remaining.saturating_sub(n);
+                partitions.push(data);
+            }
+            responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(t.topic.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        let response = FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses);
+        Ok(FetchPass {
+            response,
+            bytes,
+            any_error,
+        })
+    }
+
+    fn fetch_partition(
+        &mut self,
+        disk: &mut dyn Disk,
+        tp: &TopicPartition,
+        current_leader_epoch: i32,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<PartitionData, Failure> {
+        let data = PartitionData::default()
+            .with_partition_index(tp.partition)
+            .with_preferred_read_replica(WireBrokerId(-1))
+            .with_aborted_transactions(Some(Vec::new()));
+        if let Err(error) = self.led_partition(tp, current_leader_epoch) {
+            return Ok(data
+                .with_error_code(error)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1));
+        }
+        let high_watermark = self.high_watermark(tp);
+        let Some(log) = self.logs.get_mut(tp) else {
+            return Ok(data.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+        };
+        let data = data
+            .with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark)
+            .with_log_start_offset(log.log_start_offset());
+        if fetch_offset > high_watermark && fetch_offset <= log.log_end_offset() {
+            return Ok(data.with_records(Some(Bytes::new())));
+        }
+        match log.read(
+            disk,
+            fetch_offset,
+            max_bytes,
+            Some(high_watermark),
+            min_one_batch,
+        ) {
+            Ok(read) => Ok(data.with_records(Some(Bytes::from(read.records)))),
+            Err(e) => Ok(data.with_error_code(partition_error(&e)?)),
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! ApiVersions, Metadata, CreateTopics and ListOffsets (Kafka's `KafkaApis` handlers of the same names).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, CreateTopicsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rand::Rng;
+use uuid::Uuid;
+
+use super::{
+    log_config, partition_error, respond, Broker, Failure, LogConfig, PartitionImage, Reply,
+    TopicImage,
+};
+use crate::log::Disk;
+use crate::protocol::api::api_versions_response;
+use crate::protocol::errors::code;
+use crate::types::TopicPartition;
+
+/// `ListOffsets` timestamps (`ListOffsetsRequest.EARLIEST_TIMESTAMP` / `LATEST_TIMESTAMP`).
+const EARLIEST_TIMESTAMP: i64 = -2;
+const LATEST_TIMESTAMP: i64 = -1;
+/// Kafka's `UNKNOWN_TOPIC_ID` (KIP-516).
+const UNKNOWN_TOPIC_ID: i16 = 100;
+/// Kafka's `LEADER_NOT_AVAILABLE`.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+pub(super) fn api_versions(version: i16, corr: i32) -> Result<Reply, Failure> {
+    respond(
+        ApiKey::ApiVersions,
+        version,
+        corr,
+        &api_versions_response(code::NONE),
+    )
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+fn wire_ids(ids: &[i32]) -> Vec<WireBrokerId> {
+    ids.iter().map(|id| WireBrokerId(*id)).collect()
+}
+
+/// Kafka's `Topic.validate`: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+impl Broker {
+    pub(super) fn metadata(
+        &self,
+        req: &MetadataRequest,
+        version: i16,
+        corr: i32,
+    ) -> Result<Reply, Failure> {
+        let brokers = self
+            .image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| {
+                MetadataResponseBroker::default()
+                    .with_node_id(WireBrokerId(b.id))
+                    .with_host(str_bytes(&b.host))
+                    .with_port(i32::from(b.port))
+                    .with_rack(b.rack.as_deref().map(str_bytes))
+            })
+            .collect();
+        let topics = match &req.topics {
+            None => self
+                .image
+                .topics
+                .iter()
+                .map(|(name, t)| self.metadata_topic(name, t))
+                .collect(),
+            Some(wanted) => wanted
+                .iter()
+                .map(|t| self.metadata_wanted(t.name.as_ref().map(|n| &*n.0), t.topic_id))
+                .collect(),
+        };
+        let resp = MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(Some(str_bytes(&self.image.cluster_id)))
+            .with_controller_id(WireBrokerId(self.image.controller_id))
+            .with_topics(topics);
+        respond(ApiKey::Metadata, version, corr, &resp)
+    }
+
+    fn metadata_wanted(&self, name: Option<&str>, id: Uuid) -> MetadataResponseTopic {
+        let found = match name {
+            Some(n) => self.image.topic(n).map(|t| (n.to_string(), t)),
+            None => self.image.topic_by_id(id).map(|(n, t)| (n.clone(), t)),
+        };
+        match (found, name) {
+            (Some((n, t)), _) => self.metadata_topic(&n, t),
+            (None, Some(n)) => MetadataResponseTopic::default()
+                .with_name(Some(topic_name(n)))
+                .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+            (None, None) => MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(UNKNOWN_TOPIC_ID),
+        }
+    }
+
+    fn metadata_topic(&self, name: &str, topic: &TopicImage) -> MetadataResponseTopic {
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|(p, part)| {
+                let error = if part.leader < 0 {
+                    LEADER_NOT_AVAILABLE
+                } else {
+                    code::NONE
+                };
+                MetadataResponsePartition::default()
+                    .with_error_code(error)
+                    .with_partition_index(*p)
+                    .with_leader_id(WireBrokerId(part.leader))
+                    .with_leader_epoch(part.leader_epoch)
+                    .with_replica_nodes(wire_ids(&part.replicas))
+                    .with_isr_nodes(wire_ids(&part.isr))
+            })
+            .collect();
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_topic_id(topic.topic_id)
+            .with_partitions(partitions)
+    }
+
+    pub(super) fn create_topics(
+        &mut self,
+        disk: &mut dyn Disk,
+        req: &CreateTopicsRequest,
+        version: i16,
+        corr: i32,
+        now_ms: i64,
+    ) -> Result<Reply, Failure> {
+        let mut results = Vec::new();
+        for t in &req.topics {
+            let name = t.name.0.to_string();
+            let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+            match self.create_topic(disk, t, req.validate_only, now_ms)? {
+                Ok((id, partitions, rf)) => {
+                    result = result
+                        .with_topic_id(id)
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(rf);
+                    result = result.with_configs(Some(Vec::new()));
+                }
+                Err((error, message)) => {
+                    result = result
+                        .with_error_code(error)
+                        .with_error_message(Some(str_bytes(&format!("{name}: {message}"))))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1);
+                }
+            }
+            results.push(result);
+        }
+        respond(
+            ApiKey::CreateTopics,
+            version,
+            corr,
+            &CreateTopicsResponse::default().with_topics(results),
+        )
+    }
+
+    /// Creates one topic: `Ok(Ok((id, partitions, rf)))`, a per-topic error, or a storage failure.
+    #[allow(clippy::type_complexity)]
+    fn create_topic(
+        &mut self,
+        disk: &mut dyn Disk,
+        t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Result<(Uuid, i32, i16), (i16, String)>, Failure> {
+        let name = t.name.0.to_string();
+        let plan = match self.plan_topic(&name, t) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (partitions, rf, config) = plan;
+        if validate_only {
+            return Ok(Ok((Uuid::nil(), partitions, rf)));
+        }
+        let topic_id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+        let live = self.image.live_brokers();
+        let start = self.rng.random_range(0..live.len());
+        let mut image = TopicImage {
+            topic_id,
+            partitions: BTreeMap::new(),
+        };
+        for p in 0..partitions {
+            let replica = live[(start + p as usize) % live.len()];
+            let part = PartitionImage {
+                replicas: vec![replica],
+                isr: vec![replica],
+                leader: replica,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            };
+            image.partitions.insert(p, part);
+            if replica == self.config.node_id {
+                let tp = TopicPartition::new(name.clone(), p);
+                if let Err(e) =
+                    self.logs
+                        .create_log(disk, &tp, &topic_id.to_string(), config.clone(), now_ms)
+                {
+                    let error = partition_error(&e)?;
+                    return Ok(Err((error, format!("creating the log of {tp}: {e}"))));
+                }
+            }
+        }
+        self.image.topics.insert(name, image);
+        Ok(Ok((topic_id, partitions, rf)))
+    }
+
+    /// Checks a CreateTopics entry (Kafka's `ControllerApis`/`ReplicationControlManager` checks) and returns
+    /// (partitions, replication factor, log config).
+    fn plan_topic(
+        &self,
+        name: &str,
+        t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    ) -> Result<(i32, i16, LogConfig), (i16, String)> {
+        if !valid_topic_name(name) {
+            return Err((code::INVALID_TOPIC_EXCEPTION, "illegal topic name".into()));
+        }
+        if self.image.topic(name).is_some() {
+            return Err((code::TOPIC_ALREADY_EXISTS, "topic already exists".into()));
+        }
+        if !t.assignments.is_empty() {
+            return Err((
+                code::INVALID_REPLICA_ASSIGNMENT,
+                "manual replica assignment is not supported yet".into(),
+            ));
+        }
+        let partitions = if t.num_partitions == -1 {
+            self.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        if partitions < 1 {
+            return Err((
+                code::INVALID_PARTITIONS,
+                format!("num_partitions {partitions} must be at least 1"),
+            ));
+        }
+        let rf = if t.replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            t.replication_factor
+        };
+        let live = self.image.live_brokers().len();
+        if rf < 1 || rf as usize > live {
+            return Err((
+                code::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {rf} with {live} live brokers"),
+            ));
+        }
+        if rf > 1 {
+            return Err((
+                code::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {rf}: replication does not exist yet"),
+            ));
+        }
+        let mut config = log_config(&self.config);
+        for c in &t.configs {
+            let value = c.value.as_deref().unwrap_or("");
+            apply_topic_config(&mut config, &c.name, value)
+                .map_err(|m| (code::INVALID_CONFIG, m))?;
+        }
+        Ok((partitions, rf, config))
+    }
+
+    pub(super) fn list_offsets(
+        &self,
+        req: &ListOffsetsRequest,
+        version: i16,
+        corr: i32,
+    ) -> Result<Reply, Failure> {
+        let mut topics = Vec::new();
+        for t in &req.topics {
+            let mut partitions = Vec::new();
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
+                let mut r =
+                    ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                r = match self.list_offset(&tp, p.current_leader_epoch, p.timestamp) {
+                    Ok((offset, epoch)) => r
+                        .with_offset(offset)
+                        .with_leader_epoch(epoch)
+                        .with_timestamp(-1),
+                    Err(error) => r
+                        .with_error_code(error)
+                        .with_offset(-1)
+                        .with_timestamp(-1)
+                        .with_leader_epoch(-1),
+                };
+                partitions.push(r);
+            }
+            topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        respond(
+            ApiKey::ListOffsets,
+            version,
+            corr,
+            &ListOffsetsResponse::default().with_topics(topics),
+        )
+    }
+
+    /// Earliest = the log start offset, latest = the high watermark. Lookups by timestamp (and -3, the max
+    /// timestamp of KIP-734) need the time index: UNSUPPORTED_VERSION until then.
+    fn list_offset(
+        &self,
+        tp: &TopicPartition,
+        current_leader_epoch: i32,
+        timestamp: i64,
+    ) -> Result<(i64, i32), i16> {
+        let part = self.led_partition(tp, current_leader_epoch)?;
+        let log = self.logs.get(tp).ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
+        match timestamp {
+            EARLIEST_TIMESTAMP => Ok((log.log_start_offset(), part.leader_epoch)),
+            LATEST_TIMESTAMP => Ok((self.high_watermark(tp), part.leader_epoch)),
+            _ => Err(code::UNSUPPORTED_VERSION),
+        }
+    }
+}
+
+/// Applies one topic-level config (Kafka's `TopicConfig` keys) to a log config.
+fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
+    let signed = |n: u64| n.min(i64::MAX as u64) as i64;
+    let number = || {
+        value
+            .parse::<u64>()
+            .map_err(|_| format!("{key}: `{value}` is not a non-negative integer"))
+    };
+    match key {
+        "segment.bytes" => config.segment_bytes = number()?,
+        "segment.ms" => config.segment_ms = signed(number()?),
+        "segment.index.bytes" => config.segment_index_bytes = number()?,
+        "index.interval.bytes" => config.index_interval_bytes = number()?,
+        "flush.messages" => config.flush_messages = number()?,
+        "flush.ms" => config.flush_ms = signed(number()?),
+        "max.message.bytes" => config.max_message_bytes = number()?,
+        _ => return Err(format!("unknown or unsupported topic config `{key}`")),
+    }
+    Ok(())
+}

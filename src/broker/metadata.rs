@@ -1,0 +1,185 @@
+//! The metadata image a broker serves from (KRaft's `MetadataImage`): brokers, topics with their KIP-516
+//! topic ids, and per partition the replicas, ISR, leader, leader epoch and partition epoch (KIP-497).
+//! Fed statically by the runner for now; the controller quorum becomes its source later.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::types::{BrokerId, LeaderEpoch, PartitionEpoch, TopicPartition};
+
+/// `leader` of a partition without one (Kafka's `LeaderConstants.NO_LEADER`).
+pub const NO_LEADER: BrokerId = -1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: BrokerId,
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub rack: Option<String>,
+    /// A fenced broker (KIP-841) is registered but not live: it leads nothing and counts for no new replica.
+    #[serde(default)]
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub leader: BrokerId,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: PartitionEpoch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    #[serde(with = "uuid_string")]
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetadataImage {
+    #[serde(default)]
+    pub cluster_id: String,
+    /// The active controller's id, or -1 while the image is static.
+    #[serde(default = "no_controller")]
+    pub controller_id: BrokerId,
+    pub brokers: BTreeMap<BrokerId, BrokerInfo>,
+    /// By topic name.
+    pub topics: BTreeMap<String, TopicImage>,
+}
+
+fn no_controller() -> BrokerId {
+    -1
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<(&String, &TopicImage)> {
+        self.topics.iter().find(|(_, t)| t.topic_id == id)
+    }
+
+    pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionImage> {
+        self.topics.get(&tp.topic)?.partitions.get(&tp.partition)
+    }
+
+    /// Unfenced brokers, by id.
+    pub fn live_brokers(&self) -> Vec<BrokerId> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// Every partition `broker` is a replica of, in order.
+    pub fn partitions_of(&self, broker: BrokerId) -> Vec<(TopicPartition, Uuid, &PartitionImage)> {
+        let mut out = Vec::new();
+        for (name, topic) in &self.topics {
+            for (p, part) in &topic.partitions {
+                if part.replicas.contains(&broker) {
+                    out.push((TopicPartition::new(name.clone(), *p), topic.topic_id, part));
+                }
+            }
+        }
+        out
+    }
+
+    /// What the controller does when `broker` comes back (the runner calls it for a restart): every
+    /// partition it leads gets a new leader epoch and partition epoch.
+    pub fn bump_leader_epochs_of(&mut self, broker: BrokerId) {
+        for topic in self.topics.values_mut() {
+            for part in topic.partitions.values_mut() {
+                if part.leader == broker {
+                    part.leader_epoch += 1;
+                    part.partition_epoch += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A topic id as its hyphenated string in JSON/TOML (the `uuid` crate's serde feature is not enabled).
+mod uuid_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.hyphenated().to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        let s = String::deserialize(d)?;
+        Uuid::parse_str(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> MetadataImage {
+        let mut img = MetadataImage {
+            cluster_id: "c".into(),
+            controller_id: -1,
+            ..Default::default()
+        };
+        img.brokers.insert(
+            1,
+            BrokerInfo {
+                id: 1,
+                host: "10.0.0.1".into(),
+                port: 9092,
+                rack: None,
+                fenced: false,
+            },
+        );
+        let part = PartitionImage {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let topic = TopicImage {
+            topic_id: Uuid::from_u128(7),
+            partitions: BTreeMap::from([(0, part)]),
+        };
+        img.topics.insert("orders".into(), topic);
+        img
+    }
+
+    #[test]
+    fn image_round_trips_through_json_with_the_topic_id_as_a_string() {
+        let img = image();
+        let json = serde_json::to_string(&img).unwrap();
+        assert!(
+            json.contains("00000000-0000-0000-0000-000000000007"),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), img);
+    }
+
+    #[test]
+    fn a_restart_bumps_the_leader_epochs_of_the_partitions_the_broker_leads() {
+        let mut img = image();
+        img.bump_leader_epochs_of(1);
+        let p = img.partition(&TopicPartition::new("orders", 0)).unwrap();
+        assert_eq!((p.leader_epoch, p.partition_epoch), (1, 1));
+        img.bump_leader_epochs_of(2);
+        assert_eq!(
+            img.partition(&TopicPartition::new("orders", 0))
+                .unwrap()
+                .leader_epoch,
+            1
+        );
+        assert_eq!(img.partitions_of(1).len(), 1);
+        assert_eq!(img.live_brokers(), vec![1]);
+    }
+}

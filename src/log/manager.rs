@@ -1,0 +1,182 @@
+//! Kafka's `LogManager` for one log dir (root `""`): loads every `<topic>-<partition>` directory at startup,
+//! keeps the recovery-point and log-start-offset checkpoints, flushes by `flush.ms`, and shuts down cleanly
+//! (the `.kafka_cleanshutdown` marker lets the next startup skip recovery).
+
+use std::collections::BTreeMap;
+
+use crate::log::checkpoint::{
+    read_offsets, write_offsets, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+};
+use crate::log::config::LogConfig;
+use crate::log::disk::{join, write_atomically, Disk};
+use crate::log::log::Log;
+use crate::log::recovery::{
+    partition_metadata_text, LoadOffsets, RecoveryReport, PARTITION_METADATA,
+};
+use crate::log::LogError;
+use crate::types::TopicPartition;
+
+/// Kafka's marker of a clean shutdown in a log dir.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+const ROOT: &str = "";
+
+#[derive(Debug)]
+pub struct LogManager {
+    logs: BTreeMap<TopicPartition, Log>,
+    default_config: LogConfig,
+}
+
+impl LogManager {
+    /// Loads every log of the log dir. After a clean shutdown the logs are trusted (and the marker removed,
+    /// durably); otherwise each is recovered from its checkpointed recovery point.
+    pub fn startup(
+        disk: &mut dyn Disk,
+        default_config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(LogManager, Vec<RecoveryReport>), LogError> {
+        let clean_shutdown = disk.exists(CLEAN_SHUTDOWN_FILE);
+        let recovery_points = read_offsets(disk, RECOVERY_POINT_CHECKPOINT)?;
+        let log_starts = read_offsets(disk, LOG_START_OFFSET_CHECKPOINT)?;
+        let mut logs = BTreeMap::new();
+        let mut reports = Vec::new();
+        for name in disk.list(ROOT)? {
+            let Some(tp) = TopicPartition::parse(&name).filter(|tp| tp.dir_name() == name) else {
+                continue;
+            };
+            let offsets = LoadOffsets {
+                recovery_point: recovery_points.get(&tp).copied().unwrap_or(0),
+                log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
+                clean_shutdown,
+            };
+            let (log, report) = Log::load(disk, &tp, default_config.clone(), offsets, now_ms)?;
+            logs.insert(tp, log);
+            reports.push(report);
+        }
+        if clean_shutdown {
+            disk.remove(CLEAN_SHUTDOWN_FILE)?;
+            disk.sync_dir(ROOT)?;
+        }
+        Ok((
+            LogManager {
+                logs,
+                default_config,
+            },
+            reports,
+        ))
+    }
+
+    pub fn default_config(&self) -> &LogConfig {
+        &self.default_config
+    }
+
+    /// Creates the log (directory, `partition.metadata`, first segment), durably; idempotent. A log that
+    /// exists with another topic id is an error (KIP-516).
+    pub fn create_log(
+        &mut self,
+        disk: &mut dyn Disk,
+        tp: &TopicPartition,
+        topic_id: &str,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if let Some(log) = self.logs.get_mut(tp) {
+            return match log.topic_id.as_deref() {
+                Some(found) if found != topic_id => Err(LogError::InconsistentTopicId {
+                    tp: tp.to_string(),
+                    expected: topic_id.to_string(),
+                    found: found.to_string(),
+                }),
+                Some(_) => Ok(()),
+                None => {
+                    write_atomically(
+                        disk,
+                        &join(&tp.dir_name(), PARTITION_METADATA),
+                        partition_metadata_text(topic_id).as_bytes(),
+                    )?;
+                    log.topic_id = Some(topic_id.to_string());
+                    Ok(())
+                }
+            };
+        }
+        let dir = tp.dir_name();
+        if !disk.exists(&dir) {
+            disk.create_dir(&dir)?;
+        }
+        disk.sync_dir(ROOT)?;
+        write_atomically(
+            disk,
+            &join(&dir, PARTITION_METADATA),
+            partition_metadata_text(topic_id).as_bytes(),
+        )?;
+        let log = Log::create(disk, tp, Some(topic_id.to_string()), config, now_ms)?;
+        self.logs.insert(tp.clone(), log);
+        Ok(())
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<&Log> {
+        self.logs.get(tp)
+    }
+
+    pub fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut Log> {
+        self.logs.get_mut(tp)
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.logs.keys()
+    }
+
+    /// Truncates one log and rewrites the recovery-point checkpoint at once, as Kafka's
+    /// `LogManager.truncateTo` does: a checkpointed recovery point above the new end would let a later
+    /// recovery trust bytes written after the truncation.
+    pub fn truncate_to(
+        &mut self,
+        disk: &mut dyn Disk,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> Result<(), LogError> {
+        let log = self
+            .logs
+            .get_mut(tp)
+            .ok_or_else(|| LogError::UnknownPartition { tp: tp.to_string() })?;
+        log.truncate_to(disk, offset)?;
+        self.checkpoint(disk)
+    }
+
+    /// Writes both checkpoint files (recovery points, log start offsets), each crash-safely.
+    pub fn checkpoint(&mut self, disk: &mut dyn Disk) -> Result<(), LogError> {
+        let recovery_points = self
+            .logs
+            .iter()
+            .map(|(tp, l)| (tp.clone(), l.recovery_point()))
+            .collect();
+        write_offsets(disk, RECOVERY_POINT_CHECKPOINT, &recovery_points)?;
+        let log_starts = self
+            .logs
+            .iter()
+            .map(|(tp, l)| (tp.clone(), l.log_start_offset()))
+            .collect();
+        write_offsets(disk, LOG_START_OFFSET_CHECKPOINT, &log_starts)
+    }
+
+    /// Flushes every log whose last flush is `flush.ms` old (Kafka's `flushDirtyLogs`).
+    pub fn flush_dirty(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), LogError> {
+        for log in self.logs.values_mut() {
+            log.flush_if_due(disk, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes every log, checkpoints, then writes `.kafka_cleanshutdown` durably.
+    pub fn shutdown(&mut self, disk: &mut dyn Disk) -> Result<(), LogError> {
+        for log in self.logs.values_mut() {
+            log.close(disk)?;
+        }
+        self.checkpoint(disk)?;
+        if !disk.exists(CLEAN_SHUTDOWN_FILE) {
+            disk.create(CLEAN_SHUTDOWN_FILE)?;
+        }
+        disk.sync(CLEAN_SHUTDOWN_FILE)?;
+        disk.sync_dir(ROOT)?;
+        Ok(())
+    }
+}

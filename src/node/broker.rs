@@ -1,0 +1,281 @@
+//! L3: the broker node's async shell. It reads frames, parses them with the bounded parser, hands them to
+//! the pure [`Broker`] core, awaits the simulated disk time the core spent, and writes the response. Like
+//! Kafka, one request per connection at a time (the connection is muted until its response is sent).
+//!
+//! A bad frame (oversize, unknown API key, unsupported version of any API but ApiVersions, malformed body)
+//! closes that connection only; the broker keeps serving the others. A storage failure (KIP-112, one log
+//! dir) makes `run_broker` return: the broker shuts down.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{oneshot, Notify};
+use tracing::{error, info, warn};
+
+use crate::broker::{Broker, BrokerConfig, ConnId, MetadataImage, Reply};
+use crate::log::Disk;
+use crate::protocol::api::parse_request;
+use crate::protocol::errors::api_name;
+use crate::rt::{self, TcpListener, TcpStream};
+
+/// What a broker node needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerNodeConfig {
+    pub broker: BrokerConfig,
+    /// The metadata image to serve from (static until the controller quorum exists).
+    pub image: MetadataImage,
+    /// Where to listen (Kafka's `listeners`); `0.0.0.0:9092` by default.
+    pub listen_addr: SocketAddr,
+    /// Seeds the core's RNG (topic ids, replica placement).
+    pub seed: u64,
+}
+
+impl BrokerNodeConfig {
+    pub fn new(broker: BrokerConfig, image: MetadataImage, seed: u64) -> Self {
+        Self {
+            broker,
+            image,
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], 9092)),
+            seed,
+        }
+    }
+}
+
+/// Why `run_broker` returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerExit {
+    /// Binding the listener failed.
+    Listen(String),
+    /// Log recovery or log creation at startup failed.
+    Startup(String),
+    /// The log dir failed while running: the broker shut down (KIP-112).
+    StorageFailure(String),
+}
+
+struct Shared {
+    broker: Broker,
+    disk: Box<dyn Disk + Send>,
+    /// Connections whose fetch is parked, waiting for its reply.
+    waiters: BTreeMap<ConnId, oneshot::Sender<Reply>>,
+}
+
+/// Handles shared by the node's tasks.
+#[derive(Clone)]
+struct Node {
+    shared: Arc<Mutex<Shared>>,
+    /// Wakes the background task: an append happened or a fetch parked.
+    wake: Arc<Notify>,
+    /// Signals the accept loop that the broker must shut down.
+    fatal: Arc<Notify>,
+    max_frame_bytes: usize,
+}
+
+impl Node {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A poisoned lock means a task panicked: madsim aborts the run before anyone gets here.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Wall-clock milliseconds (simulated under madsim).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs one broker until its log dir fails (or startup fails).
+pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -> BrokerExit {
+    let node_id = cfg.broker.node_id;
+    let max_frame_bytes = cfg.broker.socket_request_max_bytes;
+    let started = Broker::new(cfg.broker, cfg.image, disk.as_mut(), now_ms(), cfg.seed);
+    rt::sleep_for(disk.take_elapsed()).await;
+    let broker = match started {
+        Ok((broker, reports)) => {
+            info!(node_id, recovered = reports.len(), "broker started");
+            broker
+        }
+        Err(e) => {
+            error!(node_id, "broker startup failed: {e}");
+            return BrokerExit::Startup(e.to_string());
+        }
+    };
+    let listener = match TcpListener::bind(cfg.listen_addr).await {
+        Ok(l) => l,
+        Err(e) => return BrokerExit::Listen(format!("binding {}: {e}", cfg.listen_addr)),
+    };
+    let shared = Shared {
+        broker,
+        disk,
+        waiters: BTreeMap::new(),
+    };
+    let node = Node {
+        shared: Arc::new(Mutex::new(shared)),
+        wake: Arc::new(Notify::new()),
+        fatal: Arc::new(Notify::new()),
+        max_frame_bytes,
+    };
+    let background = rt::spawn(background_loop(node.clone()));
+    let mut next_conn: ConnId = 0;
+    let exit = loop {
+        tokio::select! {
+            biased;
+            _ = node.fatal.notified() => {
+                let reason = node.lock().broker.fatal().unwrap_or("log dir failed").to_string();
+                error!(node_id, "log dir offline, shutting the broker down: {reason}");
+                break BrokerExit::StorageFailure(reason);
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    next_conn += 1;
+                    rt::spawn(serve_connection(node.clone(), stream, peer, next_conn));
+                }
+                Err(e) => warn!(node_id, "accept failed: {e}"),
+            },
+        }
+    };
+    background.abort();
+    exit
+}
+
+/// Serves one connection: one request at a time, in order.
+async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, conn_id: ConnId) {
+    loop {
+        let frame = match rt::read_frame(&mut stream, node.max_frame_bytes).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                error!(%peer, "closing connection: reading a frame: {e}");
+                break;
+            }
+        };
+        let req = match parse_request(&frame) {
+            Ok(req) => req,
+            Err(e) => {
+                error!(%peer, "closing connection: {e}");
+                break;
+            }
+        };
+        let api = req.api_key();
+        let Some(reply) = call_core(&node, conn_id, req).await else {
+            break;
+        };
+        match reply {
+            Reply::Respond(body) => {
+                if let Err(e) = rt::write_frame(&mut stream, &body).await {
+                    warn!(%peer, "closing connection: writing the {} response: {e}", api_name(api));
+                    break;
+                }
+            }
+            Reply::NoResponse => {}
+            Reply::Close(reason) => {
+                error!(%peer, "closing connection after {}: {reason}", api_name(api));
+                break;
+            }
+            Reply::Fatal(_) => {
+                node.fatal.notify_one();
+                break;
+            }
+            Reply::ParkFetch { .. } => {
+                error!(%peer, "closing connection: a parked fetch completed with another park");
+                break;
+            }
+        }
+    }
+    let mut s = node.lock();
+    s.broker.cancel_parked(conn_id);
+    s.waiters.remove(&conn_id);
+}
+
+/// Runs one request through the core, awaits its disk time and, for a parked fetch, its completion.
+/// `None`: the broker is shutting down.
+async fn call_core(
+    node: &Node,
+    conn_id: ConnId,
+    req: crate::protocol::api::ParsedRequest,
+) -> Option<Reply> {
+    let is_produce = req.api_key() == kafka_protocol::messages::ApiKey::Produce as i16;
+    let (tx, rx) = oneshot::channel();
+    let (reply, elapsed) = {
+        let mut guard = node.lock();
+        let s = &mut *guard;
+        let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, now_ms());
+        if matches!(reply, Reply::ParkFetch { .. }) {
+            s.waiters.insert(conn_id, tx);
+        }
+        (reply, s.disk.take_elapsed())
+    };
+    rt::sleep_for(elapsed).await;
+    match reply {
+        Reply::ParkFetch { .. } => {
+            node.wake.notify_one();
+            rx.await.ok()
+        }
+        Reply::Fatal(reason) => Some(Reply::Fatal(reason)),
+        other => {
+            if is_produce {
+                node.wake.notify_one();
+            }
+            Some(other)
+        }
+    }
+}
+
+/// Completes parked fetches (on appends and at their deadlines), and runs the log flusher and the
+/// recovery-point checkpoint on their intervals.
+async fn background_loop(node: Node) {
+    let (flush_ms, checkpoint_ms) = {
+        let s = node.lock();
+        let c = s.broker.config();
+        (
+            c.log_flush_scheduler_interval_ms,
+            c.log_flush_offset_checkpoint_interval_ms,
+        )
+    };
+    let start = now_ms();
+    let mut next_flush = start.saturating_add(flush_ms);
+    let mut next_checkpoint = start.saturating_add(checkpoint_ms);
+    loop {
+        let parked = node.lock().broker.next_parked_deadline();
+        let due = [Some(next_flush), Some(next_checkpoint), parked]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(i64::MAX);
+        let wait_ms = due.saturating_sub(now_ms()).clamp(0, 3_600_000) as u64;
+        tokio::select! {
+            biased;
+            _ = node.wake.notified() => {}
+            _ = rt::sleep(Duration::from_millis(wait_ms)) => {}
+        }
+        let now = now_ms();
+        let (elapsed, failed) = {
+            let mut guard = node.lock();
+            let s = &mut *guard;
+            for (conn_id, reply) in s.broker.poll_parked(s.disk.as_mut(), now) {
+                if let Some(tx) = s.waiters.remove(&conn_id) {
+                    let _ = tx.send(reply); // the connection may have closed meanwhile
+                }
+            }
+            let mut failed = s.broker.fatal().is_some();
+            if !failed && now >= next_flush {
+                next_flush = now.saturating_add(flush_ms);
+                failed |= s.broker.flush_dirty(s.disk.as_mut(), now).is_err();
+            }
+            if !failed && now >= next_checkpoint {
+                next_checkpoint = now.saturating_add(checkpoint_ms);
+                failed |= s.broker.checkpoint(s.disk.as_mut()).is_err();
+            }
+            (s.disk.take_elapsed(), failed)
+        };
+        rt::sleep_for(elapsed).await;
+        if failed {
+            node.fatal.notify_one();
+            return;
+        }
+    }
+}
