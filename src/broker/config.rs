@@ -92,6 +92,17 @@ impl BrokerConfig {
             "log.segment.bytes" => {
                 self.log_segment_bytes = in_range(int(v, key)?, 14, i32::MAX as i64, key)? as u64
             }
+            "log.roll.ms" => self.log_roll_ms = in_range(int(v, key)?, 1, i64::MAX, key)?,
+            "log.index.interval.bytes" => {
+                self.log_index_interval_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64
+            }
+            "log.index.size.max.bytes" => {
+                self.log_index_size_max_bytes = in_range(int(v, key)?, 4096, i32::MAX as i64, key)? as u64
+            }
+            "log.flush.interval.messages" => {
+                self.log_flush_interval_messages = in_range(int(v, key)?, 1, i64::MAX, key)? as u64
+            }
+            "log.flush.interval.ms" => self.log_flush_interval_ms = in_range(int(v, key)?, 0, i64::MAX, key)?,
             "message.max.bytes" => {
                 self.message_max_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64
             }

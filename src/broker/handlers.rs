@@ -209,6 +209,7 @@ impl Broker {
         let mut image = TopicImage {
             topic_id,
             partitions: BTreeMap::new(),
+            configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_deref().unwrap_or("").to_string())).collect(),
         };
         for p in 0..partitions {
             let replica = live[(start + p as usize) % live.len()];
@@ -350,8 +351,9 @@ impl Broker {
     }
 }
 
-/// Applies one topic-level config (Kafka's `TopicConfig` keys) to a log config.
-fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
+/// Applies one topic-level config (Kafka's `TopicConfig` keys) to a log config. `min.insync.replicas` is
+/// a replication setting: validated here, kept in the image, used by the produce path once replication exists.
+pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
     let signed = |n: u64| n.min(i64::MAX as u64) as i64;
     let number = || {
         value
@@ -366,6 +368,9 @@ fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<
         "flush.messages" => config.flush_messages = number()?,
         "flush.ms" => config.flush_ms = signed(number()?),
         "max.message.bytes" => config.max_message_bytes = number()?,
+        "min.insync.replicas" => {
+            number().and_then(|n| if n >= 1 { Ok(n) } else { Err(format!("{key} must be at least 1")) })?;
+        }
         _ => return Err(format!("unknown or unsupported topic config `{key}`")),
     }
     Ok(())

@@ -38,6 +38,10 @@ pub struct TopicImage {
     #[serde(with = "uuid_string")]
     pub topic_id: Uuid,
     pub partitions: BTreeMap<i32, PartitionImage>,
+    /// Topic-level configs by Kafka's names (`segment.bytes`, `min.insync.replicas`, ...), as KRaft keeps
+    /// them in ConfigRecords; unset keys take the broker's defaults.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,6 +154,7 @@ mod tests {
         let topic = TopicImage {
             topic_id: Uuid::from_u128(7),
             partitions: BTreeMap::from([(0, part)]),
+            configs: BTreeMap::new(),
         };
         img.topics.insert("orders".into(), topic);
         img

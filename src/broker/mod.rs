@@ -5,6 +5,7 @@
 pub mod config;
 mod fetch;
 mod handlers;
+pub use self::handlers::apply_topic_config;
 pub mod metadata;
 mod produce;
 
@@ -48,6 +49,8 @@ pub enum Reply {
 pub enum BrokerError {
     #[error("log startup: {0}")]
     Log(#[from] LogError),
+    #[error("topic {topic}: {reason}")]
+    TopicConfig { topic: String, reason: String },
     #[error("creating the log of {tp}: {source}")]
     CreateLog {
         tp: TopicPartition,
@@ -106,7 +109,10 @@ impl Broker {
             .collect();
         for (tp, topic_id) in mine {
             if broker.logs.get(&tp).is_none() {
-                let cfg = log_config(&broker.config);
+                let cfg = broker.topic_log_config(&tp.topic).map_err(|reason| BrokerError::TopicConfig {
+                    topic: tp.topic.clone(),
+                    reason,
+                })?;
                 let created = broker
                     .logs
                     .create_log(disk, &tp, &topic_id.to_string(), cfg, now_ms);
@@ -117,6 +123,17 @@ impl Broker {
             }
         }
         Ok((broker, reports))
+    }
+
+    /// The log config of `topic`: the broker's defaults overridden by the topic's configs in the image.
+    fn topic_log_config(&self, topic: &str) -> Result<LogConfig, String> {
+        let mut config = log_config(&self.config);
+        if let Some(t) = self.image.topic(topic) {
+            for (key, value) in &t.configs {
+                handlers::apply_topic_config(&mut config, key, value)?;
+            }
+        }
+        Ok(config)
     }
 
     pub fn node_id(&self) -> BrokerId {
@@ -237,6 +254,29 @@ impl Broker {
     }
 
     /// The partition's high watermark. With a single replica (no replication yet) it is the log end offset.
+    /// This broker's view of every partition it hosts, for the state trace (`node` and `incarnation` name the
+    /// replica; the observer stamps the time).
+    pub fn replica_states(&self, node: &str, incarnation: u32) -> Vec<crate::history::ReplicaState> {
+        let mut out = vec![];
+        for (tp, _, part) in self.image.partitions_of(self.config.node_id) {
+            let Some(log) = self.logs.get(&tp) else { continue };
+            out.push(crate::history::ReplicaState {
+                time_us: 0,
+                node: node.to_string(),
+                incarnation,
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                leader: part.leader,
+                leader_epoch: part.leader_epoch,
+                isr: part.isr.clone(),
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: self.high_watermark(&tp),
+            });
+        }
+        out
+    }
+
     fn high_watermark(&self, tp: &TopicPartition) -> i64 {
         self.logs.get(tp).map_or(0, |log| log.log_end_offset())
     }

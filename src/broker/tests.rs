@@ -64,6 +64,7 @@ fn image(brokers: &[i32]) -> MetadataImage {
         TopicImage {
             topic_id: uuid::Uuid::from_u128(1),
             partitions,
+            configs: BTreeMap::new(),
         },
     );
     img

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
 use tracing::{error, info, warn};
 
+use crate::history::StateObserver;
 use crate::broker::{Broker, BrokerConfig, ConnId, MetadataImage, Reply};
 use crate::log::Disk;
 use crate::protocol::api::parse_request;
@@ -30,6 +31,21 @@ pub struct BrokerNodeConfig {
     pub listen_addr: SocketAddr,
     /// Seeds the core's RNG (topic ids, replica placement).
     pub seed: u64,
+    /// Where replica state changes are reported (the simulator's state trace), with this node's name and
+    /// incarnation (bumped on every restart).
+    pub observer: Option<Observer>,
+    pub node_name: String,
+    pub incarnation: u32,
+}
+
+/// A state observer handle (a newtype so that the config stays `Debug`).
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn StateObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl BrokerNodeConfig {
@@ -39,6 +55,9 @@ impl BrokerNodeConfig {
             image,
             listen_addr: SocketAddr::from(([0, 0, 0, 0], 9092)),
             seed,
+            observer: None,
+            node_name: String::new(),
+            incarnation: 0,
         }
     }
 }
@@ -70,6 +89,20 @@ struct Node {
     /// Signals the accept loop that the broker must shut down.
     fatal: Arc<Notify>,
     max_frame_bytes: usize,
+    observer: Option<Observer>,
+    node_name: String,
+    incarnation: u32,
+}
+
+impl Node {
+    /// Reports every hosted replica's state to the observer (it records changes only).
+    fn report_states(&self, broker: &Broker) {
+        if let Some(Observer(o)) = &self.observer {
+            for state in broker.replica_states(&self.node_name, self.incarnation) {
+                o.replica_state(state);
+            }
+        }
+    }
 }
 
 impl Node {
@@ -118,7 +151,11 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         wake: Arc::new(Notify::new()),
         fatal: Arc::new(Notify::new()),
         max_frame_bytes,
+        observer: cfg.observer.clone(),
+        node_name: cfg.node_name.clone(),
+        incarnation: cfg.incarnation,
     };
+    node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
     let mut next_conn: ConnId = 0;
     let exit = loop {
@@ -207,6 +244,7 @@ async fn call_core(
         if matches!(reply, Reply::ParkFetch { .. }) {
             s.waiters.insert(conn_id, tx);
         }
+        node.report_states(&s.broker);
         (reply, s.disk.take_elapsed())
     };
     rt::sleep_for(elapsed).await;

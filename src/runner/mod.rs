@@ -3,7 +3,7 @@
 //! the state trace and the final state to the checkers and the contract monitor.
 
 mod contract;
-#[cfg(all(madsim, gregor_wip))]
+#[cfg(madsim)]
 mod simulate;
 mod summary;
 
@@ -113,12 +113,12 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
     Ok(RunOutcome { summary, history: out.history, report })
 }
 
-#[cfg(all(madsim, gregor_wip))]
+#[cfg(madsim)]
 fn simulate(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
     simulate::simulate(s, seed, opts)
 }
 
-#[cfg(not(all(madsim, gregor_wip)))]
+#[cfg(not(madsim))]
 fn simulate(_s: &Scenario, _seed: u64, _opts: RunOptions) -> Result<SimOutput, RunError> {
     Err(RunError::NotSimulated)
 }

@@ -1,6 +1,7 @@
 //! The simulation of one run inside madsim (built only with `--cfg madsim`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use uuid::Uuid;
 
 use super::{producer_name, RunError, RunOptions, SimOutput};
 use crate::broker::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+use crate::broker::BrokerConfig;
+use crate::node::broker::{run_broker, BrokerNodeConfig, Observer};
 use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, OffsetSpec};
 use crate::history::{FaultPhase, OpBody, OpType, ReadRecord};
@@ -82,6 +85,7 @@ struct BrokerSlot {
     node: NodeHandle,
     disk: SimDisk,
     image: Arc<Mutex<MetadataImage>>,
+    incarnation: Arc<AtomicU32>,
     up: bool,
 }
 
@@ -120,7 +124,8 @@ impl World {
                     (p, PartitionImage { isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 })
                 })
                 .collect();
-            image.topics.insert(t.name.get_ref().clone(), TopicImage { topic_id, partitions });
+            let configs = self.s.topic_configs.get(t.name.get_ref()).cloned().unwrap_or_default();
+            image.topics.insert(t.name.get_ref().clone(), TopicImage { topic_id, partitions, configs });
         }
         image
     }
@@ -138,36 +143,41 @@ impl World {
         let handle = Handle::current();
         let image = self.image();
         let broker_config = crate::scenario::broker_config(&self.s.file.cluster);
-        let topic_configs = self.s.topic_configs.clone();
         for id in 1..=*self.s.file.cluster.brokers.get_ref() as i32 {
             let name = broker_name(id);
             let disk = SimDisk::new(&name, derive_seed(self.seed, &format!("disk/{name}")), SimDiskConfig::default());
             let image = Arc::new(Mutex::new(image.clone()));
+            let incarnation = Arc::new(AtomicU32::new(0));
+            let mut map: BTreeMap<String, toml::Value> =
+                broker_config.iter().map(|(k, v)| (k.clone(), toml::Value::String(v.clone()))).collect();
+            map.insert("node.id".into(), toml::Value::Integer(id as i64));
+            let config = match BrokerConfig::from_map(&map) {
+                Ok(c) => c,
+                Err(e) => panic!("broker config was validated with the scenario, yet: {e}"),
+            };
+            let core_seed = derive_seed(self.seed, &format!("broker-core/{name}"));
             let node = {
-                let (disk, image, rec) = (disk.clone(), image.clone(), self.rec.clone());
-                let (broker_config, topic_configs) = (broker_config.clone(), topic_configs.clone());
+                let (disk, image, rec, incarnation, name) =
+                    (disk.clone(), image.clone(), self.rec.clone(), incarnation.clone(), name.clone());
                 handle
                     .create_node()
                     .name(&name)
                     .ip(broker_ip(id))
                     .init(move || {
                         let image = image.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        let cfg = crate::node::broker::BrokerNodeConfig::from_scenario(id, &broker_config, &topic_configs, image);
-                        let observer: Arc<dyn crate::history::StateObserver> = Arc::new(rec.clone());
+                        let mut cfg = BrokerNodeConfig::new(config.clone(), image, core_seed);
+                        cfg.observer = Some(Observer(Arc::new(rec.clone())));
+                        cfg.node_name = name.clone();
+                        cfg.incarnation = incarnation.load(Ordering::Relaxed);
                         let disk = disk.clone();
                         async move {
-                            match cfg {
-                                Ok(cfg) => {
-                                    let exit = crate::node::broker::run_broker(cfg, Box::new(disk), Some(observer)).await;
-                                    tracing::warn!("broker {id} stopped: {exit:?}");
-                                }
-                                Err(e) => tracing::error!("broker {id} cannot start: {e}"),
-                            }
+                            let exit = run_broker(cfg, Box::new(disk)).await;
+                            tracing::warn!("broker {id} stopped: {exit:?}");
                         }
                     })
                     .build()
             };
-            self.brokers.push(BrokerSlot { id, name, node, disk, image, up: true });
+            self.brokers.push(BrokerSlot { id, name, node, disk, image, incarnation, up: true });
         }
     }
 
@@ -387,6 +397,7 @@ impl World {
             return;
         }
         b.image.lock().unwrap_or_else(|e| e.into_inner()).bump_leader_epochs_of(id);
+        b.incarnation.fetch_add(1, Ordering::Relaxed);
         Handle::current().restart(b.node.id());
         b.up = true;
         let detail = BTreeMap::from([("node".to_string(), serde_json::json!(b.name))]);

@@ -166,7 +166,7 @@ fn validate_cluster(c: &Cluster) -> Result<(), Invalid> {
     if brokers > 1 {
         return invalid(c.brokers.span(), "cluster.brokers: more than one broker needs replication, which is not built yet; use 1");
     }
-    check_config(&c.broker_config, BROKER_KEYS, "cluster.broker_config")?;
+    check_broker_config(&c.broker_config)?;
     Ok(())
 }
 
@@ -192,7 +192,7 @@ fn validate_topics(f: &ScenarioFile) -> Result<BTreeMap<String, BTreeMap<String,
                 format!("topics.replication_factor = {rf} for `{name}`: must be 1 to the broker count ({brokers})"),
             );
         }
-        out.insert(name.clone(), check_config(&t.config, TOPIC_KEYS, "topics.config")?);
+        out.insert(name.clone(), check_topic_config(&t.config)?);
     }
     Ok(out)
 }
@@ -350,7 +350,47 @@ fn validate_expect(e: &Expect) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A config key the scenario accepts, with the type of its value.
+/// Checks broker config keys with the broker's own parser (one source of truth); returns them as strings.
+fn check_broker_config(map: &ConfigMap) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let key = k.get_ref();
+        if key == "node.id" {
+            return invalid(k.span(), "cluster.broker_config: `node.id` is set per broker by the runner (broker-N has node.id N)");
+        }
+        let probe = BTreeMap::from([("node.id".to_string(), toml::Value::Integer(1)), (key.clone(), v.get_ref().clone())]);
+        if let Err(e) = crate::broker::BrokerConfig::from_map(&probe) {
+            let span = if matches!(e, crate::broker::ConfigError::UnknownKey { .. }) { k.span() } else { v.span() };
+            return invalid(span, format!("cluster.broker_config: {e}"));
+        }
+        out.insert(key.clone(), value_text(v.get_ref()));
+    }
+    Ok(out)
+}
+
+/// Checks topic config keys with the broker's own parser; returns them as strings.
+fn check_topic_config(map: &ConfigMap) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let text = value_text(v.get_ref());
+        let mut probe = crate::log::LogConfig::default();
+        if let Err(e) = crate::broker::apply_topic_config(&mut probe, k.get_ref(), &text) {
+            let span = if e.starts_with("unknown") { k.span() } else { v.span() };
+            return invalid(span, format!("topics.config: {e}"));
+        }
+        out.insert(k.get_ref().clone(), text);
+    }
+    Ok(out)
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A producer config key the scenario accepts, with the type of its value.
 #[derive(Clone, Copy)]
 enum KeyType {
     Int { min: i64 },
@@ -359,32 +399,6 @@ enum KeyType {
 }
 
 type KeyTable = &'static [(&'static str, KeyType)];
-
-/// Broker config keys honoured today (Kafka's names).
-const BROKER_KEYS: KeyTable = &[
-    ("log.segment.bytes", KeyType::Int { min: 1024 }),
-    ("log.roll.ms", KeyType::Int { min: 1 }),
-    ("log.index.interval.bytes", KeyType::Int { min: 0 }),
-    ("log.index.size.max.bytes", KeyType::Int { min: 4096 }),
-    ("log.flush.interval.messages", KeyType::Int { min: 1 }),
-    ("log.flush.interval.ms", KeyType::Int { min: 0 }),
-    ("log.flush.scheduler.interval.ms", KeyType::Int { min: 1 }),
-    ("log.flush.offset.checkpoint.interval.ms", KeyType::Int { min: 1 }),
-    ("message.max.bytes", KeyType::Int { min: 0 }),
-    ("socket.request.max.bytes", KeyType::Int { min: 1 }),
-];
-
-/// Topic config keys honoured today (Kafka's names).
-const TOPIC_KEYS: KeyTable = &[
-    ("segment.bytes", KeyType::Int { min: 1024 }),
-    ("segment.ms", KeyType::Int { min: 1 }),
-    ("index.interval.bytes", KeyType::Int { min: 0 }),
-    ("segment.index.bytes", KeyType::Int { min: 4096 }),
-    ("flush.messages", KeyType::Int { min: 1 }),
-    ("flush.ms", KeyType::Int { min: 0 }),
-    ("max.message.bytes", KeyType::Int { min: 0 }),
-    ("min.insync.replicas", KeyType::Int { min: 1 }),
-];
 
 /// Producer config keys honoured today (Kafka's names).
 const PRODUCER_KEYS: KeyTable = &[
@@ -427,5 +441,5 @@ pub fn producer_config(p: &Producer) -> BTreeMap<String, String> {
 
 /// The cluster's broker config as validated strings (Kafka's names).
 pub fn broker_config(c: &Cluster) -> BTreeMap<String, String> {
-    check_config(&c.broker_config, BROKER_KEYS, "cluster.broker_config").unwrap_or_default()
+    check_broker_config(&c.broker_config).unwrap_or_default()
 }
