@@ -282,6 +282,11 @@ impl Log {
             });
         };
         let (first_offset, last_offset) = (first.base_offset, last.last_offset());
+        if last_offset.saturating_sub(first_offset) > i32::MAX as i64 {
+            return Err(LogError::InvalidRecords {
+                reason: format!("offsets {first_offset}..={last_offset} do not fit one segment's relative offsets"),
+            });
+        }
         let max_timestamp = headers
             .iter()
             .map(|(_, h)| h.max_timestamp)
