@@ -223,7 +223,7 @@ mod tests {
     fn assign_adds_new_epochs_and_is_persisted() {
         let mut disk = MemDisk::new();
         let c = cache(&mut disk, &[(0, 0), (0, 5), (2, 10)]);
-        let expected = vec![
+        let expected = [
             EpochEntry {
                 epoch: 0,
                 start_offset: 0,

@@ -282,6 +282,11 @@ impl Log {
             });
         };
         let (first_offset, last_offset) = (first.base_offset, last.last_offset());
+        if last_offset.saturating_sub(first_offset) > i32::MAX as i64 {
+            return Err(LogError::InvalidRecords {
+                reason: format!("offsets {first_offset}..={last_offset} do not fit one segment's relative offsets"),
+            });
+        }
         let max_timestamp = headers
             .iter()
             .map(|(_, h)| h.max_timestamp)
@@ -390,6 +395,15 @@ impl Log {
             active.on_become_active(disk, &config)?;
         }
         self.log_end_offset = self.active().next_offset;
+        // Unlike Kafka, a truncation that removes fsynced bytes or whole segments is made durable at once: a
+        // power loss that undid it would resurrect stale bytes below the recovery point, or leave a later
+        // segment behind a gap.
+        let removed_flushed = self.log_end_offset < self.recovery_point;
+        if removed_flushed || had_later {
+            self.active().flush(disk)?;
+            disk.sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         let leo = self.log_end_offset;
         self.epoch_cache.truncate_from_end(disk, leo)?;
@@ -429,12 +443,13 @@ impl Log {
     /// then advances the recovery point (Kafka's `flush(offset)`).
     pub fn flush(&mut self, disk: &mut dyn Disk, up_to_offset: i64) -> Result<(), LogError> {
         let up_to = up_to_offset.min(self.log_end_offset);
-        if up_to <= self.recovery_point && !self.dir_dirty {
-            return Ok(());
-        }
-        let rp = self.recovery_point;
-        for seg in self.segments.values() {
-            if seg.base_offset < up_to && seg.next_offset > rp {
+        // Every changed segment below `up_to`, including ones wholly below the recovery point: a rolled or
+        // recovered segment's final size must be durable before a later segment is.
+        for seg in self.segments.values_mut() {
+            if seg.base_offset >= up_to.max(self.recovery_point + 1) {
+                break;
+            }
+            if seg.is_dirty() {
                 seg.flush(disk)?;
             }
         }
@@ -464,7 +479,7 @@ impl Log {
         let active = self.active();
         if active.size == 0 {
             if active.base_offset == new_base {
-                return Ok(());
+                return self.flush(disk, new_base);
             }
             let base = active.base_offset;
             self.delete_segments(disk, &[base])?;

@@ -154,6 +154,15 @@ impl Log {
         let mut recovered_any = false;
         let mut min_offset = i64::MIN;
         for (i, &base) in bases.iter().enumerate() {
+            if base < min_offset {
+                // Segments never overlap; one that does is left over from an interrupted change.
+                report.first_bad = Some(format!(
+                    "segment {base} overlaps the previous one, which ends at {min_offset}"
+                ));
+                self.delete_later_segments(disk, &bases[i..], report)?;
+                recovered_any = true;
+                break;
+            }
             let opened = match base >= recover_from_base {
                 true => None,
                 false => LogSegment::open(disk, &self.dir, base, &self.config, now_ms)?,

@@ -19,6 +19,9 @@ pub fn file_name(base_offset: i64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
 }
 
+/// Sees each batch of a scan: position, header, bytes; `Ok(true)` goes on, `Ok(false)` stops, `Err` is bad.
+pub type BatchVisitor<'a> = dyn FnMut(u64, &BatchHeader, &[u8]) -> Result<bool, String> + 'a;
+
 /// How a scan over a segment's batches ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanEnd {
@@ -37,7 +40,7 @@ pub fn scan(
     path: &str,
     mut pos: u64,
     end: u64,
-    visit: &mut dyn FnMut(u64, &BatchHeader, &[u8]) -> Result<bool, String>,
+    visit: &mut BatchVisitor<'_>,
 ) -> DiskResult<ScanEnd> {
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_pos = pos;
@@ -128,6 +131,8 @@ pub struct LogSegment {
     /// The first batch's max timestamp: `segment.ms` counts from it (Kafka's `rollingBasedTimestamp`).
     rolling_based_timestamp: Option<i64>,
     created_ms: i64,
+    /// Changed since the last [`LogSegment::flush`].
+    dirty: bool,
 }
 
 impl LogSegment {
@@ -189,6 +194,7 @@ impl LogSegment {
             bytes_since_last_index_entry: 0,
             rolling_based_timestamp: None,
             created_ms: now_ms,
+            dirty: true,
         }
     }
 
@@ -233,6 +239,7 @@ impl LogSegment {
             (seg.max_timestamp_so_far, seg.offset_of_max_timestamp) = (ts, offset);
         }
         seg.rolling_based_timestamp = seg.read_first_max_timestamp(disk)?;
+        seg.dirty = false;
         Ok(Some(seg))
     }
 
@@ -391,6 +398,7 @@ impl LogSegment {
         interval: u64,
     ) -> DiskResult<()> {
         let start = self.size;
+        self.dirty = true;
         disk.write_at(&self.log_path, start, records)?;
         for (pos, h) in headers {
             // A full index (one append of many batches) just gets sparser; the log rolls before the next append.
@@ -505,6 +513,7 @@ impl LogSegment {
             return Ok(0);
         };
         let removed = self.size - pos;
+        self.dirty = true;
         disk.truncate(&self.log_path, pos)?;
         self.size = pos;
         self.next_offset = h.base_offset.max(self.base_offset);
@@ -525,6 +534,7 @@ impl LogSegment {
     /// The segment stops being active: a final time index entry, indexes trimmed (Kafka's
     /// `onBecomeInactiveSegment`).
     pub fn on_become_inactive(&mut self, disk: &mut dyn Disk) -> DiskResult<()> {
+        self.dirty = true;
         if self.size > 0 {
             self.time_index.maybe_append(
                 disk,
@@ -539,6 +549,7 @@ impl LogSegment {
 
     /// The segment becomes active again (after a truncation removed later segments).
     pub fn on_become_active(&mut self, disk: &mut dyn Disk, config: &LogConfig) -> DiskResult<()> {
+        self.dirty = true;
         self.index
             .file
             .preallocate(disk, config.segment_index_bytes)?;
@@ -548,10 +559,17 @@ impl LogSegment {
     }
 
     /// fsync of the three files.
-    pub fn flush(&self, disk: &mut dyn Disk) -> DiskResult<()> {
+    pub fn flush(&mut self, disk: &mut dyn Disk) -> DiskResult<()> {
         disk.sync(&self.log_path)?;
         disk.sync(&self.index.file.path)?;
-        disk.sync(&self.time_index.file.path)
+        disk.sync(&self.time_index.file.path)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Whether anything changed since the last flush.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     /// Removes the three files (the directory sync is the caller's).
