@@ -1,7 +1,9 @@
 //! L6: the command line (ARCHITECTURE §7; scripts and CI rely on it).
 //!
-//!     gregor run SCENARIO --seed N [--json] [--history FILE]   exit 0 pass, 1 violated, 2 bad input
-//!     gregor bench [SCENARIO] [--seed N]                       speed and memory (release build)
+//! ```text
+//! gregor run SCENARIO --seed N [--json] [--history FILE]   exit 0 pass, 1 violated, 2 bad input
+//! gregor bench [SCENARIO] [--seed N]                       speed and memory (release build)
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -217,6 +217,7 @@ fn node_config() -> BrokerNodeConfig {
     let topic = TopicImage {
         topic_id: uuid::Uuid::from_u128(1),
         partitions: BTreeMap::from([(0, part)]),
+        configs: BTreeMap::new(),
     };
     image.topics.insert("orders".into(), topic);
     BrokerNodeConfig::new(BrokerConfig::new(1), image, 7)

@@ -59,7 +59,21 @@ fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 
+/// Runs the simulation on a fresh OS thread (outside any simulation, where threads are fine): std seeds its
+/// `HashMap` keys once per thread, at the first `RandomState`, and madsim can make them deterministic only
+/// if its runtime is that first one. On the CLI's thread, argument parsing and logging got there first.
 pub(super) fn simulate(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
+    let s = s.clone();
+    std::thread::Builder::new()
+        .name(format!("gregor-seed-{seed}"))
+        .stack_size(64 << 20)
+        .spawn(move || simulate_here(&s, seed, opts))
+        .map_err(|e| RunError::Setup(format!("cannot start the simulation thread: {e}")))?
+        .join()
+        .map_err(|_| RunError::Setup("the simulation panicked (see the message above)".into()))?
+}
+
+fn simulate_here(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
     let (plan, drawn) = draw_plan(s, seed);
     if opts.announce {
         eprintln!("gregor run {} --seed {seed} (scenario {})", s.path, &s.hash[..12]);
@@ -73,8 +87,10 @@ pub(super) fn simulate(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimO
     let hi = Duration::from_secs_f64(hi / 1e3).max(lo + Duration::from_micros(1));
     config.net.send_latency = lo..hi;
     let rt = Runtime::with_seed_and_config(seed, config);
-    let world = World::new(s.clone(), seed, plan);
-    let mut out = rt.block_on(world.run());
+    // The world (and its recorder's clock) must be made inside the simulation: outside it, `Instant::now`
+    // is the real clock.
+    let scenario = s.clone();
+    let mut out = rt.block_on(async move { World::new(scenario, seed, plan).run().await });
     out.drawn = drawn;
     Ok(out)
 }

@@ -37,7 +37,9 @@ fn valid_batches(files: &dyn DiskFiles, dir: &str) -> Vec<(BatchHeader, Vec<u8>)
         let data = files.contents(&path).unwrap_or_default();
         let mut pos = 0;
         while pos < data.len() {
-            let Ok(h) = validate_batch(&data[pos..]) else { return out };
+            let Ok(size) = BatchHeader::parse(&data[pos..]).map(|h| h.total_size()) else { return out };
+            let Some(bytes) = data.get(pos..pos.saturating_add(size)) else { return out };
+            let Ok(h) = validate_batch(bytes) else { return out };
             if next.is_some_and(|n| h.base_offset != n) || h.base_offset < base {
                 return out;
             }

@@ -20,7 +20,7 @@ struct Inner {
 pub struct Recorder(Arc<Mutex<Inner>>);
 
 impl Recorder {
-    /// A recorder whose clock starts now (call inside the simulation).
+    /// A recorder whose clock starts now. Call it inside the simulation: outside, `Instant::now` is real time.
     pub fn new() -> Recorder {
         Recorder(Arc::new(Mutex::new(Inner {
             history: History::default(),
