@@ -359,12 +359,13 @@ pub fn encode_request<Req: Request>(
         version,
         reason: e.to_string(),
     };
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, api.request_header_version(version))
-        .map_err(|e| encode_err(&e))?;
+    let header_version = api.request_header_version(version);
+    let size = header.compute_size(header_version).map_err(|e| encode_err(&e))?
+        + req.compute_size(version).map_err(|e| encode_err(&e))?;
+    let mut buf = BytesMut::with_capacity(size);
+    header.encode(&mut buf, header_version).map_err(|e| encode_err(&e))?;
     req.encode(&mut buf, version).map_err(|e| encode_err(&e))?;
-    Ok(buf.to_vec())
+    Ok(Vec::from(buf))
 }
 
 /// Decodes a response frame for `Req`: header (correlation id checked), then the body, whose shape is

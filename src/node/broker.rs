@@ -240,11 +240,14 @@ async fn call_core(
     let (reply, elapsed) = {
         let mut guard = node.lock();
         let s = &mut *guard;
+        let changes_state = is_produce || req.api_key() == kafka_protocol::messages::ApiKey::CreateTopics as i16;
         let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, now_ms());
         if matches!(reply, Reply::ParkFetch { .. }) {
             s.waiters.insert(conn_id, tx);
         }
-        node.report_states(&s.broker);
+        if changes_state {
+            node.report_states(&s.broker);
+        }
         (reply, s.disk.take_elapsed())
     };
     rt::sleep_for(elapsed).await;
