@@ -14,7 +14,11 @@ use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::Scenario;
 
 #[derive(Parser, Debug)]
-#[command(name = "gregor", version, about = "A deterministic simulation testbed for a Kafka-style event streaming system")]
+#[command(
+    name = "gregor",
+    version,
+    about = "A deterministic simulation testbed for a Kafka-style event streaming system"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -57,7 +61,12 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { scenario, seed, json, history } => cmd_run(&scenario, seed, json, history.as_deref()),
+        Command::Run {
+            scenario,
+            seed,
+            json,
+            history,
+        } => cmd_run(&scenario, seed, json, history.as_deref()),
         Command::Bench { scenario, seed } => cmd_bench(&scenario, seed),
     }
 }
@@ -122,14 +131,40 @@ fn cmd_bench(path: &std::path::Path, seed: u64) -> ExitCode {
         Err(e) => return run_error(e),
     };
     let r = &outcome.summary;
-    let records = outcome.history.ops.iter().filter(|o| matches!(o.body, crate::history::OpBody::Send { .. }) && o.op_type == crate::history::OpType::Invoke).count();
+    let records = outcome
+        .history
+        .ops
+        .iter()
+        .filter(|o| {
+            matches!(o.body, crate::history::OpBody::Send { .. }) && o.op_type == crate::history::OpType::Invoke
+        })
+        .count();
     let wall = r.safety_wall_seconds.max(1e-9);
     println!("bench {} seed {seed} ({})", r.scenario, r.verdict);
-    println!("  safety phase: {:.1} simulated s in {:.3} wall s = {:.0}x real time", r.safety_sim_seconds, r.safety_wall_seconds, r.safety_sim_seconds / wall);
-    println!("  records sent: {records} = {:.0} records per wall second", records as f64 / wall);
-    println!("  network messages: {} = {:.0} per wall second, {:.2} wall us per message", r.safety_messages, r.safety_messages as f64 / wall, wall * 1e6 / (r.safety_messages.max(1) as f64));
-    println!("  whole run: {:.1} simulated s in {:.3} wall s ({} messages)", r.sim_seconds, r.wall_seconds, r.messages);
-    println!("  peak RSS: {}", peak_rss().map_or("unknown".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)));
+    println!(
+        "  safety phase: {:.1} simulated s in {:.3} wall s = {:.0}x real time",
+        r.safety_sim_seconds,
+        r.safety_wall_seconds,
+        r.safety_sim_seconds / wall
+    );
+    println!(
+        "  records sent: {records} = {:.0} records per wall second",
+        records as f64 / wall
+    );
+    println!(
+        "  network messages: {} = {:.0} per wall second, {:.2} wall us per message",
+        r.safety_messages,
+        r.safety_messages as f64 / wall,
+        wall * 1e6 / (r.safety_messages.max(1) as f64)
+    );
+    println!(
+        "  whole run: {:.1} simulated s in {:.3} wall s ({} messages)",
+        r.sim_seconds, r.wall_seconds, r.messages
+    );
+    println!(
+        "  peak RSS: {}",
+        peak_rss().map_or("unknown".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0))
+    );
     ExitCode::SUCCESS
 }
 
@@ -144,7 +179,11 @@ fn peak_rss() -> Option<u64> {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimTime)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Prints the simulated time inside a simulation.

@@ -118,7 +118,14 @@ impl History {
     /// Appends an op, numbering it.
     pub fn push(&mut self, time_us: u64, process: &str, op_type: OpType, body: OpBody, error: Option<String>) {
         let index = self.ops.len() as u64;
-        self.ops.push(Op { index, time_us, process: process.to_string(), op_type, body, error });
+        self.ops.push(Op {
+            index,
+            time_us,
+            process: process.to_string(),
+            op_type,
+            body,
+            error,
+        });
     }
 
     /// The history as JSONL.
@@ -181,18 +188,33 @@ mod tests {
             5,
             "client-1",
             OpType::Invoke,
-            OpBody::Send { topic: "t".into(), partition: 0, key: "k1".into(), value: "v1".into(), offset: None },
+            OpBody::Send {
+                topic: "t".into(),
+                partition: 0,
+                key: "k1".into(),
+                value: "v1".into(),
+                offset: None,
+            },
             None,
         );
         h.push(
             9,
             "client-1",
             OpType::Ok,
-            OpBody::Send { topic: "t".into(), partition: 0, key: "k1".into(), value: "v1".into(), offset: Some(3) },
+            OpBody::Send {
+                topic: "t".into(),
+                partition: 0,
+                key: "k1".into(),
+                value: "v1".into(),
+                offset: Some(3),
+            },
             None,
         );
         let text = h.ops_jsonl();
-        assert!(text.starts_with(r#"{"index":0,"time_us":5,"process":"client-1","type":"invoke","f":"send""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"index":0,"time_us":5,"process":"client-1","type":"invoke","f":"send""#),
+            "{text}"
+        );
         assert_eq!(History::parse_ops(&text).unwrap(), h.ops);
         assert!(History::parse_ops("{nope").unwrap_err().contains("line 1"));
     }

@@ -35,10 +35,7 @@ pub enum ReadFrameError {
 
 /// Reads one Kafka frame; `Ok(None)` on a clean end of stream before a frame starts. The size prefix is
 /// checked against `max` before the body is allocated.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-) -> Result<Option<Vec<u8>>, ReadFrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>, ReadFrameError> {
     let mut size = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -47,11 +44,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             if got == 0 {
                 return Ok(None);
             }
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "end of stream inside a frame size",
-            )
-            .into());
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "end of stream inside a frame size").into());
         }
         got += n;
     }
@@ -81,7 +74,13 @@ pub async fn sleep_for(d: Duration) {
 pub fn wall_clock() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec into the pointer we pass, which lives on our stack.
-    let rc = unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts as *mut libc::timespec) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut ts as *mut libc::timespec,
+        )
+    };
     if rc != 0 {
         return Duration::ZERO;
     }

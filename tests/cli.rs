@@ -46,7 +46,12 @@ fn a_missing_scenario_file_and_bad_arguments_exit_2() {
 fn a_passing_run_exits_0_and_ends_stdout_with_the_json_summary() {
     let out = gregor(&["run", "scenarios/smoke.toml", "--seed", "3", "--json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     for key in [
         "scenario",

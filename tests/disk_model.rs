@@ -118,9 +118,10 @@ struct Model {
 
 impl Model {
     fn id(&self, path: &str) -> Result<u32, DiskError> {
-        self.current.get(path).copied().ok_or(DiskError::NotFound {
-            path: path.to_string(),
-        })
+        self.current
+            .get(path)
+            .copied()
+            .ok_or(DiskError::NotFound { path: path.to_string() })
     }
 
     fn file(&mut self, path: &str) -> Result<&mut File, DiskError> {
@@ -136,11 +137,10 @@ impl Model {
     }
 
     fn durable_paths(&self) -> BTreeMap<String, u32> {
-        let entries = self.durable.iter().flat_map(|(dir, names)| {
-            names
-                .iter()
-                .map(move |(name, id)| (format!("{dir}/{name}"), *id))
-        });
+        let entries = self
+            .durable
+            .iter()
+            .flat_map(|(dir, names)| names.iter().map(move |(name, id)| (format!("{dir}/{name}"), *id)));
         entries.collect()
     }
 }
@@ -192,13 +192,9 @@ fn run_on_disk(disk: &mut SimDisk, op: &Op) -> Result<(), DiskError> {
 
 fn expected_outcome(model: &Model, op: &Op) -> Result<(), DiskError> {
     match *op {
-        Op::Create(f) if model.current.contains_key(&path(f)) => {
-            Err(DiskError::AlreadyExists { path: path(f) })
-        }
+        Op::Create(f) if model.current.contains_key(&path(f)) => Err(DiskError::AlreadyExists { path: path(f) }),
         Op::Create(_) | Op::SyncDir(_) | Op::Crash | Op::PowerLoss => Ok(()),
-        Op::Write(f, ..) | Op::Append(f, ..) | Op::Truncate(f, _) | Op::Sync(f) => {
-            model.id(&path(f)).map(drop)
-        }
+        Op::Write(f, ..) | Op::Append(f, ..) | Op::Truncate(f, _) | Op::Sync(f) => model.id(&path(f)).map(drop),
         Op::Rename(f, _) | Op::Remove(f) => model.id(&path(f)).map(drop),
     }
 }
@@ -213,9 +209,7 @@ fn apply_to_model(model: &mut Model, op: &Op) {
         }
         Op::Write(f, offset, n, b) => model.push(&path(f), Pending::Write(offset, vec![b; n])),
         Op::Append(f, n, b) => {
-            let end = model
-                .file(&path(f))
-                .map_or(0, |file| file.current.len() as u64);
+            let end = model.file(&path(f)).map_or(0, |file| file.current.len() as u64);
             model.push(&path(f), Pending::Write(end, vec![b; n]))
         }
         Op::Truncate(f, len) => model.push(&path(f), Pending::SetLen(len)),
@@ -243,11 +237,7 @@ fn apply_to_model(model: &mut Model, op: &Op) {
             .ok_or(DiskError::Io { path: path(f) }),
         Op::Crash | Op::PowerLoss => Ok(()),
     };
-    assert_eq!(
-        done,
-        Ok(()),
-        "model op {op:?} must succeed after the disk did it"
-    );
+    assert_eq!(done, Ok(()), "model op {op:?} must succeed after the disk did it");
 }
 
 /// The running system sees exactly the model's current state.
@@ -272,28 +262,14 @@ fn power_loss(disk: &mut SimDisk, model: &mut Model) -> Result<(), TestCaseError
     let report = disk.power_loss();
     let durable = model.durable_paths();
     let paths: Vec<&String> = report.files.iter().map(|f| &f.path).collect();
-    prop_assert_eq!(
-        paths,
-        durable.keys().collect::<Vec<_>>(),
-        "namespace after power loss"
-    );
+    prop_assert_eq!(paths, durable.keys().collect::<Vec<_>>(), "namespace after power loss");
     let mut survived: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     for frontier in &report.files {
         let id = durable[&frontier.path];
         let file = &model.files[&id];
         let data = disk.read_file(&frontier.path).unwrap_or_default();
-        prop_assert_eq!(
-            frontier.durable_len,
-            file.durable.len() as u64,
-            "{}",
-            frontier.path
-        );
-        prop_assert_eq!(
-            frontier.surviving_len,
-            data.len() as u64,
-            "{}",
-            frontier.path
-        );
+        prop_assert_eq!(frontier.durable_len, file.durable.len() as u64, "{}", frontier.path);
+        prop_assert_eq!(frontier.surviving_len, data.len() as u64, "{}", frontier.path);
         prop_assert!(
             file.candidates().contains(&data),
             "{} holds no durable+prefix state",
@@ -365,10 +341,7 @@ fn power_loss_sometimes_tears_a_write() {
         disk.sync_dir("").unwrap();
         disk.write_at("a", 100, &[1; 4000]).unwrap();
         let len = disk.power_loss().files[0].surviving_len;
-        assert!(
-            len == 0 || len == 4100 || len.is_multiple_of(512),
-            "len={len}"
-        );
+        assert!(len == 0 || len == 4100 || len.is_multiple_of(512), "len={len}");
         torn += usize::from(len != 0 && len != 4100);
     }
     assert!(torn > 0, "no torn write in 50 seeds");

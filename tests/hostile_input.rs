@@ -27,18 +27,16 @@ fn valid_frames() -> Vec<Vec<u8>> {
     let pd = PartitionProduceData::default()
         .with_index(0)
         .with_records(Some(Bytes::from(batch(&[b"v"], 0))));
-    let produce =
-        ProduceRequest::default()
-            .with_acks(1)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name.clone())
-                .with_partition_data(vec![pd])]);
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name.clone())
+            .with_partition_data(vec![pd])]);
     let fp = FetchPartition::default()
         .with_partition(0)
         .with_partition_max_bytes(100);
-    let fetch = FetchRequest::default().with_topics(vec![FetchTopic::default()
-        .with_topic(name)
-        .with_partitions(vec![fp])]);
+    let fetch =
+        FetchRequest::default().with_topics(vec![FetchTopic::default().with_topic(name).with_partitions(vec![fp])]);
     vec![
         encode_request(ApiKey::Produce, 11, 1, "c", &produce).unwrap(),
         encode_request(ApiKey::Fetch, 12, 2, "c", &fetch).unwrap(),
@@ -50,30 +48,9 @@ fn valid_frames() -> Vec<Vec<u8>> {
             &MetadataRequest::default().with_topics(None),
         )
         .unwrap(),
-        encode_request(
-            ApiKey::ApiVersions,
-            3,
-            4,
-            "c",
-            &ApiVersionsRequest::default(),
-        )
-        .unwrap(),
-        encode_request(
-            ApiKey::ListOffsets,
-            6,
-            5,
-            "c",
-            &ListOffsetsRequest::default(),
-        )
-        .unwrap(),
-        encode_request(
-            ApiKey::CreateTopics,
-            7,
-            6,
-            "c",
-            &CreateTopicsRequest::default(),
-        )
-        .unwrap(),
+        encode_request(ApiKey::ApiVersions, 3, 4, "c", &ApiVersionsRequest::default()).unwrap(),
+        encode_request(ApiKey::ListOffsets, 6, 5, "c", &ListOffsetsRequest::default()).unwrap(),
+        encode_request(ApiKey::CreateTopics, 7, 6, "c", &CreateTopicsRequest::default()).unwrap(),
     ]
 }
 
@@ -90,8 +67,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 0u8..8).prop_map(|(i, b)| Mutation::FlipBit(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
         (any::<usize>(), 0u8..4).prop_map(|(i, k)| Mutation::HugeLength(i, k)),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
-            .prop_map(|(i, v)| Mutation::Insert(i, v)),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8)).prop_map(|(i, v)| Mutation::Insert(i, v)),
     ]
 }
 
@@ -164,8 +140,7 @@ proptest! {
 
 #[test]
 fn metadata_v12_header_with_body_7fffffff_is_malformed() {
-    let mut frame =
-        encode_request(ApiKey::Metadata, 12, 1, "c", &MetadataRequest::default()).unwrap();
+    let mut frame = encode_request(ApiKey::Metadata, 12, 1, "c", &MetadataRequest::default()).unwrap();
     frame.truncate(frame.len() - 4);
     frame.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
     assert!(matches!(
@@ -273,9 +248,7 @@ where
 }
 
 async fn connect() -> TcpStream {
-    TcpStream::connect(BROKER.parse::<SocketAddr>().unwrap())
-        .await
-        .unwrap()
+    TcpStream::connect(BROKER.parse::<SocketAddr>().unwrap()).await.unwrap()
 }
 
 async fn send(stream: &mut TcpStream, frame: &[u8]) {
@@ -290,17 +263,8 @@ async fn recv(stream: &mut TcpStream) -> Option<Bytes> {
     read.ok().flatten().map(Bytes::from)
 }
 
-async fn call<Req: Encodable, Resp: Decodable>(
-    stream: &mut TcpStream,
-    key: ApiKey,
-    v: i16,
-    req: &Req,
-) -> Resp {
-    send(
-        stream,
-        &encode_request(key, v, 42, "client-1", req).unwrap(),
-    )
-    .await;
+async fn call<Req: Encodable, Resp: Decodable>(stream: &mut TcpStream, key: ApiKey, v: i16, req: &Req) -> Resp {
+    send(stream, &encode_request(key, v, 42, "client-1", req).unwrap()).await;
     let mut body = recv(stream).await.expect("connection closed");
     let header = ResponseHeader::decode(&mut body, key.response_header_version(v)).unwrap();
     assert_eq!(header.correlation_id, 42);
@@ -309,13 +273,7 @@ async fn call<Req: Encodable, Resp: Decodable>(
 
 async fn assert_broker_alive() {
     let mut s = connect().await;
-    let resp: ApiVersionsResponse = call(
-        &mut s,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    )
-    .await;
+    let resp: ApiVersionsResponse = call(&mut s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
     assert_eq!(resp.error_code, 0);
     assert_eq!(resp.api_keys.len(), ADVERTISED.len());
 }
@@ -323,19 +281,14 @@ async fn assert_broker_alive() {
 async fn assert_closed_after(frame: &[u8]) {
     let mut s = connect().await;
     send(&mut s, frame).await;
-    assert_eq!(
-        recv(&mut s).await,
-        None,
-        "the broker must close the connection"
-    );
+    assert_eq!(recv(&mut s).await, None, "the broker must close the connection");
     assert_broker_alive().await;
 }
 
 #[madsim::test]
 async fn hostile_metadata_frame_closes_connection() {
     with_broker(|| async {
-        let mut frame =
-            encode_request(ApiKey::Metadata, 12, 1, "evil", &MetadataRequest::default()).unwrap();
+        let mut frame = encode_request(ApiKey::Metadata, 12, 1, "evil", &MetadataRequest::default()).unwrap();
         frame.truncate(frame.len() - 4);
         frame.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
         assert_closed_after(&frame).await;
@@ -354,14 +307,7 @@ async fn oversized_frames_unknown_keys_and_unsupported_versions_close_only_that_
         assert_eq!(recv(&mut s).await, None);
         assert_broker_alive().await;
         // an unknown api key
-        let mut frame = encode_request(
-            ApiKey::ApiVersions,
-            0,
-            1,
-            "c",
-            &ApiVersionsRequest::default(),
-        )
-        .unwrap();
+        let mut frame = encode_request(ApiKey::ApiVersions, 0, 1, "c", &ApiVersionsRequest::default()).unwrap();
         frame[0..2].copy_from_slice(&4242i16.to_be_bytes());
         assert_closed_after(&frame).await;
         // Produce v3: known to Kafka, not advertised here
@@ -375,21 +321,11 @@ async fn oversized_frames_unknown_keys_and_unsupported_versions_close_only_that_
 async fn api_versions_at_an_unknown_version_answers_error_35_with_our_apiversions_range() {
     with_broker(|| async {
         let mut s = connect().await;
-        let mut frame = encode_request(
-            ApiKey::ApiVersions,
-            4,
-            9,
-            "c",
-            &ApiVersionsRequest::default(),
-        )
-        .unwrap();
+        let mut frame = encode_request(ApiKey::ApiVersions, 4, 9, "c", &ApiVersionsRequest::default()).unwrap();
         frame[2..4].copy_from_slice(&99i16.to_be_bytes());
         send(&mut s, &frame).await;
         let mut body = recv(&mut s).await.expect("an answer");
-        assert_eq!(
-            ResponseHeader::decode(&mut body, 0).unwrap().correlation_id,
-            9
-        );
+        assert_eq!(ResponseHeader::decode(&mut body, 0).unwrap().correlation_id, 9);
         let resp = ApiVersionsResponse::decode(&mut body, 0).unwrap();
         assert_eq!(resp.error_code, 35);
         let ranges: Vec<(i16, i16, i16)> = resp
@@ -399,13 +335,7 @@ async fn api_versions_at_an_unknown_version_answers_error_35_with_our_apiversion
             .collect();
         assert_eq!(ranges, vec![(18, 0, 4)], "KIP-511: our ApiVersions range");
         // the client retries at v3 and learns every range
-        let resp: ApiVersionsResponse = call(
-            &mut s,
-            ApiKey::ApiVersions,
-            3,
-            &ApiVersionsRequest::default(),
-        )
-        .await;
+        let resp: ApiVersionsResponse = call(&mut s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
         assert_eq!(resp.api_keys.len(), ADVERTISED.len());
     })
     .await;
@@ -480,10 +410,7 @@ async fn produced_batches_with_acks_1_are_fetched_back_at_their_offsets() {
             base_offsets(resp.responses[0].partitions[0].records.as_ref().unwrap()),
             vec![6]
         );
-        assert!(
-            waited < Duration::from_secs(1),
-            "long poll answered after {waited:?}"
-        );
+        assert!(waited < Duration::from_secs(1), "long poll answered after {waited:?}");
     })
     .await;
 }
@@ -506,11 +433,7 @@ async fn an_eio_takes_the_log_dir_offline_and_shuts_the_single_dir_broker_down()
             &encode_request(ApiKey::Produce, 11, 43, "c", &produce(&[b"b"])).unwrap(),
         )
         .await;
-        assert_eq!(
-            recv(&mut s).await,
-            None,
-            "no answer from a broker whose log dir failed"
-        );
+        assert_eq!(recv(&mut s).await, None, "no answer from a broker whose log dir failed");
         rt::sleep(Duration::from_millis(100)).await;
         let exit = e.lock().unwrap().clone();
         assert!(
@@ -518,9 +441,7 @@ async fn an_eio_takes_the_log_dir_offline_and_shuts_the_single_dir_broker_down()
             "{exit:?}"
         );
         assert!(
-            TcpStream::connect(BROKER.parse::<SocketAddr>().unwrap())
-                .await
-                .is_err(),
+            TcpStream::connect(BROKER.parse::<SocketAddr>().unwrap()).await.is_err(),
             "the broker is down"
         );
     })
@@ -555,8 +476,7 @@ async fn a_killed_and_restarted_broker_recovers_its_log_and_serves_it_again() {
             rt::sleep(Duration::from_millis(100)).await;
             let mut s = connect().await;
             for values in [&[&b"a"[..], b"b"][..], &[b"c"]] {
-                let resp: ProduceResponse =
-                    call(&mut s, ApiKey::Produce, 11, &produce(values)).await;
+                let resp: ProduceResponse = call(&mut s, ApiKey::Produce, 11, &produce(values)).await;
                 assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
             }
             let h = madsim::runtime::Handle::current();

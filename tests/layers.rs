@@ -60,26 +60,137 @@ fn the_pure_cores_name_no_runtime_clock_global_rng_or_filesystem() {
     for core in ["log", "producer", "broker"] {
         assert!(!sources(core).is_empty(), "src/{core} exists");
         let found = hits(core, IMPURE);
-        assert!(found.is_empty(), "src/{core} must stay pure (ARCHITECTURE §2):\n{}", found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "src/{core} must stay pure (ARCHITECTURE §2):\n{}",
+            found.join("\n")
+        );
     }
 }
 
 #[test]
 fn each_layer_imports_only_the_layers_before_it() {
     let layers: &[(&str, &[&str])] = &[
-        ("types.rs", &["crate::protocol", "crate::history", "crate::log", "crate::broker", "crate::node", "crate::client", "crate::sim", "crate::runner", "crate::checker"]),
-        ("protocol", &["crate::log", "crate::broker", "crate::node", "crate::client", "crate::sim", "crate::runner", "crate::scenario"]),
-        ("history.rs", &["crate::log", "crate::broker", "crate::node", "crate::client", "crate::sim", "crate::runner", "crate::scenario"]),
-        ("log", &["crate::broker", "crate::node", "crate::client", "crate::sim", "crate::workload", "crate::runner", "crate::scenario", "crate::checker"]),
-        ("producer", &["crate::broker", "crate::node", "crate::client", "crate::sim", "crate::runner", "crate::scenario"]),
-        ("broker", &["crate::node", "crate::client", "crate::sim", "crate::workload", "crate::runner", "crate::scenario", "crate::checker"]),
-        ("node", &["crate::sim", "crate::workload", "crate::runner", "crate::scenario", "crate::checker", "crate::cli"]),
-        ("client", &["crate::sim", "crate::workload", "crate::runner", "crate::scenario", "crate::checker", "crate::cli"]),
-        ("sim", &["crate::runner", "crate::scenario", "crate::checker", "crate::cli"]),
-        ("checker", &["crate::log", "crate::broker", "crate::node", "crate::client", "crate::sim", "crate::workload", "crate::runner", "crate::scenario"]),
+        (
+            "types.rs",
+            &[
+                "crate::protocol",
+                "crate::history",
+                "crate::log",
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+                "crate::checker",
+            ],
+        ),
+        (
+            "protocol",
+            &[
+                "crate::log",
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+                "crate::scenario",
+            ],
+        ),
+        (
+            "history.rs",
+            &[
+                "crate::log",
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+                "crate::scenario",
+            ],
+        ),
+        (
+            "log",
+            &[
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+                "crate::checker",
+            ],
+        ),
+        (
+            "producer",
+            &[
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+                "crate::scenario",
+            ],
+        ),
+        (
+            "broker",
+            &[
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+                "crate::checker",
+            ],
+        ),
+        (
+            "node",
+            &[
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+                "crate::checker",
+                "crate::cli",
+            ],
+        ),
+        (
+            "client",
+            &[
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+                "crate::checker",
+                "crate::cli",
+            ],
+        ),
+        (
+            "sim",
+            &["crate::runner", "crate::scenario", "crate::checker", "crate::cli"],
+        ),
+        (
+            "checker",
+            &[
+                "crate::log",
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+            ],
+        ),
     ];
     for (layer, forbidden) in layers {
         let found = hits(layer, forbidden);
-        assert!(found.is_empty(), "src/{layer} imports a later layer:\n{}", found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "src/{layer} imports a later layer:\n{}",
+            found.join("\n")
+        );
     }
 }

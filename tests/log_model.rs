@@ -82,8 +82,7 @@ impl World {
     fn new(seed: u64) -> Self {
         let mut disk = SimDisk::new("broker-1", seed, SimDiskConfig::default());
         let (mut mgr, _) = LogManager::startup(&mut disk, config(), 0).expect("startup");
-        mgr.create_log(&mut disk, &tp(), "id-1", config(), 0)
-            .expect("create");
+        mgr.create_log(&mut disk, &tp(), "id-1", config(), 0).expect("create");
         World {
             disk,
             mgr,
@@ -112,18 +111,11 @@ impl World {
         let mut out = Vec::new();
         while next < leo {
             let data = log.read(&mut disk, next, 4_096, None, true).expect("read");
-            assert!(
-                !data.records.is_empty(),
-                "read at {next} (leo {leo}) returned nothing"
-            );
+            assert!(!data.records.is_empty(), "read at {next} (leo {leo}) returned nothing");
             for item in batches(&data.records) {
                 let (h, bytes) = item.expect("whole batch");
                 validate_batch(bytes).expect("served batches are valid");
-                assert!(
-                    h.base_offset <= next || out.is_empty(),
-                    "gap before {}",
-                    h.base_offset
-                );
+                assert!(h.base_offset <= next || out.is_empty(), "gap before {}", h.base_offset);
                 next = h.next_offset();
                 out.push(bytes.to_vec());
             }
@@ -134,8 +126,7 @@ impl World {
     fn restart(&mut self) {
         self.now_ms += 1;
         self.restarts += 1;
-        let (mgr, reports) = LogManager::startup(&mut self.disk, config(), self.now_ms)
-            .expect("startup after a fault");
+        let (mgr, reports) = LogManager::startup(&mut self.disk, config(), self.now_ms).expect("startup after a fault");
         assert_eq!(reports.len(), 1);
         self.mgr = mgr;
     }
@@ -190,10 +181,7 @@ impl World {
             .log()
             .read(&mut disk, start, max_bytes as usize, hw, true)
             .expect("read");
-        let first = self
-            .model
-            .iter()
-            .position(|b| header(b).last_offset() >= start);
+        let first = self.model.iter().position(|b| header(b).last_offset() >= start);
         let mut expected = first.map_or(&[][..], |i| &self.model[i..]).iter();
         for item in batches(&data.records) {
             let (h, bytes) = item.expect("whole batch");
@@ -210,8 +198,7 @@ impl World {
             );
         }
         let served_any = !data.records.is_empty();
-        let reachable =
-            first.is_some_and(|i| hw.is_none_or(|hw| header(&self.model[i]).last_offset() < hw));
+        let reachable = first.is_some_and(|i| hw.is_none_or(|hw| header(&self.model[i]).last_offset() < hw));
         assert_eq!(
             served_any,
             reachable,
@@ -224,9 +211,7 @@ impl World {
         let leo = self.leo();
         let offset = at as i64 % (leo + 1);
         let mut disk = self.disk.clone();
-        self.mgr
-            .truncate_to(&mut disk, &tp(), offset)
-            .expect("truncate");
+        self.mgr.truncate_to(&mut disk, &tp(), offset).expect("truncate");
         self.checkpointed_rp = self.log().recovery_point();
         self.model.retain(|b| header(b).last_offset() < offset);
         assert_eq!(self.log().log_end_offset(), self.leo());
@@ -235,11 +220,7 @@ impl World {
     fn crash_and_check(&mut self) {
         self.disk.crash();
         self.restart();
-        assert_eq!(
-            self.read_all(),
-            self.model,
-            "a process crash must lose nothing"
-        );
+        assert_eq!(self.read_all(), self.model, "a process crash must lose nothing");
     }
 
     fn power_loss_and_check(&mut self) {
@@ -263,21 +244,14 @@ impl World {
             let h = header(b);
             assert_eq!(Some(h.base_offset), next, "offsets not contiguous");
             next = Some(h.next_offset());
-            let known = self
-                .history
-                .get(&h.base_offset)
-                .is_some_and(|s| s.contains(b));
+            let known = self.history.get(&h.base_offset).is_some_and(|s| s.contains(b));
             assert!(known, "batch at {} was never written", h.base_offset);
         }
         self.model = got;
         let leo = self.leo();
         let log = self.log();
         assert_eq!(log.log_end_offset(), leo);
-        assert!(log
-            .leader_epoch_cache()
-            .entries()
-            .iter()
-            .all(|e| e.start_offset < leo));
+        assert!(log.leader_epoch_cache().entries().iter().all(|e| e.start_offset < leo));
         let latest = log.latest_epoch().unwrap_or(0);
         self.epoch = self.epoch.max(latest);
     }
@@ -288,11 +262,7 @@ impl World {
         self.checkpointed_rp = self.leo();
         self.restart();
         assert_eq!(self.log().recovery_point(), self.leo());
-        assert_eq!(
-            self.read_all(),
-            self.model,
-            "a clean restart must lose nothing"
-        );
+        assert_eq!(self.read_all(), self.model, "a clean restart must lose nothing");
     }
 
     /// Flips a bit in the bytes from the magic on (offset and epoch sit outside the CRC) of a batch at or
@@ -326,8 +296,7 @@ impl World {
         let byte_at = (position + 16 + at as usize % (self.model[i].len() - 16)) as u64;
         let mut disk = self.disk.clone();
         let byte = gregor::log::Disk::read_at(&mut disk, &path, byte_at, 1).expect("read")[0];
-        gregor::log::Disk::write_at(&mut disk, &path, byte_at, &[byte ^ (1 << bit)])
-            .expect("write");
+        gregor::log::Disk::write_at(&mut disk, &path, byte_at, &[byte ^ (1 << bit)]).expect("write");
         self.disk.crash();
         self.restart();
         self.model.truncate(i);
@@ -399,10 +368,7 @@ fn a_power_loss_keeps_flushed_batches_and_drops_unflushed_ones_whole() {
         world.append(&[(2, 200)], false);
     }
     let segments_before = world.log().segment_count();
-    assert!(
-        segments_before > 3,
-        "small segment.bytes must roll: {segments_before}"
-    );
+    assert!(segments_before > 3, "small segment.bytes must roll: {segments_before}");
     world.power_loss_and_check();
     assert!(world.leo() >= leo);
     assert!(world.restarts == 1);

@@ -9,7 +9,14 @@ fn run(seed: u64, tag: &str) -> (String, String, serde_json::Value) {
     std::fs::create_dir_all(&dir).unwrap();
     let history = dir.join("history.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
-        .args(["run", "scenarios/smoke.toml", "--seed", &seed.to_string(), "--json", "--history"])
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--seed",
+            &seed.to_string(),
+            "--json",
+            "--history",
+        ])
         .arg(&history)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -31,7 +38,11 @@ fn run(seed: u64, tag: &str) -> (String, String, serde_json::Value) {
 fn the_same_seed_in_two_processes_gives_a_byte_identical_history() {
     let (ops_a, states_a, sum_a) = run(42, "a");
     let (ops_b, states_b, sum_b) = run(42, "b");
-    assert!(ops_a.lines().count() > 20_000, "the history holds the whole run: {} lines", ops_a.lines().count());
+    assert!(
+        ops_a.lines().count() > 20_000,
+        "the history holds the whole run: {} lines",
+        ops_a.lines().count()
+    );
     assert!(!states_a.is_empty(), "the state trace is recorded");
     assert!(ops_a == ops_b, "histories differ between two runs of seed 42");
     assert!(states_a == states_b, "state traces differ between two runs of seed 42");

@@ -62,11 +62,7 @@ impl BrokerConfig {
     pub fn from_map(map: &BTreeMap<String, toml::Value>) -> Result<Self, ConfigError> {
         let node_id = match map.get("node.id") {
             Some(v) => int(v, "node.id")? as BrokerId,
-            None => {
-                return Err(ConfigError::Missing {
-                    key: "node.id".into(),
-                })
-            }
+            None => return Err(ConfigError::Missing { key: "node.id".into() }),
         };
         let mut cfg = Self::new(node_id);
         for (key, value) in map {
@@ -79,19 +75,15 @@ impl BrokerConfig {
         match key {
             "node.id" => self.node_id = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as i32,
             "socket.request.max.bytes" => {
-                self.socket_request_max_bytes =
-                    in_range(int(v, key)?, 1, i32::MAX as i64, key)? as usize
+                self.socket_request_max_bytes = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as usize
             }
             "log.flush.offset.checkpoint.interval.ms" => {
-                self.log_flush_offset_checkpoint_interval_ms =
-                    in_range(int(v, key)?, 1, i64::MAX, key)?
+                self.log_flush_offset_checkpoint_interval_ms = in_range(int(v, key)?, 1, i64::MAX, key)?
             }
             "log.flush.scheduler.interval.ms" => {
                 self.log_flush_scheduler_interval_ms = in_range(int(v, key)?, 1, i64::MAX, key)?
             }
-            "log.segment.bytes" => {
-                self.log_segment_bytes = in_range(int(v, key)?, 14, i32::MAX as i64, key)? as u64
-            }
+            "log.segment.bytes" => self.log_segment_bytes = in_range(int(v, key)?, 14, i32::MAX as i64, key)? as u64,
             "log.roll.ms" => self.log_roll_ms = in_range(int(v, key)?, 1, i64::MAX, key)?,
             "log.index.interval.bytes" => {
                 self.log_index_interval_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64
@@ -103,15 +95,10 @@ impl BrokerConfig {
                 self.log_flush_interval_messages = in_range(int(v, key)?, 1, i64::MAX, key)? as u64
             }
             "log.flush.interval.ms" => self.log_flush_interval_ms = in_range(int(v, key)?, 0, i64::MAX, key)?,
-            "message.max.bytes" => {
-                self.message_max_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64
-            }
-            "num.partitions" => {
-                self.num_partitions = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32
-            }
+            "message.max.bytes" => self.message_max_bytes = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as u64,
+            "num.partitions" => self.num_partitions = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32,
             "default.replication.factor" => {
-                self.default_replication_factor =
-                    in_range(int(v, key)?, 1, i16::MAX as i64, key)? as i16
+                self.default_replication_factor = in_range(int(v, key)?, 1, i16::MAX as i64, key)? as i16
             }
             "auto.create.topics.enable" => {
                 if boolean(v, key)? {
@@ -184,10 +171,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, toml::Value)]) -> BTreeMap<String, toml::Value> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     #[test]
@@ -205,31 +189,20 @@ mod tests {
 
     #[test]
     fn from_map_names_the_key_of_an_unknown_key_a_wrong_type_or_a_missing_node_id() {
-        let unknown = BrokerConfig::from_map(&map(&[
-            ("node.id", 1.into()),
-            ("log.segmnt.bytes", 5.into()),
-        ]));
+        let unknown = BrokerConfig::from_map(&map(&[("node.id", 1.into()), ("log.segmnt.bytes", 5.into())]));
         assert_eq!(
             unknown,
             Err(ConfigError::UnknownKey {
                 key: "log.segmnt.bytes".into()
             })
         );
-        let wrong = BrokerConfig::from_map(&map(&[
-            ("node.id", 1.into()),
-            ("num.partitions", true.into()),
-        ]));
+        let wrong = BrokerConfig::from_map(&map(&[("node.id", 1.into()), ("num.partitions", true.into())]));
         assert!(
             matches!(wrong, Err(ConfigError::WrongType { ref key, .. }) if key == "num.partitions"),
             "{wrong:?}"
         );
         let missing = BrokerConfig::from_map(&map(&[("num.partitions", 2.into())]));
-        assert_eq!(
-            missing,
-            Err(ConfigError::Missing {
-                key: "node.id".into()
-            })
-        );
+        assert_eq!(missing, Err(ConfigError::Missing { key: "node.id".into() }));
         let err = BrokerConfig::from_map(&map(&[("node.id", "x".into())])).unwrap_err();
         assert!(err.to_string().contains("node.id"), "{err}");
     }

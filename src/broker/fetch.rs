@@ -67,13 +67,7 @@ impl Broker {
             let outcome = self.fetch_pass(disk, &parked.request).and_then(|pass| {
                 let enough = pass.bytes >= parked.request.min_bytes.max(0) as usize;
                 if enough || pass.any_error || now_ms >= parked.deadline_ms {
-                    respond(
-                        ApiKey::Fetch,
-                        parked.version,
-                        parked.correlation_id,
-                        &pass.response,
-                    )
-                    .map(Some)
+                    respond(ApiKey::Fetch, parked.version, parked.correlation_id, &pass.response).map(Some)
                 } else {
                     Ok(None)
                 }
@@ -107,11 +101,7 @@ impl Broker {
         self.parked.len()
     }
 
-    fn fetch_pass(
-        &mut self,
-        disk: &mut dyn Disk,
-        req: &FetchRequest,
-    ) -> Result<FetchPass, Failure> {
+    fn fetch_pass(&mut self, disk: &mut dyn Disk, req: &FetchRequest) -> Result<FetchPass, Failure> {
         let mut remaining = req.max_bytes.max(0) as usize;
         let mut bytes = 0usize;
         let mut any_error = false;
@@ -122,14 +112,8 @@ impl Broker {
                 let tp = TopicPartition::new(t.topic.0.to_string(), p.partition);
                 let limit = remaining.min(p.partition_max_bytes.max(0) as usize);
                 // KIP-74: the first batch of the first partition with data comes back even above the limits.
-                let data = self.fetch_partition(
-                    disk,
-                    &tp,
-                    p.current_leader_epoch,
-                    p.fetch_offset,
-                    limit,
-                    bytes == 0,
-                )?;
+                let data =
+                    self.fetch_partition(disk, &tp, p.current_leader_epoch, p.fetch_offset, limit, bytes == 0)?;
                 any_error |= data.error_code != code::NONE;
                 let n = data.records.as_ref().map_or(0, |r| r.len());
                 bytes += n;
@@ -142,9 +126,7 @@ impl Broker {
                     .with_partitions(partitions),
             );
         }
-        let response = FetchResponse::default()
-            .with_session_id(0)
-            .with_responses(responses);
+        let response = FetchResponse::default().with_session_id(0).with_responses(responses);
         Ok(FetchPass {
             response,
             bytes,
@@ -183,13 +165,7 @@ impl Broker {
         if fetch_offset > high_watermark && fetch_offset <= log.log_end_offset() {
             return Ok(data.with_records(Some(Bytes::new())));
         }
-        match log.read(
-            disk,
-            fetch_offset,
-            max_bytes,
-            Some(high_watermark),
-            min_one_batch,
-        ) {
+        match log.read(disk, fetch_offset, max_bytes, Some(high_watermark), min_one_batch) {
             Ok(read) => Ok(data.with_records(Some(Bytes::from(read.records)))),
             Err(e) => Ok(data.with_error_code(partition_error(&e)?)),
         }

@@ -3,24 +3,19 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, CreateTopicsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
+    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rand::Rng;
 use uuid::Uuid;
 
-use super::{
-    log_config, partition_error, respond, Broker, Failure, LogConfig, PartitionImage, Reply,
-    TopicImage,
-};
+use super::{log_config, partition_error, respond, Broker, Failure, LogConfig, PartitionImage, Reply, TopicImage};
 use crate::log::Disk;
 use crate::protocol::api::api_versions_response;
 use crate::protocol::errors::code;
@@ -35,12 +30,7 @@ const UNKNOWN_TOPIC_ID: i16 = 100;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 
 pub(super) fn api_versions(version: i16, corr: i32) -> Result<Reply, Failure> {
-    respond(
-        ApiKey::ApiVersions,
-        version,
-        corr,
-        &api_versions_response(code::NONE),
-    )
+    respond(ApiKey::ApiVersions, version, corr, &api_versions_response(code::NONE))
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -67,12 +57,7 @@ pub fn valid_topic_name(name: &str) -> bool {
 }
 
 impl Broker {
-    pub(super) fn metadata(
-        &self,
-        req: &MetadataRequest,
-        version: i16,
-        corr: i32,
-    ) -> Result<Reply, Failure> {
+    pub(super) fn metadata(&self, req: &MetadataRequest, version: i16, corr: i32) -> Result<Reply, Failure> {
         let brokers = self
             .image
             .brokers
@@ -209,7 +194,11 @@ impl Broker {
         let mut image = TopicImage {
             topic_id,
             partitions: BTreeMap::new(),
-            configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_deref().unwrap_or("").to_string())).collect(),
+            configs: t
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_deref().unwrap_or("").to_string()))
+                .collect(),
         };
         for p in 0..partitions {
             let replica = live[(start + p as usize) % live.len()];
@@ -223,9 +212,9 @@ impl Broker {
             image.partitions.insert(p, part);
             if replica == self.config.node_id {
                 let tp = TopicPartition::new(name.clone(), p);
-                if let Err(e) =
-                    self.logs
-                        .create_log(disk, &tp, &topic_id.to_string(), config.clone(), now_ms)
+                if let Err(e) = self
+                    .logs
+                    .create_log(disk, &tp, &topic_id.to_string(), config.clone(), now_ms)
                 {
                     let error = partition_error(&e)?;
                     return Ok(Err((error, format!("creating the log of {tp}: {e}"))));
@@ -287,30 +276,20 @@ impl Broker {
         let mut config = log_config(&self.config);
         for c in &t.configs {
             let value = c.value.as_deref().unwrap_or("");
-            apply_topic_config(&mut config, &c.name, value)
-                .map_err(|m| (code::INVALID_CONFIG, m))?;
+            apply_topic_config(&mut config, &c.name, value).map_err(|m| (code::INVALID_CONFIG, m))?;
         }
         Ok((partitions, rf, config))
     }
 
-    pub(super) fn list_offsets(
-        &self,
-        req: &ListOffsetsRequest,
-        version: i16,
-        corr: i32,
-    ) -> Result<Reply, Failure> {
+    pub(super) fn list_offsets(&self, req: &ListOffsetsRequest, version: i16, corr: i32) -> Result<Reply, Failure> {
         let mut topics = Vec::new();
         for t in &req.topics {
             let mut partitions = Vec::new();
             for p in &t.partitions {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                let mut r =
-                    ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                 r = match self.list_offset(&tp, p.current_leader_epoch, p.timestamp) {
-                    Ok((offset, epoch)) => r
-                        .with_offset(offset)
-                        .with_leader_epoch(epoch)
-                        .with_timestamp(-1),
+                    Ok((offset, epoch)) => r.with_offset(offset).with_leader_epoch(epoch).with_timestamp(-1),
                     Err(error) => r
                         .with_error_code(error)
                         .with_offset(-1)
@@ -335,12 +314,7 @@ impl Broker {
 
     /// Earliest = the log start offset, latest = the high watermark. Lookups by timestamp (and -3, the max
     /// timestamp of KIP-734) need the time index: UNSUPPORTED_VERSION until then.
-    fn list_offset(
-        &self,
-        tp: &TopicPartition,
-        current_leader_epoch: i32,
-        timestamp: i64,
-    ) -> Result<(i64, i32), i16> {
+    fn list_offset(&self, tp: &TopicPartition, current_leader_epoch: i32, timestamp: i64) -> Result<(i64, i32), i16> {
         let part = self.led_partition(tp, current_leader_epoch)?;
         let log = self.logs.get(tp).ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
         match timestamp {
@@ -369,7 +343,13 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         "flush.ms" => config.flush_ms = signed(number()?),
         "max.message.bytes" => config.max_message_bytes = number()?,
         "min.insync.replicas" => {
-            number().and_then(|n| if n >= 1 { Ok(n) } else { Err(format!("{key} must be at least 1")) })?;
+            number().and_then(|n| {
+                if n >= 1 {
+                    Ok(n)
+                } else {
+                    Err(format!("{key} must be at least 1"))
+                }
+            })?;
         }
         _ => return Err(format!("unknown or unsupported topic config `{key}`")),
     }

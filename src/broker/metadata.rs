@@ -75,11 +75,7 @@ impl MetadataImage {
 
     /// Unfenced brokers, by id.
     pub fn live_brokers(&self) -> Vec<BrokerId> {
-        self.brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .map(|b| b.id)
-            .collect()
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
     }
 
     /// Every partition `broker` is a replica of, in order.
@@ -164,10 +160,7 @@ mod tests {
     fn image_round_trips_through_json_with_the_topic_id_as_a_string() {
         let img = image();
         let json = serde_json::to_string(&img).unwrap();
-        assert!(
-            json.contains("00000000-0000-0000-0000-000000000007"),
-            "{json}"
-        );
+        assert!(json.contains("00000000-0000-0000-0000-000000000007"), "{json}");
         assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), img);
     }
 
@@ -179,9 +172,7 @@ mod tests {
         assert_eq!((p.leader_epoch, p.partition_epoch), (1, 1));
         img.bump_leader_epochs_of(2);
         assert_eq!(
-            img.partition(&TopicPartition::new("orders", 0))
-                .unwrap()
-                .leader_epoch,
+            img.partition(&TopicPartition::new("orders", 0)).unwrap().leader_epoch,
             1
         );
         assert_eq!(img.partitions_of(1).len(), 1);

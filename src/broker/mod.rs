@@ -52,10 +52,7 @@ pub enum BrokerError {
     #[error("topic {topic}: {reason}")]
     TopicConfig { topic: String, reason: String },
     #[error("creating the log of {tp}: {source}")]
-    CreateLog {
-        tp: TopicPartition,
-        source: LogError,
-    },
+    CreateLog { tp: TopicPartition, source: LogError },
 }
 
 /// What stops a request midway: a storage failure (the broker goes down) or a response we could not encode.
@@ -109,17 +106,14 @@ impl Broker {
             .collect();
         for (tp, topic_id) in mine {
             if broker.logs.get(&tp).is_none() {
-                let cfg = broker.topic_log_config(&tp.topic).map_err(|reason| BrokerError::TopicConfig {
-                    topic: tp.topic.clone(),
-                    reason,
-                })?;
-                let created = broker
-                    .logs
-                    .create_log(disk, &tp, &topic_id.to_string(), cfg, now_ms);
-                created.map_err(|source| BrokerError::CreateLog {
-                    tp: tp.clone(),
-                    source,
-                })?;
+                let cfg = broker
+                    .topic_log_config(&tp.topic)
+                    .map_err(|reason| BrokerError::TopicConfig {
+                        topic: tp.topic.clone(),
+                        reason,
+                    })?;
+                let created = broker.logs.create_log(disk, &tp, &topic_id.to_string(), cfg, now_ms);
+                created.map_err(|source| BrokerError::CreateLog { tp: tp.clone(), source })?;
             }
         }
         Ok((broker, reports))
@@ -158,13 +152,7 @@ impl Broker {
     }
 
     /// Handles one request of connection `conn_id`.
-    pub fn handle(
-        &mut self,
-        disk: &mut dyn Disk,
-        conn_id: ConnId,
-        req: ParsedRequest,
-        now_ms: i64,
-    ) -> Reply {
+    pub fn handle(&mut self, disk: &mut dyn Disk, conn_id: ConnId, req: ParsedRequest, now_ms: i64) -> Reply {
         if let Some(reason) = &self.offline {
             return Reply::Fatal(reason.clone());
         }
@@ -172,11 +160,9 @@ impl Broker {
         let corr = req.correlation_id();
         let outcome = match req.body {
             Request::ApiVersions(_) => handlers::api_versions(v, corr),
-            Request::ApiVersionsUnsupported => {
-                crate::protocol::api::unsupported_api_versions_response(corr)
-                    .map(Reply::Respond)
-                    .map_err(Failure::from)
-            }
+            Request::ApiVersionsUnsupported => crate::protocol::api::unsupported_api_versions_response(corr)
+                .map(Reply::Respond)
+                .map_err(Failure::from),
             Request::Metadata(r) => self.metadata(&r, v, corr),
             Request::CreateTopics(r) => self.create_topics(disk, &r, v, corr, now_ms),
             Request::Produce(r) => self.produce(disk, &r, v, corr, now_ms),
@@ -229,15 +215,8 @@ impl Broker {
 
     /// The partition if this broker leads it at `current_leader_epoch` (-1: the client does not know it,
     /// KIP-320), else the error code Kafka returns.
-    fn led_partition(
-        &self,
-        tp: &TopicPartition,
-        current_leader_epoch: i32,
-    ) -> Result<&PartitionImage, i16> {
-        let part = self
-            .image
-            .partition(tp)
-            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
+    fn led_partition(&self, tp: &TopicPartition, current_leader_epoch: i32) -> Result<&PartitionImage, i16> {
+        let part = self.image.partition(tp).ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
         if part.leader != self.config.node_id {
             return Err(code::NOT_LEADER_OR_FOLLOWER);
         }
@@ -298,9 +277,7 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
 /// Turns a log error into a partition error code, or a storage failure that stops the request.
 fn partition_error(e: &LogError) -> Result<i16, Failure> {
     match e {
-        LogError::Disk(d) if d.is_storage_failure() => {
-            Err(Failure::Storage(format!("log dir failed: {d}")))
-        }
+        LogError::Disk(d) if d.is_storage_failure() => Err(Failure::Storage(format!("log dir failed: {d}"))),
         LogError::Disk(_) => Ok(code::KAFKA_STORAGE_ERROR),
         LogError::RecordTooLarge { .. } => Ok(code::MESSAGE_TOO_LARGE),
         LogError::CorruptRecord { .. } => Ok(code::CORRUPT_MESSAGE),

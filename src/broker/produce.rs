@@ -46,8 +46,7 @@ impl Broker {
                 r = match outcome {
                     Ok(base_offset) => r.with_base_offset(base_offset),
                     Err((error, message)) => {
-                        first_error
-                            .get_or_insert_with(|| format!("{tp}: error {error}: {message}"));
+                        first_error.get_or_insert_with(|| format!("{tp}: error {error}: {message}"));
                         let message = Some(StrBytes::from_string(message));
                         r.with_error_code(error)
                             .with_base_offset(-1)
@@ -93,10 +92,7 @@ impl Broker {
         }
         let mut records = records.to_vec();
         let Some(log) = self.logs.get_mut(tp) else {
-            return Ok(Err((
-                code::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no log for {tp}"),
-            )));
+            return Ok(Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("no log for {tp}"))));
         };
         match log.append_as_leader(disk, &mut records, leader_epoch, now_ms) {
             Ok(info) => Ok(Ok(info.first_offset)),
@@ -109,10 +105,7 @@ impl Broker {
 /// the log validates the batch itself (CRC, lengths) on append.
 fn exactly_one_batch(records: &[u8]) -> Result<(), String> {
     if records.len() < BATCH_HEADER_BYTES {
-        return Err(format!(
-            "{} bytes of records: not one record batch",
-            records.len()
-        ));
+        return Err(format!("{} bytes of records: not one record batch", records.len()));
     }
     let magic = records[16];
     if magic != 2 {

@@ -80,8 +80,7 @@ fn broker(brokers: &[i32]) -> Fx {
 
 fn call<R: Encodable>(b: &mut Fx, key: ApiKey, v: i16, req: &R, now_ms: i64) -> Reply {
     let frame = encode_request(key, v, 11, "t", req).unwrap();
-    b.broker
-        .handle(&mut b.disk, 1, parse_request(&frame).unwrap(), now_ms)
+    b.broker.handle(&mut b.disk, 1, parse_request(&frame).unwrap(), now_ms)
 }
 
 fn decode<R: Decodable>(key: ApiKey, v: i16, reply: Reply) -> R {
@@ -138,21 +137,9 @@ fn produce_codes(reply: Reply) -> Vec<(i16, i64)> {
 #[test]
 fn produced_batches_get_consecutive_offsets_and_fetch_returns_them_up_to_the_high_watermark() {
     let mut b = broker(&[1, 2]);
-    let r1 = call(
-        &mut b,
-        ApiKey::Produce,
-        11,
-        &produce(0, batch(&[b"a", b"b"], 5), 1),
-        10,
-    );
+    let r1 = call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"a", b"b"], 5), 1), 10);
     assert_eq!(produce_codes(r1), vec![(0, 0)]);
-    let r2 = call(
-        &mut b,
-        ApiKey::Produce,
-        11,
-        &produce(0, batch(&[b"c"], 6), -1),
-        11,
-    );
+    let r2 = call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"c"], 6), -1), 11);
     assert_eq!(produce_codes(r2), vec![(0, 2)]);
     let resp: FetchResponse = decode(
         ApiKey::Fetch,
@@ -160,10 +147,7 @@ fn produced_batches_get_consecutive_offsets_and_fetch_returns_them_up_to_the_hig
         call(&mut b, ApiKey::Fetch, 12, &fetch(0, 1, 500), 12),
     );
     let p = &resp.responses[0].partitions[0];
-    assert_eq!(
-        (p.error_code, p.high_watermark, p.log_start_offset),
-        (0, 3, 0)
-    );
+    assert_eq!((p.error_code, p.high_watermark, p.log_start_offset), (0, 3, 0));
     let records = p.records.as_ref().unwrap();
     assert_eq!(i64::from_be_bytes(records[0..8].try_into().unwrap()), 0);
     assert_eq!(
@@ -177,23 +161,11 @@ fn produced_batches_get_consecutive_offsets_and_fetch_returns_them_up_to_the_hig
 fn produce_errors_are_per_partition_and_acks_zero_sends_nothing_or_closes() {
     let mut b = broker(&[1, 2]);
     assert_eq!(
-        produce_codes(call(
-            &mut b,
-            ApiKey::Produce,
-            11,
-            &produce(1, batch(&[b"x"], 0), 1),
-            0
-        )),
+        produce_codes(call(&mut b, ApiKey::Produce, 11, &produce(1, batch(&[b"x"], 0), 1), 0)),
         vec![(6, -1)]
     );
     assert_eq!(
-        produce_codes(call(
-            &mut b,
-            ApiKey::Produce,
-            11,
-            &produce(9, batch(&[b"x"], 0), 1),
-            0
-        )),
+        produce_codes(call(&mut b, ApiKey::Produce, 11, &produce(9, batch(&[b"x"], 0), 1), 0)),
         vec![(3, -1)]
     );
     let mut bad = batch(&[b"x"], 0);
@@ -203,33 +175,15 @@ fn produce_errors_are_per_partition_and_acks_zero_sends_nothing_or_closes() {
         vec![(2, -1)]
     );
     assert_eq!(
-        produce_codes(call(
-            &mut b,
-            ApiKey::Produce,
-            11,
-            &produce(0, batch(&[b"x"], 0), 2),
-            0
-        )),
+        produce_codes(call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"x"], 0), 2), 0)),
         vec![(21, -1)]
     );
     assert_eq!(
-        call(
-            &mut b,
-            ApiKey::Produce,
-            11,
-            &produce(0, batch(&[b"x"], 0), 0),
-            0
-        ),
+        call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"x"], 0), 0), 0),
         Reply::NoResponse
     );
     assert!(matches!(
-        call(
-            &mut b,
-            ApiKey::Produce,
-            11,
-            &produce(1, batch(&[b"x"], 0), 0),
-            0
-        ),
+        call(&mut b, ApiKey::Produce, 11, &produce(1, batch(&[b"x"], 0), 0), 0),
         Reply::Close(_)
     ));
 }
@@ -243,13 +197,7 @@ fn a_fetch_without_enough_bytes_parks_until_data_arrives_or_the_deadline() {
     );
     assert_eq!(b.broker.next_parked_deadline(), Some(600));
     assert!(b.poll_parked(200).is_empty());
-    call(
-        &mut b,
-        ApiKey::Produce,
-        11,
-        &produce(0, batch(&[b"a"], 5), 1),
-        300,
-    );
+    call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"a"], 5), 1), 300);
     let done = b.poll_parked(300);
     assert_eq!(done.len(), 1);
     let resp: FetchResponse = decode(ApiKey::Fetch, 12, done[0].1.clone());
@@ -261,10 +209,7 @@ fn a_fetch_without_enough_bytes_parks_until_data_arrives_or_the_deadline() {
     let done = b.poll_parked(1500);
     let resp: FetchResponse = decode(ApiKey::Fetch, 12, done[0].1.clone());
     assert_eq!(
-        resp.responses[0].partitions[0]
-            .records
-            .as_ref()
-            .map(|r| r.len()),
+        resp.responses[0].partitions[0].records.as_ref().map(|r| r.len()),
         Some(0)
     );
 }
@@ -295,11 +240,7 @@ fn metadata_lists_brokers_leaders_and_epochs_and_unknown_topics() {
     );
     let want = metadata_request::MetadataRequestTopic::default().with_name(Some(name("nope")));
     let req = MetadataRequest::default().with_topics(Some(vec![want]));
-    let resp: MetadataResponse = decode(
-        ApiKey::Metadata,
-        13,
-        call(&mut b, ApiKey::Metadata, 13, &req, 0),
-    );
+    let resp: MetadataResponse = decode(ApiKey::Metadata, 13, call(&mut b, ApiKey::Metadata, 13, &req, 0));
     assert_eq!(resp.topics[0].error_code, 3);
 }
 
@@ -312,44 +253,21 @@ fn create_topics_assigns_an_id_creates_logs_and_refuses_rf_above_one() {
             .with_num_partitions(2)
             .with_replication_factor(rf)
     };
-    let req = CreateTopicsRequest::default().with_topics(vec![
-        topic("events", 1),
-        topic("wide", 2),
-        topic("orders", 1),
-    ]);
-    let resp: CreateTopicsResponse = decode(
-        ApiKey::CreateTopics,
-        7,
-        call(&mut b, ApiKey::CreateTopics, 7, &req, 0),
-    );
+    let req =
+        CreateTopicsRequest::default().with_topics(vec![topic("events", 1), topic("wide", 2), topic("orders", 1)]);
+    let resp: CreateTopicsResponse = decode(ApiKey::CreateTopics, 7, call(&mut b, ApiKey::CreateTopics, 7, &req, 0));
     let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
     assert_eq!(codes, vec![0, 38, 36]);
     assert!(!resp.topics[0].topic_id.is_nil());
-    assert!(b
-        .broker
-        .logs()
-        .get(&TopicPartition::new("events", 1))
-        .is_some());
-    let r = call(
-        &mut b,
-        ApiKey::Produce,
-        11,
-        &produce(0, batch(&[b"a"], 0), 1),
-        0,
-    );
+    assert!(b.broker.logs().get(&TopicPartition::new("events", 1)).is_some());
+    let r = call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"a"], 0), 1), 0);
     assert_eq!(produce_codes(r), vec![(0, 0)]);
 }
 
 #[test]
 fn list_offsets_answers_earliest_and_latest() {
     let mut b = broker(&[1]);
-    call(
-        &mut b,
-        ApiKey::Produce,
-        11,
-        &produce(0, batch(&[b"a", b"b"], 0), 1),
-        0,
-    );
+    call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"a", b"b"], 0), 1), 0);
     let part = |ts| {
         list_offsets_request::ListOffsetsPartition::default()
             .with_partition_index(0)
@@ -361,11 +279,7 @@ fn list_offsets_answers_earliest_and_latest() {
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![t]);
-    let resp: ListOffsetsResponse = decode(
-        ApiKey::ListOffsets,
-        7,
-        call(&mut b, ApiKey::ListOffsets, 7, &req, 0),
-    );
+    let resp: ListOffsetsResponse = decode(ApiKey::ListOffsets, 7, call(&mut b, ApiKey::ListOffsets, 7, &req, 0));
     let got: Vec<(i16, i64)> = resp.topics[0]
         .partitions
         .iter()
@@ -380,13 +294,7 @@ fn api_versions_lists_the_advertised_ranges() {
     let resp: ApiVersionsResponse = decode(
         ApiKey::ApiVersions,
         3,
-        call(
-            &mut b,
-            ApiKey::ApiVersions,
-            3,
-            &ApiVersionsRequest::default(),
-            0,
-        ),
+        call(&mut b, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default(), 0),
     );
     assert_eq!(resp.error_code, 0);
     assert_eq!(resp.api_keys.len(), crate::protocol::api::ADVERTISED.len());
@@ -412,20 +320,13 @@ fn create_topics_applies_topic_configs_and_refuses_bad_names_and_unknown_configs
         topic("bad/name", vec![]),
         topic("odd", vec![cfg("cleanup.policy.typo", "x")]),
     ]);
-    let resp: CreateTopicsResponse = decode(
-        ApiKey::CreateTopics,
-        7,
-        call(&mut b, ApiKey::CreateTopics, 7, &req, 0),
-    );
+    let resp: CreateTopicsResponse = decode(ApiKey::CreateTopics, 7, call(&mut b, ApiKey::CreateTopics, 7, &req, 0));
     assert_eq!(
         resp.topics.iter().map(|t| t.error_code).collect::<Vec<_>>(),
         vec![0, 17, 40]
     );
     let tp = TopicPartition::new("small", 0);
-    assert_eq!(
-        b.broker.logs().get(&tp).unwrap().config().max_message_bytes,
-        100
-    );
+    assert_eq!(b.broker.logs().get(&tp).unwrap().config().max_message_bytes, 100);
     let big = vec![7u8; 200];
     let pd = PartitionProduceData::default()
         .with_index(0)
@@ -433,9 +334,7 @@ fn create_topics_applies_topic_configs_and_refuses_bad_names_and_unknown_configs
     let t = TopicProduceData::default()
         .with_name(name("small"))
         .with_partition_data(vec![pd]);
-    let req = ProduceRequest::default()
-        .with_acks(1)
-        .with_topic_data(vec![t]);
+    let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![t]);
     assert_eq!(
         produce_codes(call(&mut b, ApiKey::Produce, 11, &req, 0)),
         vec![(10, -1)]
@@ -445,11 +344,7 @@ fn create_topics_applies_topic_configs_and_refuses_bad_names_and_unknown_configs
 #[test]
 fn a_fetch_past_the_log_end_is_offset_out_of_range_and_answered_at_once() {
     let mut b = broker(&[1]);
-    let resp: FetchResponse = decode(
-        ApiKey::Fetch,
-        12,
-        call(&mut b, ApiKey::Fetch, 12, &fetch(5, 1, 500), 0),
-    );
+    let resp: FetchResponse = decode(ApiKey::Fetch, 12, call(&mut b, ApiKey::Fetch, 12, &fetch(5, 1, 500), 0));
     assert_eq!(resp.responses[0].partitions[0].error_code, 1);
     assert_eq!(b.broker.parked_count(), 0);
 }

@@ -14,20 +14,48 @@ struct H {
 impl H {
     fn new() -> H {
         let mut producers = BTreeMap::new();
-        producers.insert("p".to_string(), ProducerFacts { acks: 1, idempotence: false, retries: 0 });
-        H { h: History::default(), producers, logs: vec![] }
+        producers.insert(
+            "p".to_string(),
+            ProducerFacts {
+                acks: 1,
+                idempotence: false,
+                retries: 0,
+            },
+        );
+        H {
+            h: History::default(),
+            producers,
+            logs: vec![],
+        }
     }
 
     fn send(&mut self, t: u64, value: &str, ty: OpType, offset: Option<i64>) -> &mut Self {
-        let body = |offset| OpBody::Send { topic: "t".into(), partition: 0, key: "k".into(), value: value.into(), offset };
+        let body = |offset| OpBody::Send {
+            topic: "t".into(),
+            partition: 0,
+            key: "k".into(),
+            value: value.into(),
+            offset,
+        };
         self.h.push(t, "p", OpType::Invoke, body(None), None);
         self.h.push(t + 1, "p", ty, body(offset), None);
         self
     }
 
     fn poll(&mut self, t: u64, process: &str, from: i64, recs: &[(i64, &str)]) -> &mut Self {
-        let records = recs.iter().map(|(o, v)| ReadRecord { offset: *o, value: v.to_string() }).collect();
-        let body = OpBody::Poll { topic: "t".into(), partition: 0, fetch_offset: from, records };
+        let records = recs
+            .iter()
+            .map(|(o, v)| ReadRecord {
+                offset: *o,
+                value: v.to_string(),
+            })
+            .collect();
+        let body = OpBody::Poll {
+            topic: "t".into(),
+            partition: 0,
+            fetch_offset: from,
+            records,
+        };
         self.h.push(t, process, OpType::Ok, body, None);
         self
     }
@@ -36,21 +64,47 @@ impl H {
         let mut detail = BTreeMap::new();
         detail.insert("node".to_string(), serde_json::json!("broker-1"));
         detail.insert("frontier".to_string(), serde_json::json!({ "t-0": frontier }));
-        let body = OpBody::Fault { kind: "power_loss".into(), target: "node:broker-1".into(), phase: FaultPhase::Start, detail };
+        let body = OpBody::Fault {
+            kind: "power_loss".into(),
+            target: "node:broker-1".into(),
+            phase: FaultPhase::Start,
+            detail,
+        };
         self.h.push(t, "nemesis", OpType::Info, body, None);
         self
     }
 
     fn log(&mut self, recs: &[(i64, &str)]) -> &mut Self {
-        let records: Vec<ReadRecord> = recs.iter().map(|(o, v)| ReadRecord { offset: *o, value: v.to_string() }).collect();
+        let records: Vec<ReadRecord> = recs
+            .iter()
+            .map(|(o, v)| ReadRecord {
+                offset: *o,
+                value: v.to_string(),
+            })
+            .collect();
         let hw = records.last().map_or(0, |r| r.offset + 1);
-        self.logs.push(ReplicaLog { node: "broker-1".into(), topic: "t".into(), partition: 0, high_watermark: hw, log_start_offset: 0, records });
+        self.logs.push(ReplicaLog {
+            node: "broker-1".into(),
+            topic: "t".into(),
+            partition: 0,
+            high_watermark: hw,
+            log_start_offset: 0,
+            records,
+        });
         self
     }
 
     fn check(&self) -> CheckReport {
-        let final_state = FinalState { replica_logs: self.logs.clone(), liveness_failures: vec![] };
-        check(&CheckInput { ops: &self.h.ops, states: &self.h.states, final_state: &final_state, producers: &self.producers })
+        let final_state = FinalState {
+            replica_logs: self.logs.clone(),
+            liveness_failures: vec![],
+        };
+        check(&CheckInput {
+            ops: &self.h.ops,
+            states: &self.h.states,
+            final_state: &final_state,
+            producers: &self.producers,
+        })
     }
 }
 
@@ -60,7 +114,11 @@ fn violations(r: &CheckReport, class: &str) -> u64 {
 
 #[test]
 fn a_clean_history_passes_with_every_class_at_zero() {
-    let r = H::new().send(1, "a", OpType::Ok, Some(0)).send(5, "b", OpType::Ok, Some(1)).log(&[(0, "a"), (1, "b")]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(5, "b", OpType::Ok, Some(1))
+        .log(&[(0, "a"), (1, "b")])
+        .check();
     assert!(r.passed(), "{:?}", r.anomalies);
     assert_eq!(r.acked, 2);
     assert_eq!(r.violations().len(), CLASSES.len());
@@ -68,14 +126,22 @@ fn a_clean_history_passes_with_every_class_at_zero() {
 
 #[test]
 fn an_acked_write_missing_below_the_highest_read_is_a_lost_write() {
-    let r = H::new().send(1, "a", OpType::Ok, Some(0)).send(5, "b", OpType::Ok, Some(1)).log(&[(1, "b")]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(5, "b", OpType::Ok, Some(1))
+        .log(&[(1, "b")])
+        .check();
     assert_eq!(violations(&r, "lost-write"), 1, "{:?}", r.anomalies);
     assert!(!r.passed());
 }
 
 #[test]
 fn an_acked_write_never_read_above_every_read_is_unseen() {
-    let r = H::new().send(1, "a", OpType::Ok, Some(0)).send(5, "b", OpType::Ok, Some(1)).log(&[(0, "a")]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(5, "b", OpType::Ok, Some(1))
+        .log(&[(0, "a")])
+        .check();
     assert_eq!(violations(&r, "unseen"), 1, "{:?}", r.anomalies);
 }
 
@@ -95,13 +161,22 @@ fn a_loss_beyond_the_durable_frontier_of_a_later_power_loss_is_explained() {
 
 #[test]
 fn a_loss_inside_the_durable_frontier_is_not_explained() {
-    let r = H::new().send(1, "a", OpType::Ok, Some(0)).send(5, "b", OpType::Ok, Some(1)).power_loss(10, 2).log(&[(0, "a")]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(5, "b", OpType::Ok, Some(1))
+        .power_loss(10, 2)
+        .log(&[(0, "a")])
+        .check();
     assert_eq!(violations(&r, "unseen"), 1, "{:?}", r.anomalies);
 }
 
 #[test]
 fn a_loss_acked_after_the_power_loss_is_not_explained_by_it() {
-    let r = H::new().power_loss(1, 0).send(5, "a", OpType::Ok, Some(0)).log(&[]).check();
+    let r = H::new()
+        .power_loss(1, 0)
+        .send(5, "a", OpType::Ok, Some(0))
+        .log(&[])
+        .check();
     assert_eq!(violations(&r, "unseen"), 1, "{:?}", r.anomalies);
 }
 
@@ -131,7 +206,10 @@ fn two_values_at_one_offset_are_inconsistent_offsets() {
 
 #[test]
 fn reading_a_failed_send_is_an_aborted_read_and_an_unsent_value_a_phantom() {
-    let r = H::new().send(1, "a", OpType::Fail, None).log(&[(0, "a"), (1, "zzz")]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Fail, None)
+        .log(&[(0, "a"), (1, "zzz")])
+        .check();
     assert_eq!(violations(&r, "aborted-read"), 1);
     assert_eq!(violations(&r, "phantom-read"), 1);
 }
@@ -180,7 +258,11 @@ fn polls_that_skip_or_go_back_are_caught() {
 
 #[test]
 fn a_later_send_with_a_lower_offset_is_nonmonotonic_and_breaks_realtime_order() {
-    let r = H::new().send(1, "a", OpType::Ok, Some(5)).send(10, "b", OpType::Ok, Some(3)).log(&[(3, "b"), (5, "a")]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(5))
+        .send(10, "b", OpType::Ok, Some(3))
+        .log(&[(3, "b"), (5, "a")])
+        .check();
     assert_eq!(violations(&r, "nonmonotonic-send"), 1, "{:?}", r.anomalies);
     assert_eq!(violations(&r, "realtime-offset"), 1, "{:?}", r.anomalies);
 }
@@ -211,7 +293,15 @@ fn a_read_record_missing_from_every_final_log_is_read_then_lost() {
 #[test]
 fn liveness_failures_are_reported() {
     let h = H::new();
-    let final_state = FinalState { replica_logs: vec![], liveness_failures: vec!["partition t-0 has no leader".into()] };
-    let r = check(&CheckInput { ops: &h.h.ops, states: &[], final_state: &final_state, producers: &h.producers });
+    let final_state = FinalState {
+        replica_logs: vec![],
+        liveness_failures: vec!["partition t-0 has no leader".into()],
+    };
+    let r = check(&CheckInput {
+        ops: &h.h.ops,
+        states: &[],
+        final_state: &final_state,
+        producers: &h.producers,
+    });
     assert_eq!(violations(&r, "liveness"), 1);
 }

@@ -88,8 +88,20 @@ impl<'a> View<'a> {
                     invoked.insert((op.process.clone(), value.clone()), op.time_us);
                     v.outcome.insert(value.clone(), None);
                 }
-                (OpBody::Send { topic, partition, value, offset, .. }, t) => {
-                    let invoke_us = invoked.get(&(op.process.clone(), value.clone())).copied().unwrap_or(op.time_us);
+                (
+                    OpBody::Send {
+                        topic,
+                        partition,
+                        value,
+                        offset,
+                        ..
+                    },
+                    t,
+                ) => {
+                    let invoke_us = invoked
+                        .get(&(op.process.clone(), value.clone()))
+                        .copied()
+                        .unwrap_or(op.time_us);
                     let send = Send {
                         process: op.process.clone(),
                         tp: (topic.clone(), *partition),
@@ -105,7 +117,15 @@ impl<'a> View<'a> {
                         _ => v.indeterminate.push(send),
                     }
                 }
-                (OpBody::Poll { topic, partition, fetch_offset, records }, OpType::Ok) => {
+                (
+                    OpBody::Poll {
+                        topic,
+                        partition,
+                        fetch_offset,
+                        records,
+                    },
+                    OpType::Ok,
+                ) => {
                     let tp = (topic.clone(), *partition);
                     for r in records {
                         v.observe(&tp, r.offset, &r.value, op.time_us, &op.process);
@@ -120,13 +140,29 @@ impl<'a> View<'a> {
                         records,
                     });
                 }
-                (OpBody::Fault { kind, phase: FaultPhase::Start, detail, .. }, _) if kind == "power_loss" => {
-                    let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+                (
+                    OpBody::Fault {
+                        kind,
+                        phase: FaultPhase::Start,
+                        detail,
+                        ..
+                    },
+                    _,
+                ) if kind == "power_loss" => {
+                    let node = detail
+                        .get("node")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or_default()
+                        .to_string();
                     let frontier = detail
                         .get("frontier")
                         .and_then(|f| serde_json::from_value::<BTreeMap<String, i64>>(f.clone()).ok())
                         .unwrap_or_default();
-                    v.power_losses.push(PowerLoss { time_us: op.time_us, node, frontier });
+                    v.power_losses.push(PowerLoss {
+                        time_us: op.time_us,
+                        node,
+                        frontier,
+                    });
                 }
                 _ => {}
             }
@@ -150,7 +186,12 @@ impl<'a> View<'a> {
             time_us,
             source: source.to_string(),
         });
-        self.by_offset.entry(tp.clone()).or_default().entry(offset).or_default().insert(value.to_string());
+        self.by_offset
+            .entry(tp.clone())
+            .or_default()
+            .entry(offset)
+            .or_default()
+            .insert(value.to_string());
     }
 
     /// Why `offset` of `tp` may legally have vanished after `after_us`: a power loss took it (it lay beyond
@@ -179,15 +220,37 @@ impl<'a> View<'a> {
 
     /// Whether leadership of `tp` passed to another broker after `after_us`, per the state trace.
     fn leader_moved(&self, tp: &Tp, after_us: u64) -> Option<String> {
-        let states = self.input.states.iter().filter(|s| s.topic == tp.0 && s.partition == tp.1);
-        let before = states.clone().filter(|s| s.time_us <= after_us).last().map(|s| s.leader)?;
+        let states = self
+            .input
+            .states
+            .iter()
+            .filter(|s| s.topic == tp.0 && s.partition == tp.1);
+        let before = states
+            .clone()
+            .filter(|s| s.time_us <= after_us)
+            .last()
+            .map(|s| s.leader)?;
         states
             .filter(|s| s.time_us > after_us && s.leader != before && s.leader >= 0)
-            .map(|s| format!("leadership of {} moved from {before} to {} at {:.3}s", tp_name(tp), s.leader, s.time_us as f64 / 1e6))
+            .map(|s| {
+                format!(
+                    "leadership of {} moved from {before} to {} at {:.3}s",
+                    tp_name(tp),
+                    s.leader,
+                    s.time_us as f64 / 1e6
+                )
+            })
             .next()
     }
 
-    fn anomaly(class: &'static str, tp: &Tp, offset: Option<i64>, value: Option<&str>, detail: String, why: Option<String>) -> Anomaly {
+    fn anomaly(
+        class: &'static str,
+        tp: &Tp,
+        offset: Option<i64>,
+        value: Option<&str>,
+        detail: String,
+        why: Option<String>,
+    ) -> Anomaly {
         Anomaly {
             class,
             topic: tp.0.clone(),
@@ -207,28 +270,51 @@ impl<'a> View<'a> {
                 continue;
             }
             let offset = s.offset.unwrap_or(-1);
-            let class = if self.max_read.get(&s.tp).is_some_and(|&m| offset <= m) { "lost-write" } else { "unseen" };
+            let class = if self.max_read.get(&s.tp).is_some_and(|&m| offset <= m) {
+                "lost-write"
+            } else {
+                "unseen"
+            };
             let why = self.loss_explained(&s.tp, offset, s.complete_us, Some(&s.process));
-            let detail = format!("{} acked at offset {offset} by {} at {:.3}s, never read", s.value, s.process, s.complete_us as f64 / 1e6);
+            let detail = format!(
+                "{} acked at offset {offset} by {} at {:.3}s, never read",
+                s.value,
+                s.process,
+                s.complete_us as f64 / 1e6
+            );
             out.push(Self::anomaly(class, &s.tp, Some(offset), Some(&s.value), detail, why));
         }
     }
 
     /// duplicate: one value at two offsets. Legal only for a producer without idempotence that retries.
     pub fn duplicates(&self, out: &mut Vec<Anomaly>) {
-        let producer_of: BTreeMap<&str, &str> = self.acked.iter().chain(&self.indeterminate).map(|s| (s.value.as_str(), s.process.as_str())).collect();
+        let producer_of: BTreeMap<&str, &str> = self
+            .acked
+            .iter()
+            .chain(&self.indeterminate)
+            .map(|s| (s.value.as_str(), s.process.as_str()))
+            .collect();
         for (value, seen) in &self.seen {
             let offsets: BTreeSet<(Tp, i64)> = seen.iter().map(|s| (s.tp.clone(), s.offset)).collect();
             if offsets.len() < 2 {
                 continue;
             }
             let (tp, first) = offsets.iter().next().cloned().unwrap_or_default();
-            let facts = producer_of.get(value.as_str()).and_then(|p| self.input.producers.get(*p));
-            let why = facts
-                .filter(|f| !f.idempotence && f.retries > 0)
-                .map(|_| "idempotence off and the send was retryable: a retried batch may be written twice".to_string());
+            let facts = producer_of
+                .get(value.as_str())
+                .and_then(|p| self.input.producers.get(*p));
+            let why = facts.filter(|f| !f.idempotence && f.retries > 0).map(|_| {
+                "idempotence off and the send was retryable: a retried batch may be written twice".to_string()
+            });
             let at: Vec<String> = offsets.iter().map(|(tp, o)| format!("{}@{o}", tp_name(tp))).collect();
-            out.push(Self::anomaly("duplicate", &tp, Some(first), Some(value), format!("{value} at {}", at.join(", ")), why));
+            out.push(Self::anomaly(
+                "duplicate",
+                &tp,
+                Some(first),
+                Some(value),
+                format!("{value} at {}", at.join(", ")),
+                why,
+            ));
         }
     }
 
@@ -248,7 +334,14 @@ impl<'a> View<'a> {
                 // legally reused by a later append.
                 let why = self.loss_explained(tp, offset, first_us, None);
                 let vals: Vec<&str> = values.iter().map(String::as_str).collect();
-                out.push(Self::anomaly("inconsistent-offsets", tp, Some(offset), None, format!("values {}", vals.join(", ")), why));
+                out.push(Self::anomaly(
+                    "inconsistent-offsets",
+                    tp,
+                    Some(offset),
+                    None,
+                    format!("values {}", vals.join(", ")),
+                    why,
+                ));
             }
         }
     }
@@ -286,11 +379,23 @@ impl<'a> View<'a> {
         for p in &self.polls {
             for w in p.records.windows(2) {
                 if w[1].offset <= w[0].offset {
-                    let d = format!("{} read offset {} after {} in one poll", p.process, w[1].offset, w[0].offset);
-                    out.push(Self::anomaly("int-nonmonotonic-poll", &p.tp, Some(w[1].offset), Some(&w[1].value), d, None));
+                    let d = format!(
+                        "{} read offset {} after {} in one poll",
+                        p.process, w[1].offset, w[0].offset
+                    );
+                    out.push(Self::anomaly(
+                        "int-nonmonotonic-poll",
+                        &p.tp,
+                        Some(w[1].offset),
+                        Some(&w[1].value),
+                        d,
+                        None,
+                    ));
                 }
             }
-            let (Some(first), Some(last)) = (p.records.first(), p.records.last()) else { continue };
+            let (Some(first), Some(last)) = (p.records.first(), p.records.last()) else {
+                continue;
+            };
             let key = (p.process, &p.tp);
             if let Some(&(prev, prev_us)) = last_end.get(&key) {
                 if p.fetch_offset == prev + 1 {
@@ -308,9 +413,15 @@ impl<'a> View<'a> {
             out.push(Self::anomaly("nonmonotonic-poll", &p.tp, Some(first), None, d, why));
             return;
         }
-        let skipped = self.by_offset.get(&p.tp).map_or(0, |o| o.range(prev + 1..first).count());
+        let skipped = self
+            .by_offset
+            .get(&p.tp)
+            .map_or(0, |o| o.range(prev + 1..first).count());
         if skipped > 0 {
-            let d = format!("{} jumped from {prev} to {first} over {skipped} offsets known to exist", p.process);
+            let d = format!(
+                "{} jumped from {prev} to {first} over {skipped} offsets known to exist",
+                p.process
+            );
             out.push(Self::anomaly("poll-skip", &p.tp, Some(prev + 1), None, d, None));
         }
     }
@@ -333,19 +444,31 @@ impl<'a> View<'a> {
                     let po = prev.offset.unwrap_or(-1);
                     if o <= po {
                         let why = self.loss_explained(tp, po, prev.complete_us, Some(&prev.process));
-                        let d = format!("{} got offset {o} for {} after {po} for {}", s.process, s.value, prev.value);
+                        let d = format!(
+                            "{} got offset {o} for {} after {po} for {}",
+                            s.process, s.value, prev.value
+                        );
                         out.push(Self::anomaly("nonmonotonic-send", tp, Some(o), Some(&s.value), d, why));
                     }
                 }
-                let before = acked_max.iter().filter(|(t, _, _)| *t < s.invoke_us).max_by_key(|(_, off, _)| *off);
+                let before = acked_max
+                    .iter()
+                    .filter(|(t, _, _)| *t < s.invoke_us)
+                    .max_by_key(|(_, off, _)| *off);
                 if let Some(&(_, po, prev)) = before {
                     if o <= po {
                         let why = self.loss_explained(tp, po, prev.complete_us, Some(&prev.process));
-                        let d = format!("{} got offset {o}, at or below offset {po} acked for {} before it was sent", s.value, prev.value);
+                        let d = format!(
+                            "{} got offset {o}, at or below offset {po} acked for {} before it was sent",
+                            s.value, prev.value
+                        );
                         out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(&s.value), d, why));
                     }
                 }
-                if best_by_process.get(s.process.as_str()).is_none_or(|p| p.offset.unwrap_or(-1) < o) {
+                if best_by_process
+                    .get(s.process.as_str())
+                    .is_none_or(|p| p.offset.unwrap_or(-1) < o)
+                {
                     best_by_process.insert(&s.process, s);
                 }
                 acked_max.push((s.complete_us, o, s));
@@ -361,7 +484,10 @@ impl<'a> View<'a> {
         }
         for (value, seen) in &self.seen {
             let in_final = seen.iter().any(|s| s.source.starts_with("replica "));
-            let read = seen.iter().filter(|s| !s.source.starts_with("replica ")).min_by_key(|s| s.time_us);
+            let read = seen
+                .iter()
+                .filter(|s| !s.source.starts_with("replica "))
+                .min_by_key(|s| s.time_us);
             if let (false, Some(r)) = (in_final, read) {
                 let below_start = logs
                     .iter()
@@ -370,8 +496,18 @@ impl<'a> View<'a> {
                     continue;
                 }
                 let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);
-                let d = format!("{value} read at offset {} by {} is in no replica's final log", r.offset, r.source);
-                out.push(Self::anomaly("read-then-lost", &r.tp, Some(r.offset), Some(value), d, why));
+                let d = format!(
+                    "{value} read at offset {} by {} is in no replica's final log",
+                    r.offset, r.source
+                );
+                out.push(Self::anomaly(
+                    "read-then-lost",
+                    &r.tp,
+                    Some(r.offset),
+                    Some(value),
+                    d,
+                    why,
+                ));
             }
         }
     }
@@ -382,8 +518,18 @@ impl<'a> View<'a> {
             let tp = (log.topic.clone(), log.partition);
             for w in log.records.windows(2) {
                 if w[1].offset <= w[0].offset {
-                    let d = format!("replica {} holds offset {} after {}", log.node, w[1].offset, w[0].offset);
-                    out.push(Self::anomaly("nonmonotonic-log", &tp, Some(w[1].offset), Some(&w[1].value), d, None));
+                    let d = format!(
+                        "replica {} holds offset {} after {}",
+                        log.node, w[1].offset, w[0].offset
+                    );
+                    out.push(Self::anomaly(
+                        "nonmonotonic-log",
+                        &tp,
+                        Some(w[1].offset),
+                        Some(&w[1].value),
+                        d,
+                        None,
+                    ));
                 }
             }
         }

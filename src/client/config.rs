@@ -58,18 +58,10 @@ impl ClientConfig {
             match key.as_str() {
                 "client.id" => config.client_id = value.clone(),
                 "request.timeout.ms" => {
-                    config.request_timeout_ms =
-                        value.parse().map_err(|_| invalid("not a number of ms"))?;
+                    config.request_timeout_ms = value.parse().map_err(|_| invalid("not a number of ms"))?;
                 }
-                "acks" => {
-                    config.acks =
-                        parse_acks(value).ok_or_else(|| invalid("expected all, -1, 0 or 1"))?
-                }
-                "batch.size" => {
-                    config.batch_size = value
-                        .parse()
-                        .map_err(|_| invalid("not a number of bytes"))?
-                }
+                "acks" => config.acks = parse_acks(value).ok_or_else(|| invalid("expected all, -1, 0 or 1"))?,
+                "batch.size" => config.batch_size = value.parse().map_err(|_| invalid("not a number of bytes"))?,
                 _ => {}
             }
         }
@@ -100,20 +92,14 @@ mod tests {
         assert_eq!(default.request_timeout_ms, 30_000);
         assert_eq!(default.acks, -1);
         assert_eq!(default.batch_size, 16_384);
-        let props: BTreeMap<String, String> = [
-            ("acks", "1"),
-            ("request.timeout.ms", "500"),
-            ("linger.ms", "5"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let props: BTreeMap<String, String> = [("acks", "1"), ("request.timeout.ms", "500"), ("linger.ms", "5")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let config = ClientConfig::from_properties(&props).expect("valid");
         assert_eq!(config.acks, 1);
         assert_eq!(config.request_timeout(), Duration::from_millis(500));
-        let bad: BTreeMap<String, String> = [("acks".to_string(), "2".to_string())]
-            .into_iter()
-            .collect();
+        let bad: BTreeMap<String, String> = [("acks".to_string(), "2".to_string())].into_iter().collect();
         assert!(matches!(
             ClientConfig::from_properties(&bad),
             Err(ConfigError::Invalid { .. })

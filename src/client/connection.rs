@@ -118,11 +118,7 @@ impl Connection {
     }
 
     /// Sends `req` at the highest version both sides support and waits up to `timeout` for its response.
-    pub async fn request_negotiated<Req>(
-        &mut self,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Req::Response, ClientError>
+    pub async fn request_negotiated<Req>(&mut self, req: &Req, timeout: Duration) -> Result<Req::Response, ClientError>
     where
         Req: Request,
         Req::Response: BoundedShape,
@@ -176,9 +172,7 @@ impl Connection {
     ) -> Result<(), ClientError> {
         self.ensure_connected(timeout).await?;
         self.check_version(api_key_of::<Req>(), version)?;
-        self.round_trip(version, req, false, timeout)
-            .await
-            .map(|_| ())
+        self.round_trip(version, req, false, timeout).await.map(|_| ())
     }
 
     fn check_version(&self, api: ApiKey, version: i16) -> Result<(), ClientError> {
@@ -246,8 +240,7 @@ impl Connection {
                 broker: None,
             });
         }
-        let resp =
-            decode_response::<ApiVersionsRequest>(&self.addr, correlation_id, version, frame)?;
+        let resp = decode_response::<ApiVersionsRequest>(&self.addr, correlation_id, version, frame)?;
         super::error::check_code(resp.error_code, || format!("ApiVersions to {}", self.addr))?;
         self.broker_versions = resp
             .api_keys
@@ -279,9 +272,7 @@ impl Connection {
             });
         };
         let exchange = async {
-            rt::write_frame(&mut stream, &body)
-                .await
-                .map_err(|e| e.to_string())?;
+            rt::write_frame(&mut stream, &body).await.map_err(|e| e.to_string())?;
             if !expect_response {
                 return Ok(None);
             }
@@ -311,8 +302,7 @@ impl Connection {
 }
 
 fn api_key_of<Req: Request>() -> ApiKey {
-    ApiKey::try_from(Req::KEY)
-        .unwrap_or_else(|()| panic!("kafka-protocol request with unknown API key {}", Req::KEY))
+    ApiKey::try_from(Req::KEY).unwrap_or_else(|()| panic!("kafka-protocol request with unknown API key {}", Req::KEY))
 }
 
 fn client_range(api: ApiKey) -> Option<(i16, i16)> {
@@ -324,8 +314,7 @@ fn client_range(api: ApiKey) -> Option<(i16, i16)> {
 
 /// The highest version of `api` in both the client's range and the broker's advertised one.
 pub fn negotiate(addr: &str, api: ApiKey, broker: Option<(i16, i16)>) -> Result<i16, ClientError> {
-    let (client_min, client_max) =
-        client_range(api).unwrap_or_else(|| panic!("client does not speak {api:?}"));
+    let (client_min, client_max) = client_range(api).unwrap_or_else(|| panic!("client does not speak {api:?}"));
     let unsupported = || ClientError::UnsupportedVersion {
         addr: addr.to_string(),
         api,
@@ -389,12 +378,10 @@ where
     };
     let header_version = <Req::Response as HeaderVersion>::header_version(version);
     let mut cursor = Cursor::new(&frame);
-    check_response_header(&mut cursor, header_version)
-        .map_err(|e| decode_err(format!("response header: {e}")))?;
+    check_response_header(&mut cursor, header_version).map_err(|e| decode_err(format!("response header: {e}")))?;
     let header_len = cursor.position();
     let mut header_bytes = frame.slice(..header_len);
-    let header = ResponseHeader::decode(&mut header_bytes, header_version)
-        .map_err(|e| decode_err(e.to_string()))?;
+    let header = ResponseHeader::decode(&mut header_bytes, header_version).map_err(|e| decode_err(e.to_string()))?;
     if header.correlation_id != expected_correlation_id {
         return Err(ClientError::CorrelationMismatch {
             addr: addr.to_string(),
@@ -406,10 +393,8 @@ where
     let mut body = frame.slice(header_len..);
     check_body::<Req::Response>(&body, version).map_err(|e| decode_err(e.to_string()))?;
     // The shape check bounds every allocation; a panic inside the decoder is still caught as a decode error.
-    let decoded = catch_unwind(AssertUnwindSafe(|| {
-        Req::Response::decode(&mut body, version)
-    }))
-    .map_err(|_| decode_err("kafka-protocol decoder panicked".to_string()))?;
+    let decoded = catch_unwind(AssertUnwindSafe(|| Req::Response::decode(&mut body, version)))
+        .map_err(|_| decode_err("kafka-protocol decoder panicked".to_string()))?;
     decoded.map_err(|e| decode_err(e.to_string()))
 }
 

@@ -16,18 +16,10 @@ pub enum ClientError {
     /// No response within `request.timeout.ms`; the connection was closed, so a late response can never be
     /// matched to a later request (as Kafka's NetworkClient does). The request may have been applied.
     #[error("{api:?} to {addr} got no response within {timeout_ms} ms (request.timeout.ms); connection closed")]
-    Timeout {
-        addr: String,
-        api: ApiKey,
-        timeout_ms: u64,
-    },
+    Timeout { addr: String, api: ApiKey, timeout_ms: u64 },
     /// The connection broke after the request may have been written. The request may have been applied.
     #[error("connection to {addr} lost during {api:?}: {reason}")]
-    Disconnected {
-        addr: String,
-        api: ApiKey,
-        reason: String,
-    },
+    Disconnected { addr: String, api: ApiKey, reason: String },
     /// The TCP connection (or its ApiVersions handshake) could not be set up; nothing was sent.
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
@@ -56,11 +48,7 @@ pub enum ClientError {
         broker: Option<(i16, i16)>,
     },
     #[error("encoding {api:?} v{version}: {reason}")]
-    Encode {
-        api: ApiKey,
-        version: i16,
-        reason: String,
-    },
+    Encode { api: ApiKey, version: i16, reason: String },
     /// A fetched batch failed its CRC or structure check (`check.crcs`); it is never returned as data.
     #[error("corrupt record batch in {tp} at offset {offset}: {reason}")]
     CorruptBatch {
@@ -73,11 +61,7 @@ pub enum ClientError {
     NoLeader { tp: TopicPartition },
     /// The response lacks an entry the request asked about.
     #[error("{api:?} response from {addr} has no entry for {what}")]
-    MissingInResponse {
-        addr: String,
-        api: ApiKey,
-        what: String,
-    },
+    MissingInResponse { addr: String, api: ApiKey, what: String },
 }
 
 impl ClientError {

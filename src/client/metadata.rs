@@ -131,9 +131,7 @@ impl ClusterMetadata {
     }
 }
 
-fn partition_from(
-    p: &kafka_protocol::messages::metadata_response::MetadataResponsePartition,
-) -> PartitionMetadata {
+fn partition_from(p: &kafka_protocol::messages::metadata_response::MetadataResponsePartition) -> PartitionMetadata {
     let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
     PartitionMetadata {
         error: ResponseError::try_from_code(p.error_code),

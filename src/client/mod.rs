@@ -26,8 +26,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, TopicName,
+    ApiKey, BrokerId as WireBrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
@@ -140,25 +140,22 @@ impl Client {
             .with_topics(vec![topic])
             .with_timeout_ms(self.config.request_timeout_ms.min(i32::MAX as u64) as i32);
         let (addr, resp) = self.request_any(&req).await?;
-        let result = resp
-            .topics
-            .iter()
-            .find(|t| t.name.0.as_str() == name)
-            .ok_or_else(|| ClientError::MissingInResponse {
-                addr,
-                api: ApiKey::CreateTopics,
-                what: format!("topic {name}"),
-            })?;
+        let result =
+            resp.topics
+                .iter()
+                .find(|t| t.name.0.as_str() == name)
+                .ok_or_else(|| ClientError::MissingInResponse {
+                    addr,
+                    api: ApiKey::CreateTopics,
+                    what: format!("topic {name}"),
+                })?;
         check_code(result.error_code, || format!("topic {name}"))?;
         self.metadata.invalidate(name);
         Ok(())
     }
 
     /// Asks any broker for metadata of `topics` (`None`: every topic) and merges it into the cache.
-    pub async fn metadata(
-        &mut self,
-        topics: Option<&[&str]>,
-    ) -> Result<ClusterMetadata, ClientError> {
+    pub async fn metadata(&mut self, topics: Option<&[&str]>) -> Result<ClusterMetadata, ClientError> {
         let topics = topics.map(|ts| {
             ts.iter()
                 .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
@@ -246,8 +243,7 @@ impl Client {
             .with_session_epoch(-1)
             .with_topics(vec![topic]);
         // The broker may hold a fetch for max_wait_ms before answering; that is not a timeout.
-        let timeout =
-            self.config.request_timeout() + Duration::from_millis(max_wait_ms.max(0) as u64);
+        let timeout = self.config.request_timeout() + Duration::from_millis(max_wait_ms.max(0) as u64);
         let conn = self.leader_connection(tp).await?;
         let addr = conn.addr().to_string();
         let resp = conn.request_negotiated(&req, timeout).await;
@@ -272,11 +268,7 @@ impl Client {
     }
 
     /// The earliest (log start) or latest (high watermark) offset of `tp`, from its leader.
-    pub async fn list_offsets(
-        &mut self,
-        tp: &TopicPartition,
-        spec: OffsetSpec,
-    ) -> Result<Offset, ClientError> {
+    pub async fn list_offsets(&mut self, tp: &TopicPartition, spec: OffsetSpec) -> Result<Offset, ClientError> {
         let partition = ListOffsetsPartition::default()
             .with_partition_index(tp.partition)
             .with_current_leader_epoch(-1)
@@ -306,10 +298,7 @@ impl Client {
     }
 
     /// The connection to `tp`'s leader, asking for the topic's metadata first if the cache lacks it.
-    async fn leader_connection(
-        &mut self,
-        tp: &TopicPartition,
-    ) -> Result<&mut Connection, ClientError> {
+    async fn leader_connection(&mut self, tp: &TopicPartition) -> Result<&mut Connection, ClientError> {
         if self.metadata.leader(tp).is_none() {
             self.metadata(Some(&[tp.topic.as_str()])).await?;
         }
@@ -376,11 +365,7 @@ impl Client {
         let timeout = self.config.request_timeout();
         let mut last = None;
         for addr in candidates {
-            match self
-                .connection(addr.clone())
-                .request_negotiated(req, timeout)
-                .await
-            {
+            match self.connection(addr.clone()).request_negotiated(req, timeout).await {
                 Ok(resp) => return Ok((addr, resp)),
                 Err(e @ ClientError::Connect { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -404,9 +389,7 @@ fn invalidates_metadata(e: &ClientError) -> bool {
                 | ResponseError::UnknownLeaderEpoch
                 | ResponseError::NotController
         ),
-        ClientError::Timeout { .. }
-        | ClientError::Disconnected { .. }
-        | ClientError::Connect { .. } => true,
+        ClientError::Timeout { .. } | ClientError::Disconnected { .. } | ClientError::Connect { .. } => true,
         _ => false,
     }
 }
@@ -491,8 +474,7 @@ mod tests {
         let offsets: Vec<_> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![1, 2]);
         assert_eq!(next, 3);
-        let (records, next) =
-            records_from(&tp, 0, &log[..log.len() - 3]).expect("partial tail ignored");
+        let (records, next) = records_from(&tp, 0, &log[..log.len() - 3]).expect("partial tail ignored");
         assert_eq!(records.len(), 2);
         assert_eq!(next, 2);
         let (records, next) = records_from(&tp, 7, &[]).expect("empty");
@@ -502,17 +484,11 @@ mod tests {
 
     #[test]
     fn records_from_reports_a_bad_header_with_the_partition_and_its_offset() {
-        let mut log = log_of(&[
-            keyed_batch(&[(b"k", b"v")], 5),
-            keyed_batch(&[(b"k", b"w")], 5),
-        ]);
+        let mut log = log_of(&[keyed_batch(&[(b"k", b"v")], 5), keyed_batch(&[(b"k", b"w")], 5)]);
         let second = log.len() / 2;
         log[second + 16] = 1; // magic 1 in the second batch
         let tp = TopicPartition::new("t", 0);
         let err = records_from(&tp, 0, &log).expect_err("bad magic");
-        assert!(
-            matches!(&err, ClientError::CorruptBatch { offset: 1, .. }),
-            "{err}"
-        );
+        assert!(matches!(&err, ClientError::CorruptBatch { offset: 1, .. }), "{err}");
     }
 }

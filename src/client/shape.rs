@@ -8,8 +8,7 @@
 //! any other version is refused.
 
 use kafka_protocol::messages::{
-    ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse,
-    MetadataResponse, ProduceResponse,
+    ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceResponse,
 };
 
 /// Why a body does not have the shape of its message.

@@ -7,17 +7,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{
-    decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes,
-};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes};
 
 use super::*;
 use crate::protocol::batch;
@@ -146,11 +142,7 @@ fn answer(
         }
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).unwrap();
-            let mut records = req.topic_data[0].partition_data[0]
-                .records
-                .clone()
-                .unwrap()
-                .to_vec();
+            let mut records = req.topic_data[0].partition_data[0].records.clone().unwrap().to_vec();
             let base_offset = s
                 .batches
                 .last()
@@ -281,9 +273,7 @@ fn list_offsets_req() -> ListOffsetsRequest {
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(name("t"))
-            .with_partitions(vec![
-                ListOffsetsPartition::default().with_timestamp(-1)
-            ])])
+            .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)])])
 }
 
 fn broker_addr() -> String {
@@ -321,10 +311,7 @@ async fn a_timed_out_request_closes_the_connection_and_the_next_request_reconnec
             ),
             "{first:?}"
         );
-        assert!(
-            !conn.is_connected(),
-            "a timed-out request closes its connection"
-        );
+        assert!(!conn.is_connected(), "a timed-out request closes its connection");
         // The late answer to request 1 (offset 1001) must never be taken for the answer to request 2.
         let second = conn.request_negotiated(&req, timeout).await.unwrap();
         assert_eq!(second.topics[0].partitions[0].offset, 1002);
@@ -332,11 +319,7 @@ async fn a_timed_out_request_closes_the_connection_and_the_next_request_reconnec
         rt::sleep(Duration::from_secs(5)).await;
         let third = conn.request_negotiated(&req, timeout).await.unwrap();
         assert_eq!(third.topics[0].partitions[0].offset, 1003);
-        assert_eq!(
-            conn.connections_opened(),
-            2,
-            "a healthy connection is reused"
-        );
+        assert_eq!(conn.connections_opened(), 2, "a healthy connection is reused");
     })
     .await;
     let s = observed.lock().unwrap();
@@ -347,10 +330,7 @@ async fn a_timed_out_request_closes_the_connection_and_the_next_request_reconnec
             .map(|(_, k, _)| *k)
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        keys(1),
-        vec![ApiKey::ApiVersions as i16, ApiKey::ListOffsets as i16]
-    );
+    assert_eq!(keys(1), vec![ApiKey::ApiVersions as i16, ApiKey::ListOffsets as i16]);
     assert_eq!(
         keys(2),
         vec![
@@ -375,45 +355,26 @@ async fn client_produces_fetches_and_lists_offsets_through_the_partition_leader(
         let configs = BTreeMap::from([("min.insync.replicas".to_string(), "1".to_string())]);
         client.create_topic("t", 1, 1, &configs).await.unwrap();
         let again = client.create_topic("t", 1, 1, &configs).await.unwrap_err();
-        assert_eq!(
-            again.kafka_code(),
-            Some(KafkaErrorCode::TopicAlreadyExists),
-            "{again}"
-        );
+        assert_eq!(again.kafka_code(), Some(KafkaErrorCode::TopicAlreadyExists), "{again}");
         assert!(!again.is_indefinite());
         let tp = TopicPartition::new("t", 0);
         let first = keyed_batch(&[(b"k1", b"v1"), (b"k2", b"v2")], 1_000);
         assert_eq!(
-            client
-                .produce(&tp, first, -1, 5_000)
-                .await
-                .unwrap()
-                .base_offset,
+            client.produce(&tp, first, -1, 5_000).await.unwrap().base_offset,
             Some(0)
         );
         let second = keyed_batch(&[(b"k3", b"v3")], 2_000);
         assert_eq!(
-            client
-                .produce(&tp, second, 1, 5_000)
-                .await
-                .unwrap()
-                .base_offset,
+            client.produce(&tp, second, 1, 5_000).await.unwrap().base_offset,
             Some(2)
         );
         let third = keyed_batch(&[(b"k4", b"v4")], 3_000);
         assert_eq!(
-            client
-                .produce(&tp, third, 0, 5_000)
-                .await
-                .unwrap()
-                .base_offset,
+            client.produce(&tp, third, 0, 5_000).await.unwrap().base_offset,
             None,
             "acks=0"
         );
-        assert_eq!(
-            client.cached_metadata().leader(&tp).map(|(id, _)| id),
-            Some(1)
-        );
+        assert_eq!(client.cached_metadata().leader(&tp).map(|(id, _)| id), Some(1));
         let latest = client.list_offsets(&tp, OffsetSpec::Latest).await.unwrap();
         assert_eq!(latest, 1001, "fake broker numbers its ListOffsets answers");
         let fetched = client.fetch(&tp, 1, 1 << 20, 100, 1).await.unwrap();
@@ -424,11 +385,7 @@ async fn client_produces_fetches_and_lists_offsets_through_the_partition_leader(
             .collect();
         assert_eq!(
             values,
-            vec![
-                (1, b"v2".to_vec()),
-                (2, b"v3".to_vec()),
-                (3, b"v4".to_vec())
-            ]
+            vec![(1, b"v2".to_vec()), (2, b"v3".to_vec()), (3, b"v4".to_vec())]
         );
         assert_eq!(fetched.high_watermark, 4);
         assert_eq!(fetched.next_fetch_offset, 4);

@@ -32,23 +32,17 @@ pub fn write_entries(disk: &mut dyn Disk, path: &str, entries: &[String]) -> Res
 
 /// Reads the entry lines (with their 1-based line numbers) after checking version and count;
 /// `None` if the file does not exist.
-pub fn read_entries(
-    disk: &mut dyn Disk,
-    path: &str,
-) -> Result<Option<Vec<(usize, String)>>, LogError> {
+pub fn read_entries(disk: &mut dyn Disk, path: &str) -> Result<Option<Vec<(usize, String)>>, LogError> {
     if !disk.exists(path) {
         return Ok(None);
     }
     let len = disk.len(path)?;
     let bytes = disk.read_at(path, 0, len as usize)?;
-    let text =
-        String::from_utf8(bytes).map_err(|e| malformed(path, 0, format!("not UTF-8: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| malformed(path, 0, format!("not UTF-8: {e}")))?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     match lines.next() {
         Some((_, VERSION)) => {}
-        Some((n, other)) => {
-            return Err(malformed(path, n, format!("unsupported version {other:?}")))
-        }
+        Some((n, other)) => return Err(malformed(path, n, format!("unsupported version {other:?}"))),
         None => return Err(malformed(path, 1, "empty file")),
     }
     let count: usize = match lines.next() {
@@ -70,10 +64,7 @@ pub fn read_entries(
 }
 
 /// Reads a `topic partition offset` checkpoint; an absent file is empty.
-pub fn read_offsets(
-    disk: &mut dyn Disk,
-    path: &str,
-) -> Result<BTreeMap<TopicPartition, i64>, LogError> {
+pub fn read_offsets(disk: &mut dyn Disk, path: &str) -> Result<BTreeMap<TopicPartition, i64>, LogError> {
     let mut out = BTreeMap::new();
     for (n, line) in read_entries(disk, path)?.unwrap_or_default() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -96,11 +87,7 @@ pub fn read_offsets(
 }
 
 /// Writes a `topic partition offset` checkpoint.
-pub fn write_offsets(
-    disk: &mut dyn Disk,
-    path: &str,
-    offsets: &BTreeMap<TopicPartition, i64>,
-) -> Result<(), LogError> {
+pub fn write_offsets(disk: &mut dyn Disk, path: &str, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), LogError> {
     let lines: Vec<String> = offsets
         .iter()
         .map(|(tp, o)| format!("{} {} {o}", tp.topic, tp.partition))
@@ -124,10 +111,7 @@ mod tests {
             disk.bytes(RECOVERY_POINT_CHECKPOINT),
             b"0\n2\na-b 3 42\nt 0 7\n".to_vec()
         );
-        assert_eq!(
-            read_offsets(&mut disk, RECOVERY_POINT_CHECKPOINT),
-            Ok(offsets)
-        );
+        assert_eq!(read_offsets(&mut disk, RECOVERY_POINT_CHECKPOINT), Ok(offsets));
         assert_eq!(read_offsets(&mut disk, "missing"), Ok(BTreeMap::new()));
     }
 
@@ -135,8 +119,7 @@ mod tests {
     fn malformed_checkpoint_names_file_and_line() {
         let mut disk = MemDisk::new();
         disk.create("cp").expect("create");
-        disk.write_at("cp", 0, b"0\n2\nt 0 1\nt zero 2\n")
-            .expect("write");
+        disk.write_at("cp", 0, b"0\n2\nt 0 1\nt zero 2\n").expect("write");
         match read_offsets(&mut disk, "cp") {
             Err(LogError::MalformedFile { file, line, .. }) => {
                 assert_eq!((file.as_str(), line), ("cp", 4))

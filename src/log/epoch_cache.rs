@@ -35,12 +35,8 @@ impl LeaderEpochCache {
             let [epoch, start] = fields[..] else {
                 return Err(bad(format!("expected `epoch start_offset`, got {line:?}")));
             };
-            let epoch: i32 = epoch
-                .parse()
-                .map_err(|_| bad(format!("bad epoch {epoch:?}")))?;
-            let start_offset: i64 = start
-                .parse()
-                .map_err(|_| bad(format!("bad start offset {start:?}")))?;
+            let epoch: i32 = epoch.parse().map_err(|_| bad(format!("bad epoch {epoch:?}")))?;
+            let start_offset: i64 = start.parse().map_err(|_| bad(format!("bad start offset {start:?}")))?;
             if entries
                 .last()
                 .is_some_and(|l| l.epoch >= epoch || l.start_offset > start_offset)
@@ -48,10 +44,7 @@ impl LeaderEpochCache {
             {
                 return Err(bad(format!("entry ({epoch}, {start_offset}) out of order")));
             }
-            entries.push(EpochEntry {
-                epoch,
-                start_offset,
-            });
+            entries.push(EpochEntry { epoch, start_offset });
         }
         Ok(Self {
             path: path.to_string(),
@@ -74,12 +67,7 @@ impl LeaderEpochCache {
 
     /// Records that `epoch` starts at `start_offset` and persists the file, as Kafka's `assign`: a no-op
     /// unless the epoch is new or starts earlier; entries with an epoch ≥ it or a start ≥ its start go first.
-    pub fn assign(
-        &mut self,
-        disk: &mut dyn Disk,
-        epoch: i32,
-        start_offset: i64,
-    ) -> Result<bool, LogError> {
+    pub fn assign(&mut self, disk: &mut dyn Disk, epoch: i32, start_offset: i64) -> Result<bool, LogError> {
         let changed = self.assign_in_memory(epoch, start_offset);
         if changed {
             self.persist(disk)?;
@@ -106,23 +94,14 @@ impl LeaderEpochCache {
         {
             self.entries.pop();
         }
-        self.entries.push(EpochEntry {
-            epoch,
-            start_offset,
-        });
+        self.entries.push(EpochEntry { epoch, start_offset });
         self.dirty = true;
         true
     }
 
     /// Removes the entries starting at or after `end_offset` (a truncated log).
-    pub fn truncate_from_end(
-        &mut self,
-        disk: &mut dyn Disk,
-        end_offset: i64,
-    ) -> Result<(), LogError> {
-        let keep = self
-            .entries
-            .partition_point(|e| e.start_offset < end_offset);
+    pub fn truncate_from_end(&mut self, disk: &mut dyn Disk, end_offset: i64) -> Result<(), LogError> {
+        let keep = self.entries.partition_point(|e| e.start_offset < end_offset);
         if keep < self.entries.len() {
             self.entries.truncate(keep);
             self.persist(disk)?;
@@ -131,26 +110,14 @@ impl LeaderEpochCache {
     }
 
     /// Removes entries wholly before `start_offset`; the last of them is kept, moved to `start_offset`.
-    pub fn truncate_from_start(
-        &mut self,
-        disk: &mut dyn Disk,
-        start_offset: i64,
-    ) -> Result<(), LogError> {
-        let removed = self
-            .entries
-            .partition_point(|e| e.start_offset <= start_offset);
+    pub fn truncate_from_start(&mut self, disk: &mut dyn Disk, start_offset: i64) -> Result<(), LogError> {
+        let removed = self.entries.partition_point(|e| e.start_offset <= start_offset);
         if removed == 0 || (removed == 1 && self.entries[0].start_offset == start_offset) {
             return Ok(());
         }
         let epoch = self.entries[removed - 1].epoch;
         self.entries.drain(..removed);
-        self.entries.insert(
-            0,
-            EpochEntry {
-                epoch,
-                start_offset,
-            },
-        );
+        self.entries.insert(0, EpochEntry { epoch, start_offset });
         self.persist(disk)
     }
 
@@ -236,9 +203,7 @@ mod tests {
         assert_eq!(c.entries(), &expected[..]);
         assert_eq!(disk.bytes("lec"), b"0\n2\n0 0\n2 10\n".to_vec());
         assert_eq!(
-            LeaderEpochCache::load(&mut disk, "lec")
-                .expect("reload")
-                .entries(),
+            LeaderEpochCache::load(&mut disk, "lec").expect("reload").entries(),
             &expected[..]
         );
     }
@@ -284,9 +249,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            LeaderEpochCache::load(&mut disk, "lec")
-                .expect("reload")
-                .entries(),
+            LeaderEpochCache::load(&mut disk, "lec").expect("reload").entries(),
             c.entries()
         );
     }
@@ -295,8 +258,7 @@ mod tests {
     fn malformed_epoch_checkpoint_is_an_error_naming_the_line() {
         let mut disk = MemDisk::new();
         disk.create("lec").expect("create");
-        disk.write_at("lec", 0, b"0\n2\n3 10\n2 20\n")
-            .expect("write");
+        disk.write_at("lec", 0, b"0\n2\n3 10\n2 20\n").expect("write");
         assert!(matches!(
             LeaderEpochCache::load(&mut disk, "lec"),
             Err(LogError::MalformedFile { line: 4, .. })

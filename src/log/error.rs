@@ -28,11 +28,7 @@ pub enum LogError {
     UnexpectedAppendOffset { offset: i64, log_end_offset: i64 },
     /// A malformed checkpoint or metadata file.
     #[error("{file}:{line}: {reason}")]
-    MalformedFile {
-        file: String,
-        line: usize,
-        reason: String,
-    },
+    MalformedFile { file: String, line: usize, reason: String },
     /// `partition.metadata` names another topic id (Kafka's `InconsistentTopicIdException`).
     #[error("{tp}: topic id {found} on disk, {expected} requested")]
     InconsistentTopicId {

@@ -101,12 +101,7 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     /// Keeps the first `n` entries (in memory and on disk), preallocating again if `active`.
-    pub fn truncate_entries(
-        &mut self,
-        disk: &mut dyn Disk,
-        n: usize,
-        max_bytes: u64,
-    ) -> DiskResult<()> {
+    pub fn truncate_entries(&mut self, disk: &mut dyn Disk, n: usize, max_bytes: u64) -> DiskResult<()> {
         self.entries.truncate(n);
         disk.truncate(&self.path, (n * E::SIZE) as u64)?;
         self.preallocated = false;
@@ -114,13 +109,7 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     /// Replaces every entry (an index rebuilt by recovery).
-    pub fn rewrite(
-        &mut self,
-        disk: &mut dyn Disk,
-        entries: Vec<E>,
-        max_bytes: u64,
-        active: bool,
-    ) -> DiskResult<()> {
+    pub fn rewrite(&mut self, disk: &mut dyn Disk, entries: Vec<E>, max_bytes: u64, active: bool) -> DiskResult<()> {
         disk.truncate(&self.path, 0)?;
         let bytes: Vec<u8> = entries.iter().flat_map(IndexEntry::encode).collect();
         disk.write_at(&self.path, 0, &bytes)?;
@@ -197,9 +186,7 @@ impl OffsetIndex {
             let ok = e.relative_offset >= 0
                 && e.position > 0
                 && (e.position as u64) < log_size
-                && prev.is_none_or(|p| {
-                    p.relative_offset < e.relative_offset && p.position < e.position
-                });
+                && prev.is_none_or(|p| p.relative_offset < e.relative_offset && p.position < e.position);
             if !ok {
                 return false;
             }
@@ -211,32 +198,18 @@ impl OffsetIndex {
     /// The largest entry at or below `offset`, as (absolute offset, position); (base, 0) if none.
     pub fn lookup(&self, offset: i64) -> (i64, u64) {
         let entries = &self.file.entries;
-        let idx =
-            entries.partition_point(|e| self.base_offset + e.relative_offset as i64 <= offset);
+        let idx = entries.partition_point(|e| self.base_offset + e.relative_offset as i64 <= offset);
         match idx.checked_sub(1).map(|i| entries[i]) {
-            Some(e) => (
-                self.base_offset + e.relative_offset as i64,
-                e.position as u64,
-            ),
+            Some(e) => (self.base_offset + e.relative_offset as i64, e.position as u64),
             None => (self.base_offset, 0),
         }
     }
 
     /// Indexes the batch ending at `last_offset` that starts at `position`.
-    pub fn append(
-        &mut self,
-        disk: &mut dyn Disk,
-        last_offset: i64,
-        position: u64,
-    ) -> DiskResult<()> {
-        let relative_offset = i32::try_from(last_offset - self.base_offset).unwrap_or_else(|_| {
-            panic!(
-                "offset {last_offset} not relative to base {}",
-                self.base_offset
-            )
-        });
-        let position =
-            u32::try_from(position).unwrap_or_else(|_| panic!("position {position} past 4 GiB"));
+    pub fn append(&mut self, disk: &mut dyn Disk, last_offset: i64, position: u64) -> DiskResult<()> {
+        let relative_offset = i32::try_from(last_offset - self.base_offset)
+            .unwrap_or_else(|_| panic!("offset {last_offset} not relative to base {}", self.base_offset));
+        let position = u32::try_from(position).unwrap_or_else(|_| panic!("position {position} past 4 GiB"));
         if let Some(last) = self.file.last() {
             assert!(
                 last.relative_offset < relative_offset && last.position < position,
@@ -253,16 +226,8 @@ impl OffsetIndex {
     }
 
     /// Drops the entries of batches at or after `position` (a truncated log).
-    pub fn truncate_to_position(
-        &mut self,
-        disk: &mut dyn Disk,
-        position: u64,
-        max_bytes: u64,
-    ) -> DiskResult<()> {
-        let keep = self
-            .file
-            .entries
-            .partition_point(|e| (e.position as u64) < position);
+    pub fn truncate_to_position(&mut self, disk: &mut dyn Disk, position: u64, max_bytes: u64) -> DiskResult<()> {
+        let keep = self.file.entries.partition_point(|e| (e.position as u64) < position);
         self.file.truncate_entries(disk, keep, max_bytes)
     }
 }
@@ -274,10 +239,7 @@ mod tests {
 
     fn index(disk: &mut MemDisk) -> OffsetIndex {
         let file = IndexFile::create(disk, "i", 80).expect("create");
-        OffsetIndex {
-            base_offset: 100,
-            file,
-        }
+        OffsetIndex { base_offset: 100, file }
     }
 
     #[test]
@@ -314,8 +276,7 @@ mod tests {
         let mut idx = index(&mut disk);
         idx.append(&mut disk, 110, 4_000).expect("append");
         idx.append(&mut disk, 120, 8_000).expect("append");
-        idx.truncate_to_position(&mut disk, 8_000, 80)
-            .expect("truncate");
+        idx.truncate_to_position(&mut disk, 8_000, 80).expect("truncate");
         assert_eq!(idx.file.entries.len(), 1);
         let loaded = IndexFile::<OffsetPosition>::load(&mut disk, "i", 80)
             .expect("load")

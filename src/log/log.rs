@@ -8,9 +8,7 @@ use crate::log::disk::{join, Disk};
 use crate::log::epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use crate::log::segment::LogSegment;
 use crate::log::LogError;
-use crate::protocol::batch::{
-    batches, set_base_offset, set_partition_leader_epoch, validate_batch, BatchHeader,
-};
+use crate::protocol::batch::{batches, set_base_offset, set_partition_leader_epoch, validate_batch, BatchHeader};
 use crate::types::TopicPartition;
 
 /// What an append wrote.
@@ -165,20 +163,14 @@ impl Log {
         let mut iter = batches(records);
         let mut pos = 0;
         for item in &mut iter {
-            let (header, bytes) = item.map_err(|source| LogError::CorruptRecord {
-                position: pos,
-                source,
-            })?;
+            let (header, bytes) = item.map_err(|source| LogError::CorruptRecord { position: pos, source })?;
             if bytes.len() as u64 > self.config.max_message_bytes {
                 return Err(LogError::RecordTooLarge {
                     size: bytes.len(),
                     max: self.config.max_message_bytes,
                 });
             }
-            validate_batch(bytes).map_err(|source| LogError::CorruptRecord {
-                position: pos,
-                source,
-            })?;
+            validate_batch(bytes).map_err(|source| LogError::CorruptRecord { position: pos, source })?;
             out.push((pos, header));
             pos += bytes.len();
         }
@@ -223,15 +215,9 @@ impl Log {
             h.partition_leader_epoch = leader_epoch;
             next = h.next_offset();
         }
-        if !headers.is_empty()
-            && leader_epoch >= 0
-            && self
-                .epoch_cache
-                .latest_epoch()
-                .is_none_or(|e| leader_epoch > e)
+        if !headers.is_empty() && leader_epoch >= 0 && self.epoch_cache.latest_epoch().is_none_or(|e| leader_epoch > e)
         {
-            self.epoch_cache
-                .assign(disk, leader_epoch, self.log_end_offset)?;
+            self.epoch_cache.assign(disk, leader_epoch, self.log_end_offset)?;
         }
         self.append_validated(disk, records, &headers, now_ms)
     }
@@ -287,23 +273,13 @@ impl Log {
                 reason: format!("offsets {first_offset}..={last_offset} do not fit one segment's relative offsets"),
             });
         }
-        let max_timestamp = headers
-            .iter()
-            .map(|(_, h)| h.max_timestamp)
-            .max()
-            .unwrap_or(-1);
-        let num_records: u32 = headers
-            .iter()
-            .map(|(_, h)| h.records_count.max(0) as u32)
-            .sum();
+        let max_timestamp = headers.iter().map(|(_, h)| h.max_timestamp).max().unwrap_or(-1);
+        let num_records: u32 = headers.iter().map(|(_, h)| h.records_count.max(0) as u32).sum();
         let config = self.config.clone();
-        if self.active().should_roll(
-            &config,
-            records.len() as u64,
-            max_timestamp,
-            last_offset,
-            now_ms,
-        ) {
+        if self
+            .active()
+            .should_roll(&config, records.len() as u64, max_timestamp, last_offset, now_ms)
+        {
             self.roll_at(disk, first_offset, now_ms)?;
         }
         self.active()
@@ -365,9 +341,7 @@ impl Log {
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
         for seg in self.segments.range(floor..).map(|(_, s)| s) {
-            if let Some(records) =
-                seg.read(disk, start_offset, max_bytes, max_offset, min_one_batch)?
-            {
+            if let Some(records) = seg.read(disk, start_offset, max_bytes, max_offset, min_one_batch)? {
                 data.records = records;
                 break;
             }
@@ -421,11 +395,7 @@ impl Log {
     }
 
     /// Deletes every segment and starts empty at `offset` (Kafka's `truncateFullyAndStartAt`).
-    pub fn truncate_fully_and_start_at(
-        &mut self,
-        disk: &mut dyn Disk,
-        offset: i64,
-    ) -> Result<(), LogError> {
+    pub fn truncate_fully_and_start_at(&mut self, disk: &mut dyn Disk, offset: i64) -> Result<(), LogError> {
         let all: Vec<i64> = self.segments.keys().copied().collect();
         self.delete_segments(disk, &all)?;
         let now_ms = self.last_flush_ms;

@@ -57,20 +57,11 @@ fn leader_append_assigns_offsets_and_epochs_in_place() {
     let log = mgr.get_mut(&tp()).expect("log");
     let mut records = batch(3, 10, 5_000);
     records.extend(batch(2, 10, 6_000));
-    let info = log
-        .append_as_leader(&mut disk, &mut records, 4, 7_000)
-        .expect("append");
-    assert_eq!(
-        (info.first_offset, info.last_offset, info.num_records),
-        (0, 4, 5)
-    );
-    assert_eq!(
-        (info.max_timestamp, info.valid_bytes),
-        (6_001, records.len())
-    );
+    let info = log.append_as_leader(&mut disk, &mut records, 4, 7_000).expect("append");
+    assert_eq!((info.first_offset, info.last_offset, info.num_records), (0, 4, 5));
+    assert_eq!((info.max_timestamp, info.valid_bytes), (6_001, records.len()));
     assert_eq!(log.log_end_offset(), 5);
-    let second =
-        validate_batch(&records[records.len() - batch(2, 10, 6_000).len()..]).expect("valid");
+    let second = validate_batch(&records[records.len() - batch(2, 10, 6_000).len()..]).expect("valid");
     assert_eq!((second.base_offset, second.partition_leader_epoch), (3, 4));
     assert_eq!(log.latest_epoch(), Some(4));
     assert_eq!(log.end_offset_for_epoch(4), Some((4, 5)));
@@ -117,11 +108,7 @@ fn segments_roll_by_segment_bytes_and_reads_cross_them_by_offset() {
     }
     let log = mgr.get_mut(&tp()).expect("log");
     assert_eq!(log.log_end_offset(), 40);
-    assert!(
-        log.segment_count() > 3,
-        "segments: {:?}",
-        log.segment_base_offsets()
-    );
+    assert!(log.segment_count() > 3, "segments: {:?}", log.segment_base_offsets());
     // A rolled segment is flushed: the recovery point is the active segment's base.
     assert_eq!(
         log.recovery_point(),
@@ -167,13 +154,9 @@ fn read_respects_max_offset_max_bytes_and_min_one_batch() {
         append(&mut disk, &mut mgr, 2, 0);
     }
     let log = mgr.get_mut(&tp()).expect("log");
-    let data = log
-        .read(&mut disk, 0, 1 << 20, Some(4), false)
-        .expect("read");
+    let data = log.read(&mut disk, 0, 1 << 20, Some(4), false).expect("read");
     assert_eq!(offsets_of(&data.records), vec![0, 1, 2, 3]);
-    let data = log
-        .read(&mut disk, 0, 1 << 20, Some(3), false)
-        .expect("read");
+    let data = log.read(&mut disk, 0, 1 << 20, Some(3), false).expect("read");
     assert_eq!(
         offsets_of(&data.records),
         vec![0, 1],
@@ -185,11 +168,7 @@ fn read_respects_max_offset_max_bytes_and_min_one_batch() {
         .records
         .is_empty());
     assert_eq!(
-        offsets_of(
-            &log.read(&mut disk, 0, 10, None, true)
-                .expect("read")
-                .records
-        ),
+        offsets_of(&log.read(&mut disk, 0, 10, None, true).expect("read").records),
         vec![0, 1]
     );
     assert!(log
@@ -216,11 +195,7 @@ fn truncate_to_drops_whole_batches_segments_and_epochs() {
     let log = mgr.get_mut(&tp()).expect("log");
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 20)));
     log.truncate_to(&mut disk, 15).expect("truncate");
-    assert_eq!(
-        log.log_end_offset(),
-        14,
-        "the batch holding 15 starts at 14"
-    );
+    assert_eq!(log.log_end_offset(), 14, "the batch holding 15 starts at 14");
     assert_eq!(log.latest_epoch(), Some(0));
     assert!(log.recovery_point() <= 14);
     let last_base = *log.segment_base_offsets().last().expect("base");
@@ -268,10 +243,7 @@ fn flush_messages_policy_flushes_on_append() {
     assert_eq!(mgr.get(&tp()).expect("log").recovery_point(), 0);
     append(&mut disk, &mut mgr, 2, 0);
     assert_eq!(mgr.get(&tp()).expect("log").recovery_point(), 4);
-    assert!(disk
-        .syncs
-        .iter()
-        .any(|p| p == "t-0/00000000000000000000.log"));
+    assert!(disk.syncs.iter().any(|p| p == "t-0/00000000000000000000.log"));
 }
 
 #[test]
@@ -351,8 +323,7 @@ fn unclean_restart_truncates_at_a_torn_batch_past_the_recovery_point() {
     let path = log.segments[&0].log_path.clone();
     let size = disk.len(&path).expect("len");
     disk.truncate(&path, size - 7).expect("tear the last batch");
-    let (mut mgr, reports) =
-        LogManager::startup(&mut disk, LogConfig::default(), 0).expect("startup");
+    let (mut mgr, reports) = LogManager::startup(&mut disk, LogConfig::default(), 0).expect("startup");
     assert_eq!(reports[0].log_end_offset, 8);
     assert!(
         reports[0]
@@ -386,13 +357,8 @@ fn unclean_restart_truncates_at_a_flipped_bit_and_deletes_later_segments() {
     assert_eq!(log.segment_count(), 2);
     assert!(reports[0].first_bad.is_some());
     let leo = log.log_end_offset();
-    assert!(
-        leo > bases[1] && leo < bases[2],
-        "leo {leo} bases {bases:?}"
-    );
-    let data = log
-        .read(&mut disk, bases[1], 1 << 20, None, false)
-        .expect("read");
+    assert!(leo > bases[1] && leo < bases[2], "leo {leo} bases {bases:?}");
+    let data = log.read(&mut disk, bases[1], 1 << 20, None, false).expect("read");
     for item in batches(&data.records) {
         validate_batch(item.expect("batch").1).expect("only valid batches are served");
     }
@@ -431,15 +397,13 @@ fn create_log_is_idempotent_and_checks_the_topic_id() {
 #[test]
 fn malformed_recovery_point_checkpoint_fails_startup_naming_the_file() {
     let mut disk = MemDisk::new();
-    disk.create("recovery-point-offset-checkpoint")
-        .expect("create");
+    disk.create("recovery-point-offset-checkpoint").expect("create");
     disk.write_at("recovery-point-offset-checkpoint", 0, b"0\n1\nt 0\n")
         .expect("write");
     match LogManager::startup(&mut disk, LogConfig::default(), 0) {
-        Err(LogError::MalformedFile { file, line, .. }) => assert_eq!(
-            (file.as_str(), line),
-            ("recovery-point-offset-checkpoint", 3)
-        ),
+        Err(LogError::MalformedFile { file, line, .. }) => {
+            assert_eq!((file.as_str(), line), ("recovery-point-offset-checkpoint", 3))
+        }
         other => panic!("expected a malformed file error, got {other:?}"),
     }
 }
@@ -450,14 +414,10 @@ fn manager_truncate_to_checkpoints_the_lowered_recovery_point() {
     for _ in 0..5 {
         append(&mut disk, &mut mgr, 2, 0);
     }
-    mgr.get_mut(&tp())
-        .expect("log")
-        .flush(&mut disk, 10)
-        .expect("flush");
+    mgr.get_mut(&tp()).expect("log").flush(&mut disk, 10).expect("flush");
     mgr.checkpoint(&mut disk).expect("checkpoint");
     mgr.truncate_to(&mut disk, &tp(), 4).expect("truncate");
-    let rps = crate::log::checkpoint::read_offsets(&mut disk, "recovery-point-offset-checkpoint")
-        .expect("read");
+    let rps = crate::log::checkpoint::read_offsets(&mut disk, "recovery-point-offset-checkpoint").expect("read");
     assert_eq!(rps.get(&tp()), Some(&4));
 }
 
@@ -466,14 +426,9 @@ fn truncation_below_log_start_restarts_the_log_there() {
     let (mut disk, mut mgr) = setup(LogConfig::default());
     append(&mut disk, &mut mgr, 2, 0);
     let log = mgr.get_mut(&tp()).expect("log");
-    log.truncate_fully_and_start_at(&mut disk, 100)
-        .expect("truncate");
+    log.truncate_fully_and_start_at(&mut disk, 100).expect("truncate");
     assert_eq!(
-        (
-            log.log_start_offset(),
-            log.log_end_offset(),
-            log.segment_base_offsets()
-        ),
+        (log.log_start_offset(), log.log_end_offset(), log.segment_base_offsets()),
         (100, 100, vec![100])
     );
     assert_eq!(

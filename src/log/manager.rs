@@ -4,15 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::log::checkpoint::{
-    read_offsets, write_offsets, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
-};
+use crate::log::checkpoint::{read_offsets, write_offsets, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::log::config::LogConfig;
 use crate::log::disk::{join, write_atomically, Disk};
 use crate::log::log::Log;
-use crate::log::recovery::{
-    partition_metadata_text, LoadOffsets, RecoveryReport, PARTITION_METADATA,
-};
+use crate::log::recovery::{partition_metadata_text, LoadOffsets, RecoveryReport, PARTITION_METADATA};
 use crate::log::LogError;
 use crate::types::TopicPartition;
 
@@ -56,13 +52,7 @@ impl LogManager {
             disk.remove(CLEAN_SHUTDOWN_FILE)?;
             disk.sync_dir(ROOT)?;
         }
-        Ok((
-            LogManager {
-                logs,
-                default_config,
-            },
-            reports,
-        ))
+        Ok((LogManager { logs, default_config }, reports))
     }
 
     pub fn default_config(&self) -> &LogConfig {
@@ -128,12 +118,7 @@ impl LogManager {
     /// Truncates one log and rewrites the recovery-point checkpoint at once, as Kafka's
     /// `LogManager.truncateTo` does: a checkpointed recovery point above the new end would let a later
     /// recovery trust bytes written after the truncation.
-    pub fn truncate_to(
-        &mut self,
-        disk: &mut dyn Disk,
-        tp: &TopicPartition,
-        offset: i64,
-    ) -> Result<(), LogError> {
+    pub fn truncate_to(&mut self, disk: &mut dyn Disk, tp: &TopicPartition, offset: i64) -> Result<(), LogError> {
         let log = self
             .logs
             .get_mut(tp)

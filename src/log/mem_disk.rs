@@ -24,9 +24,9 @@ impl MemDisk {
     }
 
     fn file(&mut self, path: &str) -> DiskResult<&mut File> {
-        self.files.get_mut(path).ok_or_else(|| DiskError::NotFound {
-            path: path.to_string(),
-        })
+        self.files
+            .get_mut(path)
+            .ok_or_else(|| DiskError::NotFound { path: path.to_string() })
     }
 
     fn check_parent(&self, path: &str) -> DiskResult<()> {
@@ -34,9 +34,7 @@ impl MemDisk {
         if dir.is_empty() || self.dirs.contains(dir) {
             Ok(())
         } else {
-            Err(DiskError::NotFound {
-                path: dir.to_string(),
-            })
+            Err(DiskError::NotFound { path: dir.to_string() })
         }
     }
 
@@ -53,9 +51,7 @@ impl Disk for MemDisk {
     fn create_dir(&mut self, dir: &str) -> DiskResult<()> {
         self.check_parent(dir)?;
         if !self.dirs.insert(dir.to_string()) {
-            return Err(DiskError::AlreadyExists {
-                path: dir.to_string(),
-            });
+            return Err(DiskError::AlreadyExists { path: dir.to_string() });
         }
         Ok(())
     }
@@ -63,9 +59,7 @@ impl Disk for MemDisk {
     fn create(&mut self, path: &str) -> DiskResult<()> {
         self.check_parent(path)?;
         if self.files.contains_key(path) {
-            return Err(DiskError::AlreadyExists {
-                path: path.to_string(),
-            });
+            return Err(DiskError::AlreadyExists { path: path.to_string() });
         }
         self.files.insert(path.to_string(), File::default());
         Ok(())
@@ -88,8 +82,7 @@ impl Disk for MemDisk {
         let mut out = vec![0u8; (end - offset) as usize];
         let data_end = (f.data.len() as u64).min(end);
         if offset < data_end {
-            out[..(data_end - offset) as usize]
-                .copy_from_slice(&f.data[offset as usize..data_end as usize]);
+            out[..(data_end - offset) as usize].copy_from_slice(&f.data[offset as usize..data_end as usize]);
         }
         Ok(out)
     }
@@ -125,9 +118,10 @@ impl Disk for MemDisk {
     }
 
     fn rename(&mut self, from: &str, to: &str) -> DiskResult<()> {
-        let f = self.files.remove(from).ok_or_else(|| DiskError::NotFound {
-            path: from.to_string(),
-        })?;
+        let f = self
+            .files
+            .remove(from)
+            .ok_or_else(|| DiskError::NotFound { path: from.to_string() })?;
         self.files.insert(to.to_string(), f);
         Ok(())
     }
@@ -136,9 +130,7 @@ impl Disk for MemDisk {
         if self.files.remove(path).is_some() || self.dirs.remove(path) {
             Ok(())
         } else {
-            Err(DiskError::NotFound {
-                path: path.to_string(),
-            })
+            Err(DiskError::NotFound { path: path.to_string() })
         }
     }
 

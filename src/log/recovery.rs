@@ -131,8 +131,7 @@ impl Log {
                 .max()
                 .unwrap_or(i64::MIN),
         };
-        let recovered_any =
-            log.load_segments(disk, &bases, recover_from_base, now_ms, &mut report)?;
+        let recovered_any = log.load_segments(disk, &bases, recover_from_base, now_ms, &mut report)?;
         log.finish_load(disk, offsets, recovered_any, now_ms)?;
         report.log_end_offset = log.log_end_offset;
         if offsets.clean_shutdown && !recovered_any {
@@ -172,8 +171,7 @@ impl Log {
                 None => {
                     recovered_any = true;
                     report.recovered_from = report.recovered_from.min(base);
-                    let mut seg =
-                        LogSegment::open_for_recovery(disk, &self.dir, base, &self.config, now_ms)?;
+                    let mut seg = LogSegment::open_for_recovery(disk, &self.dir, base, &self.config, now_ms)?;
                     let outcome = seg.recover(disk, &self.config, min_offset)?;
                     for (epoch, start) in outcome.epochs {
                         if self.epoch_cache.latest_epoch().is_none_or(|e| epoch > e) {
@@ -240,21 +238,14 @@ impl Log {
         }
         let first_base = *self.segments.keys().next().expect("one segment");
         self.log_start_offset = self.log_start_offset.max(first_base);
-        self.log_end_offset = self
-            .segments
-            .values()
-            .next_back()
-            .expect("one segment")
-            .next_offset;
+        self.log_end_offset = self.segments.values().next_back().expect("one segment").next_offset;
         if self.log_end_offset < self.log_start_offset {
             let start = self.log_start_offset;
             self.truncate_fully_and_start_at(disk, start)?;
         }
         self.recovery_point = match offsets.clean_shutdown && !recovered_any {
             true => self.log_end_offset,
-            false => offsets
-                .recovery_point
-                .clamp(self.log_start_offset, self.log_end_offset),
+            false => offsets.recovery_point.clamp(self.log_start_offset, self.log_end_offset),
         };
         self.epoch_cache
             .persist_if_needed(disk, self.log_start_offset, self.log_end_offset)?;

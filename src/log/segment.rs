@@ -8,9 +8,7 @@ use crate::log::disk::{join, Disk, DiskError, DiskResult};
 use crate::log::index::{IndexFile, OffsetIndex};
 use crate::log::time_index::TimeIndex;
 use crate::log::LogError;
-use crate::protocol::batch::{
-    batches, validate_batch, BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD,
-};
+use crate::protocol::batch::{batches, validate_batch, BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD};
 
 const SCAN_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -52,10 +50,7 @@ pub fn scan(
         if !fill(disk, path, &mut buf, &mut buf_pos, pos, end, LOG_OVERHEAD)? {
             return bad(
                 pos,
-                format!(
-                    "partial batch header: {} bytes before the end at {end}",
-                    end - pos
-                ),
+                format!("partial batch header: {} bytes before the end at {end}", end - pos),
             );
         }
         let off = (pos - buf_pos) as usize;
@@ -65,10 +60,7 @@ pub fn scan(
         }
         let total = LOG_OVERHEAD + length as usize;
         if pos + total as u64 > end || !fill(disk, path, &mut buf, &mut buf_pos, pos, end, total)? {
-            return bad(
-                pos,
-                format!("batch of {total} bytes passes the end at {end}"),
-            );
+            return bad(pos, format!("batch of {total} bytes passes the end at {end}"));
         }
         let off = (pos - buf_pos) as usize;
         let bytes = &buf[off..off + total];
@@ -160,13 +152,7 @@ impl LogSegment {
             &join(dir, &file_name(base_offset, ".timeindex")),
             config.segment_index_bytes,
         )?;
-        Ok(Self::with_indexes(
-            base_offset,
-            log_path,
-            index,
-            time,
-            now_ms,
-        ))
+        Ok(Self::with_indexes(base_offset, log_path, index, time, now_ms))
     }
 
     fn with_indexes(
@@ -210,14 +196,10 @@ impl LogSegment {
         let log_path = join(dir, &file_name(base_offset, ".log"));
         let size = disk.len(&log_path)?;
         let max = config.segment_index_bytes;
-        let Some(index) =
-            IndexFile::load(disk, &join(dir, &file_name(base_offset, ".index")), max)?
-        else {
+        let Some(index) = IndexFile::load(disk, &join(dir, &file_name(base_offset, ".index")), max)? else {
             return Ok(None);
         };
-        let Some(time) =
-            IndexFile::load(disk, &join(dir, &file_name(base_offset, ".timeindex")), max)?
-        else {
+        let Some(time) = IndexFile::load(disk, &join(dir, &file_name(base_offset, ".timeindex")), max)? else {
             return Ok(None);
         };
         let mut seg = Self::with_indexes(base_offset, log_path, index, time, now_ms);
@@ -270,12 +252,7 @@ impl LogSegment {
 
     /// Validates every batch from the start (length, magic, CRC-32C, offsets in order and relative to the
     /// base), rebuilds both indexes, and truncates the file at the first bad batch (Kafka's `recover`).
-    pub fn recover(
-        &mut self,
-        disk: &mut dyn Disk,
-        config: &LogConfig,
-        min_offset: i64,
-    ) -> DiskResult<SegmentRecovery> {
+    pub fn recover(&mut self, disk: &mut dyn Disk, config: &LogConfig, min_offset: i64) -> DiskResult<SegmentRecovery> {
         let file_size = disk.len(&self.log_path)?;
         let mut fresh = Self::with_indexes(
             self.base_offset,
@@ -293,16 +270,10 @@ impl LogSegment {
         let end = scan(disk, &self.log_path, 0, file_size, &mut |pos, h, bytes| {
             validate_batch(bytes).map_err(|e| e.to_string())?;
             if h.base_offset < expected_min {
-                return Err(format!(
-                    "base offset {} below {expected_min}",
-                    h.base_offset
-                ));
+                return Err(format!("base offset {} below {expected_min}", h.base_offset));
             }
             if h.last_offset() - base > i32::MAX as i64 {
-                return Err(format!(
-                    "last offset {} not relative to base {base}",
-                    h.last_offset()
-                ));
+                return Err(format!("last offset {} not relative to base {base}", h.last_offset()));
             }
             expected_min = h.next_offset();
             batches_seen.push((pos, h.clone()));
@@ -370,11 +341,9 @@ impl LogSegment {
                 .file
                 .last()
                 .is_none_or(|l| self.max_timestamp_so_far > l.timestamp);
-            let t = (newer && self.max_timestamp_so_far >= 0).then(|| {
-                crate::log::time_index::TimestampOffset {
-                    timestamp: self.max_timestamp_so_far,
-                    relative_offset: (self.offset_of_max_timestamp - self.base_offset) as i32,
-                }
+            let t = (newer && self.max_timestamp_so_far >= 0).then(|| crate::log::time_index::TimestampOffset {
+                timestamp: self.max_timestamp_so_far,
+                relative_offset: (self.offset_of_max_timestamp - self.base_offset) as i32,
             });
             if let Some(t) = t {
                 self.time_index.file.entries.push(t);
@@ -437,19 +406,11 @@ impl LogSegment {
         let full_by_size = self.size > config.segment_bytes.saturating_sub(records_size);
         let full_by_time = self.size > 0 && waited_ms > config.segment_ms;
         let offset_overflow = last_offset.saturating_sub(self.base_offset) > i32::MAX as i64;
-        full_by_size
-            || full_by_time
-            || self.index.file.is_full()
-            || self.time_index.file.is_full()
-            || offset_overflow
+        full_by_size || full_by_time || self.index.file.is_full() || self.time_index.file.is_full() || offset_overflow
     }
 
     /// The position and header of the first batch whose last offset is ≥ `offset` (Kafka's `translateOffset`).
-    pub fn translate_offset(
-        &self,
-        disk: &mut dyn Disk,
-        offset: i64,
-    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    pub fn translate_offset(&self, disk: &mut dyn Disk, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let (_, start) = self.index.lookup(offset);
         let mut found = None;
         let end = scan(disk, &self.log_path, start, self.size, &mut |pos, h, _| {
@@ -503,12 +464,7 @@ impl LogSegment {
     }
 
     /// Drops the batch holding `offset` and everything after it; returns the bytes removed.
-    pub fn truncate_to(
-        &mut self,
-        disk: &mut dyn Disk,
-        offset: i64,
-        config: &LogConfig,
-    ) -> Result<u64, LogError> {
+    pub fn truncate_to(&mut self, disk: &mut dyn Disk, offset: i64, config: &LogConfig) -> Result<u64, LogError> {
         let Some((pos, h)) = self.translate_offset(disk, offset)? else {
             return Ok(0);
         };
@@ -520,10 +476,8 @@ impl LogSegment {
         let max = config.segment_index_bytes;
         self.index.truncate_to_position(disk, pos, max)?;
         self.time_index.truncate_to(disk, self.next_offset, max)?;
-        (self.max_timestamp_so_far, self.offset_of_max_timestamp) = self
-            .time_index
-            .last_entry()
-            .unwrap_or((-1, self.base_offset));
+        (self.max_timestamp_so_far, self.offset_of_max_timestamp) =
+            self.time_index.last_entry().unwrap_or((-1, self.base_offset));
         self.bytes_since_last_index_entry = 0;
         if self.size == 0 {
             self.rolling_based_timestamp = None;
@@ -536,12 +490,8 @@ impl LogSegment {
     pub fn on_become_inactive(&mut self, disk: &mut dyn Disk) -> DiskResult<()> {
         self.dirty = true;
         if self.size > 0 {
-            self.time_index.maybe_append(
-                disk,
-                self.max_timestamp_so_far,
-                self.offset_of_max_timestamp,
-                true,
-            )?;
+            self.time_index
+                .maybe_append(disk, self.max_timestamp_so_far, self.offset_of_max_timestamp, true)?;
         }
         self.index.file.trim(disk)?;
         self.time_index.file.trim(disk)
@@ -550,12 +500,8 @@ impl LogSegment {
     /// The segment becomes active again (after a truncation removed later segments).
     pub fn on_become_active(&mut self, disk: &mut dyn Disk, config: &LogConfig) -> DiskResult<()> {
         self.dirty = true;
-        self.index
-            .file
-            .preallocate(disk, config.segment_index_bytes)?;
-        self.time_index
-            .file
-            .preallocate(disk, config.segment_index_bytes)
+        self.index.file.preallocate(disk, config.segment_index_bytes)?;
+        self.time_index.file.preallocate(disk, config.segment_index_bytes)
     }
 
     /// fsync of the three files.
@@ -574,11 +520,7 @@ impl LogSegment {
 
     /// Removes the three files (the directory sync is the caller's).
     pub fn delete(&self, disk: &mut dyn Disk) -> DiskResult<()> {
-        for p in [
-            &self.log_path,
-            &self.index.file.path,
-            &self.time_index.file.path,
-        ] {
+        for p in [&self.log_path, &self.index.file.path, &self.time_index.file.path] {
             match disk.remove(p) {
                 Ok(()) | Err(DiskError::NotFound { .. }) => {}
                 Err(e) => return Err(e),

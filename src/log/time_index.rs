@@ -36,9 +36,11 @@ pub struct TimeIndex {
 impl TimeIndex {
     /// Timestamps strictly increase, offsets never decrease and stay relative.
     pub fn is_sane(&self) -> bool {
-        self.file.entries.windows(2).all(|w| {
-            w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
-        }) && self.file.entries.iter().all(|e| e.relative_offset >= 0)
+        self.file
+            .entries
+            .windows(2)
+            .all(|w| w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset)
+            && self.file.entries.iter().all(|e| e.relative_offset >= 0)
     }
 
     /// Appends (timestamp, offset) if the timestamp is newer than the last entry (Kafka's `maybeAppend`);
@@ -60,9 +62,8 @@ impl TimeIndex {
             let max_bytes = ((self.file.entries.len() + 1) * TimestampOffset::SIZE) as u64;
             self.file.preallocate(disk, max_bytes)?;
         }
-        let relative_offset = i32::try_from(offset - self.base_offset).unwrap_or_else(|_| {
-            panic!("offset {offset} not relative to base {}", self.base_offset)
-        });
+        let relative_offset = i32::try_from(offset - self.base_offset)
+            .unwrap_or_else(|_| panic!("offset {offset} not relative to base {}", self.base_offset));
         self.file.append(
             disk,
             TimestampOffset {
@@ -73,12 +74,7 @@ impl TimeIndex {
     }
 
     /// Drops entries for offsets at or after `offset`.
-    pub fn truncate_to(
-        &mut self,
-        disk: &mut dyn Disk,
-        offset: i64,
-        max_bytes: u64,
-    ) -> DiskResult<()> {
+    pub fn truncate_to(&mut self, disk: &mut dyn Disk, offset: i64, max_bytes: u64) -> DiskResult<()> {
         let keep = self
             .file
             .entries
@@ -112,16 +108,10 @@ mod tests {
     fn time_index_keeps_only_newer_timestamps_and_truncates_by_offset() {
         let mut disk = MemDisk::new();
         let file = IndexFile::create(&mut disk, "t", 120).expect("create");
-        let mut idx = TimeIndex {
-            base_offset: 10,
-            file,
-        };
-        idx.maybe_append(&mut disk, 1_000, 12, false)
-            .expect("append");
-        idx.maybe_append(&mut disk, 900, 13, false)
-            .expect("older: skipped");
-        idx.maybe_append(&mut disk, 2_000, 20, false)
-            .expect("append");
+        let mut idx = TimeIndex { base_offset: 10, file };
+        idx.maybe_append(&mut disk, 1_000, 12, false).expect("append");
+        idx.maybe_append(&mut disk, 900, 13, false).expect("older: skipped");
+        idx.maybe_append(&mut disk, 2_000, 20, false).expect("append");
         assert_eq!(idx.file.entries.len(), 2);
         assert!(idx.is_sane());
         assert_eq!(idx.lookup(1_500), Some((2_000, 20)));

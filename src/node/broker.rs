@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
 use tracing::{error, info, warn};
 
-use crate::history::StateObserver;
 use crate::broker::{Broker, BrokerConfig, ConnId, MetadataImage, Reply};
+use crate::history::StateObserver;
 use crate::log::Disk;
 use crate::protocol::api::parse_request;
 use crate::protocol::errors::api_name;
@@ -108,9 +108,7 @@ impl Node {
 impl Node {
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // A poisoned lock means a task panicked: madsim aborts the run before anyone gets here.
-        self.shared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -230,11 +228,7 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
 
 /// Runs one request through the core, awaits its disk time and, for a parked fetch, its completion.
 /// `None`: the broker is shutting down.
-async fn call_core(
-    node: &Node,
-    conn_id: ConnId,
-    req: crate::protocol::api::ParsedRequest,
-) -> Option<Reply> {
+async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::ParsedRequest) -> Option<Reply> {
     let is_produce = req.api_key() == kafka_protocol::messages::ApiKey::Produce as i16;
     let (tx, rx) = oneshot::channel();
     let (reply, elapsed) = {

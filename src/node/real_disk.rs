@@ -22,13 +22,12 @@ fn disk_error(path: &str, error: &io::Error) -> DiskError {
         ErrorKind::NotFound => DiskError::NotFound { path },
         ErrorKind::AlreadyExists => DiskError::AlreadyExists { path },
         ErrorKind::StorageFull => DiskError::NoSpace { path },
-        ErrorKind::DirectoryNotEmpty
-        | ErrorKind::IsADirectory
-        | ErrorKind::NotADirectory
-        | ErrorKind::InvalidInput => DiskError::Invalid {
-            path,
-            reason: error.to_string(),
-        },
+        ErrorKind::DirectoryNotEmpty | ErrorKind::IsADirectory | ErrorKind::NotADirectory | ErrorKind::InvalidInput => {
+            DiskError::Invalid {
+                path,
+                reason: error.to_string(),
+            }
+        }
         _ => {
             tracing::warn!(%path, %error, "disk IO error");
             DiskError::Io { path }
@@ -83,17 +82,12 @@ impl Disk for RealDisk {
 
     fn create(&mut self, path: &str) -> DiskResult<()> {
         self.on(path, |full| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(full)
-                .map(drop)
+            OpenOptions::new().write(true).create_new(true).open(full).map(drop)
         })
     }
 
     fn exists(&self, path: &str) -> bool {
-        self.full(path)
-            .is_ok_and(|full| full.symlink_metadata().is_ok())
+        self.full(path).is_ok_and(|full| full.symlink_metadata().is_ok())
     }
 
     fn len(&mut self, path: &str) -> DiskResult<u64> {
@@ -195,8 +189,7 @@ mod tests {
         fn new() -> Self {
             static COUNTER: AtomicU64 = AtomicU64::new(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("gregor-real-disk-{}-{n}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("gregor-real-disk-{}-{n}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             TempRoot(dir)
         }
@@ -218,14 +211,8 @@ mod tests {
         assert_eq!(disk.append("t-0/a.log", b" world").unwrap(), 5);
         disk.write_at("t-0/a.log", 20, b"!").unwrap();
         assert_eq!(disk.len("t-0/a.log").unwrap(), 21);
-        assert_eq!(
-            disk.read_at("t-0/a.log", 6, 100).unwrap(),
-            b"world\0\0\0\0\0\0\0\0\0!"
-        );
-        assert_eq!(
-            disk.read_at("t-0/a.log", 100, 10).unwrap(),
-            Vec::<u8>::new()
-        );
+        assert_eq!(disk.read_at("t-0/a.log", 6, 100).unwrap(), b"world\0\0\0\0\0\0\0\0\0!");
+        assert_eq!(disk.read_at("t-0/a.log", 100, 10).unwrap(), Vec::<u8>::new());
         disk.truncate("t-0/a.log", 5).unwrap();
         disk.sync("t-0/a.log").unwrap();
         disk.sync_dir("t-0").unwrap();
@@ -245,10 +232,7 @@ mod tests {
         assert_eq!(disk.read_at("d/checkpoint", 0, 10).unwrap(), b"v2");
         disk.rename("d/b", "d/c").unwrap();
         assert!(disk.exists("d/c") && !disk.exists("d/b"));
-        assert!(
-            matches!(disk.remove("d"), Err(DiskError::Invalid { .. })),
-            "not empty"
-        );
+        assert!(matches!(disk.remove("d"), Err(DiskError::Invalid { .. })), "not empty");
         disk.remove("d/c").unwrap();
         disk.remove("d/checkpoint").unwrap();
         disk.remove("d").unwrap();
@@ -260,26 +244,13 @@ mod tests {
         let root = TempRoot::new();
         let mut disk = RealDisk::new(&root.0).unwrap();
         disk.create("a").unwrap();
-        assert_eq!(
-            disk.create("a"),
-            Err(DiskError::AlreadyExists { path: "a".into() })
-        );
-        assert_eq!(
-            disk.len("missing"),
-            Err(DiskError::NotFound {
-                path: "missing".into()
-            })
-        );
+        assert_eq!(disk.create("a"), Err(DiskError::AlreadyExists { path: "a".into() }));
+        assert_eq!(disk.len("missing"), Err(DiskError::NotFound { path: "missing".into() }));
         assert_eq!(
             disk.sync("missing"),
-            Err(DiskError::NotFound {
-                path: "missing".into()
-            })
+            Err(DiskError::NotFound { path: "missing".into() })
         );
-        assert!(matches!(
-            disk.create("../escape"),
-            Err(DiskError::Invalid { .. })
-        ));
+        assert!(matches!(disk.create("../escape"), Err(DiskError::Invalid { .. })));
         assert!(matches!(disk.len(""), Err(DiskError::Invalid { .. })));
         assert!(!disk.exists("../escape") && disk.exists("a") && disk.exists(""));
         assert_eq!(

@@ -115,20 +115,12 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (
-                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58_897_971,
-            ),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
             (b"abc", 479_470_107),
             (b"", 275_646_681),
         ];
         for (key, expected) in cases {
-            assert_eq!(
-                murmur2(key),
-                *expected,
-                "key={:?}",
-                String::from_utf8_lossy(key)
-            );
+            assert_eq!(murmur2(key), *expected, "key={:?}", String::from_utf8_lossy(key));
         }
     }
 
@@ -151,11 +143,7 @@ mod tests {
         let first = sticky.partition(8, &mut rng);
         for _ in 0..9 {
             sticky.on_batch_sent(10);
-            assert_eq!(
-                sticky.partition(8, &mut rng),
-                first,
-                "still under batch.size"
-            );
+            assert_eq!(sticky.partition(8, &mut rng), first, "still under batch.size");
         }
         sticky.on_batch_sent(10);
         // batch.size reached: the next record draws again, and the byte count starts over.
@@ -165,18 +153,11 @@ mod tests {
             assert!((0..8).contains(&p), "p={p}");
             assert_eq!(sticky.current(), Some(p));
             sticky.on_batch_sent(99);
-            assert_eq!(
-                sticky.partition(8, &mut rng),
-                p,
-                "99 of 100 bytes: still sticky"
-            );
+            assert_eq!(sticky.partition(8, &mut rng), p, "99 of 100 bytes: still sticky");
             sticky.on_batch_sent(1);
             seen.insert(p);
         }
-        assert!(
-            seen.len() > 4,
-            "50 draws over 8 partitions reached only {seen:?}"
-        );
+        assert!(seen.len() > 4, "50 draws over 8 partitions reached only {seen:?}");
     }
 
     #[test]
@@ -190,10 +171,7 @@ mod tests {
             sticky.on_batch_sent(1);
         }
         for (p, c) in counts.iter().enumerate() {
-            assert!(
-                (800..1200).contains(c),
-                "partition {p} drawn {c} times of 4000"
-            );
+            assert!((800..1200).contains(c), "partition {p} drawn {c} times of 4000");
         }
     }
 

@@ -6,8 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, FetchRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -131,8 +131,7 @@ pub fn parse_request(frame: &[u8]) -> Result<ParsedRequest, RequestError> {
         return Err(RequestError::UnsupportedVersion { key, version });
     }
     let header_version = range.key.request_header_version(version);
-    let header_len =
-        validate_header(frame, header_version).map_err(|v| malformed(key, version, v.0, v.1))?;
+    let header_len = validate_header(frame, header_version).map_err(|v| malformed(key, version, v.0, v.1))?;
     let mut header_bytes = Bytes::copy_from_slice(&frame[..header_len]);
     let header = RequestHeader::decode(&mut header_bytes, header_version)
         .map_err(|e| malformed(key, version, 0, format!("request header: {e}")))?;
@@ -145,14 +144,13 @@ pub fn parse_request(frame: &[u8]) -> Result<ParsedRequest, RequestError> {
     let body = &frame[header_len..];
     let flexible = version >= range.first_flexible;
     let schema = request_schema(range.key, version);
-    let used = validate(body, &schema, flexible)
-        .map_err(|v| malformed(key, version, header_len + v.at_byte, v.what))?;
+    let used =
+        validate(body, &schema, flexible).map_err(|v| malformed(key, version, header_len + v.at_byte, v.what))?;
     if used != body.len() {
         let what = format!("{} trailing bytes after the body", body.len() - used);
         return Err(malformed(key, version, header_len + used, what));
     }
-    let body = decode_body(range.key, version, body)
-        .map_err(|e| malformed(key, version, header_len, e))?;
+    let body = decode_body(range.key, version, body).map_err(|e| malformed(key, version, header_len, e))?;
     Ok(ParsedRequest { header, body })
 }
 
@@ -165,8 +163,7 @@ fn validate_header(frame: &[u8], header_version: i16) -> Result<usize, (usize, S
         field("correlation_id", Kind::Int32),
         field("client_id", Kind::NullableString),
     ]);
-    let mut len =
-        validate(frame, &fixed, false).map_err(|v| (v.at_byte, format!("header {}", v.what)))?;
+    let mut len = validate(frame, &fixed, false).map_err(|v| (v.at_byte, format!("header {}", v.what)))?;
     if header_version >= 2 {
         let tags = validate(&frame[len..], &Schema::default(), true)
             .map_err(|v| (len + v.at_byte, format!("header tagged fields {}", v.what)))?;
@@ -181,9 +178,7 @@ fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String
     let request = match key {
         ApiKey::ApiVersions => ApiVersionsRequest::decode(buf, version).map(Request::ApiVersions),
         ApiKey::Metadata => MetadataRequest::decode(buf, version).map(Request::Metadata),
-        ApiKey::CreateTopics => {
-            CreateTopicsRequest::decode(buf, version).map(Request::CreateTopics)
-        }
+        ApiKey::CreateTopics => CreateTopicsRequest::decode(buf, version).map(Request::CreateTopics),
         ApiKey::Produce => ProduceRequest::decode(buf, version).map(Request::Produce),
         ApiKey::Fetch => FetchRequest::decode(buf, version).map(Request::Fetch),
         ApiKey::ListOffsets => ListOffsetsRequest::decode(buf, version).map(Request::ListOffsets),
@@ -212,10 +207,7 @@ pub fn request_schema(key: ApiKey, version: i16) -> Schema {
 
 /// MetadataRequest v12–13 (same layout).
 fn metadata_schema() -> Schema {
-    let topic = Schema::new(vec![
-        field("topic_id", Kind::Uuid),
-        field("name", Kind::NullableString),
-    ]);
+    let topic = Schema::new(vec![field("topic_id", Kind::Uuid), field("name", Kind::NullableString)]);
     Schema::new(vec![
         field(
             "topics",
@@ -235,10 +227,7 @@ fn create_topics_schema() -> Schema {
         field("partition_index", Kind::Int32),
         field("broker_ids", array_of(Kind::Int32)),
     ];
-    let config = vec![
-        field("name", Kind::String),
-        field("value", Kind::NullableString),
-    ];
+    let config = vec![field("name", Kind::String), field("value", Kind::NullableString)];
     let topic = vec![
         field("name", Kind::String),
         field("num_partitions", Kind::Int32),
@@ -282,10 +271,7 @@ fn fetch_schema() -> Schema {
         field("topic", Kind::String),
         field("partitions", array_of_structs(partition)),
     ];
-    let forgotten = vec![
-        field("topic", Kind::String),
-        field("partitions", array_of(Kind::Int32)),
-    ];
+    let forgotten = vec![field("topic", Kind::String), field("partitions", array_of(Kind::Int32))];
     Schema::new(vec![
         field("replica_id", Kind::Int32),
         field("max_wait_ms", Kind::Int32),
@@ -337,8 +323,7 @@ pub fn encode_response<R: Encodable>(
     header
         .encode(&mut buf, key.response_header_version(version))
         .map_err(|e| fail(e.to_string()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| fail(e.to_string()))?;
+    body.encode(&mut buf, version).map_err(|e| fail(e.to_string()))?;
     Ok(buf.to_vec())
 }
 
@@ -363,8 +348,7 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
 /// can read it and retry at a version it shares with us.
 pub fn unsupported_api_versions_response(correlation_id: i32) -> Result<Vec<u8>, EncodeError> {
     let mut resp = api_versions_response(code::UNSUPPORTED_VERSION);
-    resp.api_keys
-        .retain(|k| k.api_key == ApiKey::ApiVersions as i16);
+    resp.api_keys.retain(|k| k.api_key == ApiKey::ApiVersions as i16);
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp)
 }
 
@@ -392,17 +376,14 @@ pub fn encode_request<R: Encodable>(
     header
         .encode(&mut buf, key.request_header_version(version))
         .map_err(|e| fail(e.to_string()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| fail(e.to_string()))?;
+    body.encode(&mut buf, version).map_err(|e| fail(e.to_string()))?;
     Ok(buf.to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
-    use kafka_protocol::messages::create_topics_request::{
-        CreatableReplicaAssignment, CreatableTopic,
-    };
+    use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -417,12 +398,7 @@ mod tests {
     }
 
     fn sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
-        fn frame<R: Encodable + Clone>(
-            key: ApiKey,
-            v: i16,
-            r: R,
-            wrap: fn(R) -> Request,
-        ) -> (Vec<u8>, Request) {
+        fn frame<R: Encodable + Clone>(key: ApiKey, v: i16, r: R, wrap: fn(R) -> Request) -> (Vec<u8>, Request) {
             (encode_request(key, v, 7, "client-1", &r).unwrap(), wrap(r))
         }
         match key {
@@ -443,8 +419,7 @@ mod tests {
                 frame(key, v, r, Request::Metadata)
             }),
             ApiKey::CreateTopics => Box::new(move |v| {
-                let a = CreatableReplicaAssignment::default()
-                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
+                let a = CreatableReplicaAssignment::default().with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
                 let c = CreatableTopicConfig::default()
                     .with_name(StrBytes::from_static_str("segment.bytes"))
                     .with_value(Some(StrBytes::from_static_str("1024")));
@@ -520,8 +495,7 @@ mod tests {
         for r in ADVERTISED {
             for v in r.min..=r.max {
                 let (frame, expected) = sample(r.key)(v);
-                let parsed =
-                    parse_request(&frame).unwrap_or_else(|e| panic!("{:?} v{v}: {e}", r.key));
+                let parsed = parse_request(&frame).unwrap_or_else(|e| panic!("{:?} v{v}: {e}", r.key));
                 assert_eq!(parsed.body, expected, "{:?} v{v}", r.key);
                 assert_eq!(parsed.correlation_id(), 7);
                 assert_eq!(parsed.api_version(), v);
@@ -552,10 +526,7 @@ mod tests {
             let (frame, _) = sample(r.key)(r.max);
             for len in 0..frame.len() {
                 assert!(
-                    matches!(
-                        parse_request(&frame[..len]),
-                        Err(RequestError::Malformed { .. })
-                    ),
+                    matches!(parse_request(&frame[..len]), Err(RequestError::Malformed { .. })),
                     "{:?} cut at {len}",
                     r.key
                 );
@@ -565,8 +536,7 @@ mod tests {
 
     #[test]
     fn metadata_v12_body_7fffffff_is_malformed_not_an_abort() {
-        let mut frame =
-            encode_request(ApiKey::Metadata, 12, 1, "c", &MetadataRequest::default()).unwrap();
+        let mut frame = encode_request(ApiKey::Metadata, 12, 1, "c", &MetadataRequest::default()).unwrap();
         let header_len = frame.len() - 4; // topics (1) + 2 bools + tags (1)
         frame.truncate(header_len);
         frame.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
@@ -593,18 +563,8 @@ mod tests {
             Err(RequestError::UnsupportedVersion { key: 0, version: 8 })
         );
         frame[0..2].copy_from_slice(&1000i16.to_be_bytes());
-        assert_eq!(
-            parse_request(&frame),
-            Err(RequestError::UnknownApiKey { key: 1000 })
-        );
-        let mut frame = encode_request(
-            ApiKey::ApiVersions,
-            4,
-            5,
-            "c",
-            &ApiVersionsRequest::default(),
-        )
-        .unwrap();
+        assert_eq!(parse_request(&frame), Err(RequestError::UnknownApiKey { key: 1000 }));
+        let mut frame = encode_request(ApiKey::ApiVersions, 4, 5, "c", &ApiVersionsRequest::default()).unwrap();
         frame[2..4].copy_from_slice(&99i16.to_be_bytes());
         let parsed = parse_request(&frame).unwrap();
         assert_eq!(parsed.body, Request::ApiVersionsUnsupported);
@@ -631,15 +591,9 @@ mod tests {
         assert_eq!(&body[..5], &[0, 0, 0, 3, 0]); // correlation id, empty tagged fields
         let av = encode_response(ApiKey::ApiVersions, 3, 3, &api_versions_response(0)).unwrap();
         let mut buf = Bytes::from(av);
+        assert_eq!(ResponseHeader::decode(&mut buf, 0).unwrap().correlation_id, 3);
         assert_eq!(
-            ResponseHeader::decode(&mut buf, 0).unwrap().correlation_id,
-            3
-        );
-        assert_eq!(
-            ApiVersionsResponse::decode(&mut buf, 3)
-                .unwrap()
-                .api_keys
-                .len(),
+            ApiVersionsResponse::decode(&mut buf, 3).unwrap().api_keys.len(),
             ADVERTISED.len()
         );
     }

@@ -27,19 +27,11 @@ const ATTR_CONTROL: i16 = 0x20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("truncated at byte {at}: need {needed} bytes, {available} available")]
-    Truncated {
-        at: usize,
-        needed: usize,
-        available: usize,
-    },
+    Truncated { at: usize, needed: usize, available: usize },
     #[error("bad magic {magic} at byte 16 (expected 2)")]
     BadMagic { magic: i8 },
     #[error("CRC-32C mismatch: header says {expected:#010x}, bytes 21..{end} give {actual:#010x}")]
-    CrcMismatch {
-        expected: u32,
-        actual: u32,
-        end: usize,
-    },
+    CrcMismatch { expected: u32, actual: u32, end: usize },
     #[error("invalid length {length} at byte {at}: {reason}")]
     InvalidLength {
         at: usize,
@@ -51,10 +43,7 @@ pub enum BatchError {
     #[error("compression codec {codec} is not supported")]
     UnsupportedCompression { codec: u8 },
     #[error("invalid record count at byte 57: recordsCount={records_count} lastOffsetDelta={last_offset_delta}")]
-    InvalidCount {
-        records_count: i32,
-        last_offset_delta: i32,
-    },
+    InvalidCount { records_count: i32, last_offset_delta: i32 },
     #[error("invalid record at byte {at}: {reason}")]
     InvalidRecord { at: usize, reason: String },
 }
@@ -136,8 +125,7 @@ impl BatchHeader {
 
     /// The offset of the batch's last record (`baseOffset + lastOffsetDelta`).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset
-            .saturating_add(self.last_offset_delta as i64)
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
     /// The offset after the batch.
@@ -437,10 +425,7 @@ fn decode_record(r: &mut Reader<'_>, header: &BatchHeader) -> Result<Record, Bat
     if offset_delta < 0 || offset_delta > header.last_offset_delta {
         return Err(BatchError::InvalidRecord {
             at: offset_at,
-            reason: format!(
-                "offsetDelta {offset_delta} outside 0..={}",
-                header.last_offset_delta
-            ),
+            reason: format!("offsetDelta {offset_delta} outside 0..={}", header.last_offset_delta),
         });
     }
     let key = r.nullable_bytes()?.map(<[u8]>::to_vec);
@@ -458,12 +443,10 @@ fn decode_record(r: &mut Reader<'_>, header: &BatchHeader) -> Result<Record, Bat
     let mut headers = Vec::with_capacity(header_count as usize);
     for _ in 0..header_count {
         let key_at = r.at();
-        let key = r
-            .nullable_bytes()?
-            .ok_or_else(|| BatchError::InvalidRecord {
-                at: key_at,
-                reason: "null header key".to_string(),
-            })?;
+        let key = r.nullable_bytes()?.ok_or_else(|| BatchError::InvalidRecord {
+            at: key_at,
+            reason: "null header key".to_string(),
+        })?;
         let key = std::str::from_utf8(key).map_err(|_| BatchError::InvalidRecord {
             at: key_at,
             reason: "header key is not UTF-8".to_string(),
@@ -554,8 +537,7 @@ impl BatchBuilder {
     }
 
     pub fn transactional(mut self, transactional: bool) -> Self {
-        self.attributes = (self.attributes & !ATTR_TRANSACTIONAL)
-            | if transactional { ATTR_TRANSACTIONAL } else { 0 };
+        self.attributes = (self.attributes & !ATTR_TRANSACTIONAL) | if transactional { ATTR_TRANSACTIONAL } else { 0 };
         self
     }
 
@@ -610,8 +592,7 @@ impl BatchBuilder {
     /// The batch bytes: baseOffset 0, CRC filled.
     pub fn build(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.size_bytes());
-        let batch_length =
-            i32::try_from(self.size_bytes() - LOG_OVERHEAD).expect("batch under 2 GiB");
+        let batch_length = i32::try_from(self.size_bytes() - LOG_OVERHEAD).expect("batch under 2 GiB");
         out.extend_from_slice(&0i64.to_be_bytes());
         out.extend_from_slice(&batch_length.to_be_bytes());
         out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
@@ -654,15 +635,9 @@ mod tests {
         let bytes = two_record_batch();
         let h = validate_batch(&bytes).expect("valid");
         assert_eq!(h.total_size(), bytes.len());
-        assert_eq!(
-            (h.base_offset, h.records_count, h.last_offset_delta),
-            (0, 2, 1)
-        );
+        assert_eq!((h.base_offset, h.records_count, h.last_offset_delta), (0, 2, 1));
         assert_eq!((h.base_timestamp, h.max_timestamp), (1_000, 1_005));
-        assert_eq!(
-            (h.producer_id, h.producer_epoch, h.base_sequence),
-            (7, 1, 42)
-        );
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (7, 1, 42));
         assert_eq!(h.partition_leader_epoch, NO_PARTITION_LEADER_EPOCH);
         assert_eq!(
             (h.compression(), h.is_control(), h.is_transactional()),
@@ -674,10 +649,7 @@ mod tests {
         assert_eq!(records[0].key.as_deref(), Some(&b"k1"[..]));
         assert_eq!(records[0].value.as_deref(), Some(&b"v1"[..]));
         assert_eq!((records[1].offset, records[1].timestamp), (1, 1_005));
-        assert_eq!(
-            (records[1].key.clone(), records[1].value.clone()),
-            (None, None)
-        );
+        assert_eq!((records[1].key.clone(), records[1].value.clone()), (None, None));
     }
 
     #[test]
@@ -703,10 +675,7 @@ mod tests {
             (1_234, 9, 1_235)
         );
         let records = decode_records(&bytes).expect("decodes");
-        assert_eq!(
-            records.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            vec![1_234, 1_235]
-        );
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1_234, 1_235]);
     }
 
     #[test]
@@ -740,10 +709,7 @@ mod tests {
     fn bad_magic_is_named() {
         let mut bytes = two_record_batch();
         bytes[16] = 1;
-        assert_eq!(
-            validate_batch(&bytes),
-            Err(BatchError::BadMagic { magic: 1 })
-        );
+        assert_eq!(validate_batch(&bytes), Err(BatchError::BadMagic { magic: 1 }));
     }
 
     #[test]
@@ -785,11 +751,7 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert!(matches!(
             items[0],
-            Err(BatchError::InvalidLength {
-                at: 8,
-                length: 3,
-                ..
-            })
+            Err(BatchError::InvalidLength { at: 8, length: 3, .. })
         ));
     }
 

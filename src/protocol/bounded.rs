@@ -127,10 +127,7 @@ impl<'a> Walker<'a> {
 
     fn skip(&mut self, n: usize, what: &str) -> Result<(), Violation> {
         if n > self.remaining() {
-            return self.fail(
-                self.pos,
-                format!("{what} needs {n} bytes, {} remain", self.remaining()),
-            );
+            return self.fail(self.pos, format!("{what} needs {n} bytes, {} remain", self.remaining()));
         }
         self.pos += n;
         Ok(())
@@ -187,10 +184,7 @@ impl<'a> Walker<'a> {
             None => self.fail(at, format!("null {what} where it is not nullable")),
             Some(n) if n > self.remaining() => self.fail(
                 at,
-                format!(
-                    "{what} length {n} exceeds the {} bytes remaining",
-                    self.remaining()
-                ),
+                format!("{what} length {n} exceeds the {} bytes remaining", self.remaining()),
             ),
             Some(n) => self.skip(n, what),
         }
@@ -213,10 +207,7 @@ impl<'a> Walker<'a> {
         let count = self.unsigned_varint()? as usize;
         // Each tagged field takes at least 2 bytes (tag, size).
         if count > self.remaining() / 2 {
-            return self.fail(
-                at,
-                format!("{count} tagged fields in {} bytes", self.remaining()),
-            );
+            return self.fail(at, format!("{count} tagged fields in {} bytes", self.remaining()));
         }
         let mut last_tag: Option<u32> = None;
         for _ in 0..count {
@@ -255,11 +246,7 @@ impl<'a> Walker<'a> {
         if sub.pos != start + size {
             return self.fail(
                 start,
-                format!(
-                    "tagged field {} used {} of {size} bytes",
-                    f.name,
-                    sub.pos - start
-                ),
+                format!("tagged field {} used {} of {size} bytes", f.name, sub.pos - start),
             );
         }
         self.pos = start + size;
@@ -294,7 +281,10 @@ impl<'a> Walker<'a> {
         if count > self.remaining() / min {
             return self.fail(
                 at,
-                format!("array count {count} exceeds the {} bytes remaining ({min} bytes an element at least)", self.remaining()),
+                format!(
+                    "array count {count} exceeds the {} bytes remaining ({min} bytes an element at least)",
+                    self.remaining()
+                ),
             );
         }
         for _ in 0..count {
@@ -315,13 +305,7 @@ pub fn min_size(kind: &Kind, flexible: bool) -> usize {
         Kind::Uuid => 16,
         Kind::String | Kind::NullableString => len_bytes(2),
         Kind::Bytes | Kind::NullableBytes | Kind::Records | Kind::Array { .. } => len_bytes(4),
-        Kind::Struct(s) => {
-            s.fields
-                .iter()
-                .map(|f| min_size(&f.kind, flexible))
-                .sum::<usize>()
-                + usize::from(flexible)
-        }
+        Kind::Struct(s) => s.fields.iter().map(|f| min_size(&f.kind, flexible)).sum::<usize>() + usize::from(flexible),
     }
 }
 
@@ -375,9 +359,6 @@ mod tests {
         let schema = Schema::new(vec![field("v", Kind::Varint)]);
         assert!(validate(&[0xff, 0xff, 0xff, 0xff, 0x7f], &schema, false).is_err());
         assert!(validate(&[0x80], &schema, false).is_err());
-        assert_eq!(
-            validate(&[0xff, 0xff, 0xff, 0xff, 0x0f], &schema, false),
-            Ok(5)
-        );
+        assert_eq!(validate(&[0xff, 0xff, 0xff, 0xff, 0x0f], &schema, false), Ok(5));
     }
 }

@@ -37,10 +37,7 @@ pub fn check_size(size: i32, max: usize) -> Result<usize, FrameError> {
         return Err(FrameError::NegativeSize { size });
     }
     if size as usize > max {
-        return Err(FrameError::TooLarge {
-            size: size as i64,
-            max,
-        });
+        return Err(FrameError::TooLarge { size: size as i64, max });
     }
     Ok(size as usize)
 }
@@ -62,16 +59,10 @@ mod tests {
         let mut buf = BytesMut::from(&frame(b"hello")[..7]);
         assert_eq!(split_frame(&mut buf, 100), Ok(None));
         buf.extend_from_slice(b"lo");
-        assert_eq!(
-            split_frame(&mut buf, 100),
-            Ok(Some(Bytes::from_static(b"hello")))
-        );
+        assert_eq!(split_frame(&mut buf, 100), Ok(Some(Bytes::from_static(b"hello"))));
         assert!(buf.is_empty());
         let mut big = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(
-            split_frame(&mut big, 100),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(split_frame(&mut big, 100), Err(FrameError::TooLarge { .. })));
         let mut neg = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
         assert!(matches!(
             split_frame(&mut neg, 100),

@@ -11,7 +11,15 @@ use crate::scenario::Scenario;
 pub fn breaches(s: &Scenario, h: &History) -> Vec<String> {
     let mut out = vec![];
     for op in &h.ops {
-        let OpBody::Fault { kind, phase: FaultPhase::Start, detail, .. } = &op.body else { continue };
+        let OpBody::Fault {
+            kind,
+            phase: FaultPhase::Start,
+            detail,
+            ..
+        } = &op.body
+        else {
+            continue;
+        };
         if kind != "power_loss" || detail.contains_key("skipped") {
             continue;
         }

@@ -76,14 +76,24 @@ pub fn producer_facts(s: &Scenario) -> BTreeMap<String, ProducerFacts> {
                 _ => -1,
             };
             let idempotence = cfg.get("enable.idempotence").is_some_and(|v| v == "true");
-            (producer_name(s, i), ProducerFacts { acks, idempotence, retries: 0 })
+            (
+                producer_name(s, i),
+                ProducerFacts {
+                    acks,
+                    idempotence,
+                    retries: 0,
+                },
+            )
         })
         .collect()
 }
 
 /// Producer `i`'s process (and node) name.
 pub fn producer_name(s: &Scenario, i: usize) -> String {
-    s.file.producers[i].name.as_ref().map_or_else(|| format!("client-{}", i + 1), |n| n.get_ref().clone())
+    s.file.producers[i]
+        .name
+        .as_ref()
+        .map_or_else(|| format!("client-{}", i + 1), |n| n.get_ref().clone())
 }
 
 /// Runs one seed of a scenario.
@@ -110,7 +120,11 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
     }
     let breaches = contract::breaches(s, &out.history);
     let summary = summary::summarize(s, seed, &out, &report, breaches, wall_seconds);
-    Ok(RunOutcome { summary, history: out.history, report })
+    Ok(RunOutcome {
+        summary,
+        history: out.history,
+        report,
+    })
 }
 
 #[cfg(madsim)]

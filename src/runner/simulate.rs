@@ -12,10 +12,10 @@ use uuid::Uuid;
 use super::{producer_name, RunError, RunOptions, SimOutput};
 use crate::broker::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use crate::broker::BrokerConfig;
-use crate::node::broker::{run_broker, BrokerNodeConfig, Observer};
 use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, OffsetSpec};
 use crate::history::{FaultPhase, OpBody, OpType, ReadRecord};
+use crate::node::broker::{run_broker, BrokerNodeConfig, Observer};
 use crate::rt;
 use crate::scenario::{FaultKind, FaultSpec, Scenario, Target};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
@@ -118,15 +118,33 @@ struct World {
 
 impl World {
     fn new(s: Scenario, seed: u64, plan: Vec<PlannedFault>) -> World {
-        World { s, seed, plan, rec: Recorder::new(), brokers: vec![], marks: BTreeMap::new(), restarts: BTreeMap::new() }
+        World {
+            s,
+            seed,
+            plan,
+            rec: Recorder::new(),
+            brokers: vec![],
+            marks: BTreeMap::new(),
+            restarts: BTreeMap::new(),
+        }
     }
 
     fn image(&self) -> MetadataImage {
         let brokers = *self.s.file.cluster.brokers.get_ref() as i32;
         let mut rng = sim::stream(self.seed, "topic-ids");
-        let mut image = MetadataImage { cluster_id: "gregor".into(), controller_id: -1, ..MetadataImage::default() };
+        let mut image = MetadataImage {
+            cluster_id: "gregor".into(),
+            controller_id: -1,
+            ..MetadataImage::default()
+        };
         for id in 1..=brokers {
-            let info = BrokerInfo { id, host: broker_ip(id).to_string(), port: BROKER_PORT, rack: None, fenced: false };
+            let info = BrokerInfo {
+                id,
+                host: broker_ip(id).to_string(),
+                port: BROKER_PORT,
+                rack: None,
+                fenced: false,
+            };
             image.brokers.insert(id, info);
         }
         for t in &self.s.file.topics {
@@ -137,11 +155,27 @@ impl World {
                 .map(|p| {
                     let replicas: Vec<i32> = (0..rf).map(|r| (p + r) % brokers + 1).collect();
                     let leader = replicas[0];
-                    (p, PartitionImage { isr: replicas.clone(), replicas, leader, leader_epoch: 0, partition_epoch: 0 })
+                    (
+                        p,
+                        PartitionImage {
+                            isr: replicas.clone(),
+                            replicas,
+                            leader,
+                            leader_epoch: 0,
+                            partition_epoch: 0,
+                        },
+                    )
                 })
                 .collect();
             let configs = self.s.topic_configs.get(t.name.get_ref()).cloned().unwrap_or_default();
-            image.topics.insert(t.name.get_ref().clone(), TopicImage { topic_id, partitions, configs });
+            image.topics.insert(
+                t.name.get_ref().clone(),
+                TopicImage {
+                    topic_id,
+                    partitions,
+                    configs,
+                },
+            );
         }
         image
     }
@@ -151,7 +185,9 @@ impl World {
             .file
             .topics
             .iter()
-            .flat_map(|t| (0..*t.partitions.get_ref() as i32).map(move |p| TopicPartition::new(t.name.get_ref().clone(), p)))
+            .flat_map(|t| {
+                (0..*t.partitions.get_ref() as i32).map(move |p| TopicPartition::new(t.name.get_ref().clone(), p))
+            })
             .collect()
     }
 
@@ -161,11 +197,17 @@ impl World {
         let broker_config = crate::scenario::broker_config(&self.s.file.cluster);
         for id in 1..=*self.s.file.cluster.brokers.get_ref() as i32 {
             let name = broker_name(id);
-            let disk = SimDisk::new(&name, derive_seed(self.seed, &format!("disk/{name}")), SimDiskConfig::default());
+            let disk = SimDisk::new(
+                &name,
+                derive_seed(self.seed, &format!("disk/{name}")),
+                SimDiskConfig::default(),
+            );
             let image = Arc::new(Mutex::new(image.clone()));
             let incarnation = Arc::new(AtomicU32::new(0));
-            let mut map: BTreeMap<String, toml::Value> =
-                broker_config.iter().map(|(k, v)| (k.clone(), toml::Value::String(v.clone()))).collect();
+            let mut map: BTreeMap<String, toml::Value> = broker_config
+                .iter()
+                .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+                .collect();
             map.insert("node.id".into(), toml::Value::Integer(id as i64));
             let config = match BrokerConfig::from_map(&map) {
                 Ok(c) => c,
@@ -173,8 +215,13 @@ impl World {
             };
             let core_seed = derive_seed(self.seed, &format!("broker-core/{name}"));
             let node = {
-                let (disk, image, rec, incarnation, name) =
-                    (disk.clone(), image.clone(), self.rec.clone(), incarnation.clone(), name.clone());
+                let (disk, image, rec, incarnation, name) = (
+                    disk.clone(),
+                    image.clone(),
+                    self.rec.clone(),
+                    incarnation.clone(),
+                    name.clone(),
+                );
                 handle
                     .create_node()
                     .name(&name)
@@ -193,7 +240,15 @@ impl World {
                     })
                     .build()
             };
-            self.brokers.push(BrokerSlot { id, name, node, disk, image, incarnation, up: true });
+            self.brokers.push(BrokerSlot {
+                id,
+                name,
+                node,
+                disk,
+                image,
+                incarnation,
+                up: true,
+            });
         }
     }
 
@@ -204,7 +259,8 @@ impl World {
         let safety_start_us = self.rec.now_us();
         let safety_wall = rt::wall_clock();
         let safety_msgs = net.stat().msg_count;
-        self.rec.op("runner", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
+        self.rec
+            .op("runner", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
         let safety_end_us = safety_start_us + (*self.s.file.phases.safety_s.get_ref() * 1e6) as u64;
         let producers = self.start_producers(safety_start_us, safety_end_us);
         self.nemesis(safety_start_us, safety_end_us).await;
@@ -215,7 +271,8 @@ impl World {
         let safety_sim_seconds = (self.rec.now_us() - safety_start_us) as f64 / 1e6;
         let safety_messages = net.stat().msg_count - safety_msgs;
 
-        self.rec.op("runner", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
+        self.rec
+            .op("runner", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
         // Heal: every fault undone, every node that is down restarted (scheduled or not).
         self.restarts.clear();
         let down: Vec<i32> = self.brokers.iter().filter(|b| !b.up).map(|b| b.id).collect();
@@ -224,11 +281,22 @@ impl World {
         }
         rt::sleep(Duration::from_secs_f64(*self.s.file.phases.heal_s.get_ref())).await;
 
-        self.rec.op("runner", OpType::Info, OpBody::Phase { name: "liveness".into() }, None);
+        self.rec.op(
+            "runner",
+            OpType::Info,
+            OpBody::Phase {
+                name: "liveness".into(),
+            },
+            None,
+        );
         let liveness_failures = self.liveness().await;
-        let mut final_state = FinalState { liveness_failures, ..FinalState::default() };
+        let mut final_state = FinalState {
+            liveness_failures,
+            ..FinalState::default()
+        };
         if self.s.file.phases.drain {
-            self.rec.op("runner", OpType::Info, OpBody::Phase { name: "drain".into() }, None);
+            self.rec
+                .op("runner", OpType::Info, OpBody::Phase { name: "drain".into() }, None);
             self.drain().await;
             final_state.replica_logs = self.replica_logs();
         }
@@ -248,11 +316,18 @@ impl World {
 
     /// A helper node (liveness probe, drain) with its own IP.
     fn helper_node(&self, name: &str, n: u32) -> NodeHandle {
-        Handle::current().create_node().name(name).ip(client_ip(100 + n)).build()
+        Handle::current()
+            .create_node()
+            .name(name)
+            .ip(client_ip(100 + n))
+            .build()
     }
 
     fn bootstrap(&self) -> Vec<String> {
-        self.brokers.iter().map(|b| format!("{}:{BROKER_PORT}", broker_ip(b.id))).collect()
+        self.brokers
+            .iter()
+            .map(|b| format!("{}:{BROKER_PORT}", broker_ip(b.id)))
+            .collect()
     }
 
     /// Waits until every broker answers Metadata (log recovery done), at most 30 simulated seconds.
@@ -277,15 +352,23 @@ impl World {
         for (i, p) in self.s.file.producers.iter().enumerate() {
             let name = producer_name(&self.s, i);
             let cfg = crate::scenario::producer_config(p);
-            let topic = self.s.file.topics.iter().find(|t| t.name.get_ref() == p.topic.get_ref());
+            let topic = self
+                .s
+                .file
+                .topics
+                .iter()
+                .find(|t| t.name.get_ref() == p.topic.get_ref());
             let partitions = topic.map_or(1, |t| *t.partitions.get_ref() as i32);
             let acks = match cfg.get("acks").map(String::as_str) {
                 Some("0") => 0,
                 Some("1") => 1,
                 _ => -1,
             };
-            let client_config: BTreeMap<String, String> =
-                cfg.iter().filter(|(k, _)| k.as_str() == "request.timeout.ms").map(|(k, v)| (k.clone(), v.clone())).collect();
+            let client_config: BTreeMap<String, String> = cfg
+                .iter()
+                .filter(|(k, _)| k.as_str() == "request.timeout.ms")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let w = ProducerWorkload {
                 name: name.clone(),
                 topic: p.topic.get_ref().clone(),
@@ -315,7 +398,9 @@ impl World {
         loop {
             let fault_at = plan.get(next).map(|f| start_us + f.at_us);
             let restart_at = self.restarts.keys().next().copied();
-            let Some(at) = [fault_at, restart_at].into_iter().flatten().min() else { break };
+            let Some(at) = [fault_at, restart_at].into_iter().flatten().min() else {
+                break;
+            };
             if at >= end_us {
                 break;
             }
@@ -348,7 +433,13 @@ impl World {
                 (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
             }
             Target::Leader(tp) => {
-                let image = self.brokers.first()?.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let image = self
+                    .brokers
+                    .first()?
+                    .image
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 image.partition(tp).map(|p| p.leader).filter(|l| *l >= 0)
             }
         }
@@ -358,15 +449,38 @@ impl World {
         let kind = f.spec.kind.name().to_string();
         let target = f.spec.target.describe();
         let Some(id) = self.resolve(&f.spec.target) else {
-            let detail = BTreeMap::from([("skipped".to_string(), serde_json::json!("no node matches the target now"))]);
-            self.rec.op("nemesis", OpType::Info, OpBody::Fault { kind, target, phase: FaultPhase::Start, detail }, None);
+            let detail = BTreeMap::from([(
+                "skipped".to_string(),
+                serde_json::json!("no node matches the target now"),
+            )]);
+            self.rec.op(
+                "nemesis",
+                OpType::Info,
+                OpBody::Fault {
+                    kind,
+                    target,
+                    phase: FaultPhase::Start,
+                    detail,
+                },
+                None,
+            );
             return;
         };
         let idx = self.brokers.iter().position(|b| b.id == id).unwrap_or(0);
         let mut detail = BTreeMap::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
         if !self.brokers[idx].up {
             detail.insert("skipped".into(), serde_json::json!("the node is already down"));
-            self.rec.op("nemesis", OpType::Info, OpBody::Fault { kind, target, phase: FaultPhase::Start, detail }, None);
+            self.rec.op(
+                "nemesis",
+                OpType::Info,
+                OpBody::Fault {
+                    kind,
+                    target,
+                    phase: FaultPhase::Start,
+                    detail,
+                },
+                None,
+            );
             return;
         }
         let in_flight = self.rec.sends_in_flight() > 0;
@@ -377,14 +491,21 @@ impl World {
             FaultKind::Crash => {
                 self.brokers[idx].disk.crash();
                 if in_flight {
-                    *self.marks.entry("broker-crashed-with-sends-in-flight".into()).or_default() += 1;
+                    *self
+                        .marks
+                        .entry("broker-crashed-with-sends-in-flight".into())
+                        .or_default() += 1;
                 }
             }
             FaultKind::PowerLoss => {
                 let report = self.brokers[idx].disk.power_loss();
                 let disk = &self.brokers[idx].disk;
                 let mut frontier = logscan::frontiers(disk);
-                let image = self.brokers[idx].image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let image = self.brokers[idx]
+                    .image
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 for (tp, _, _) in image.partitions_of(id) {
                     frontier.entry(tp.to_string()).or_insert(0);
                 }
@@ -392,32 +513,58 @@ impl World {
                     *self.marks.entry("power-loss-left-a-torn-tail".into()).or_default() += 1;
                 }
                 if in_flight {
-                    *self.marks.entry("broker-lost-power-with-sends-in-flight".into()).or_default() += 1;
+                    *self
+                        .marks
+                        .entry("broker-lost-power-with-sends-in-flight".into())
+                        .or_default() += 1;
                 }
                 let lost: usize = report.files.iter().map(|f| f.pending_ops_lost).sum();
                 detail.insert("frontier".into(), serde_json::json!(frontier));
                 detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
             }
         }
-        self.rec.op("nemesis", OpType::Info, OpBody::Fault { kind, target, phase: FaultPhase::Start, detail }, None);
+        self.rec.op(
+            "nemesis",
+            OpType::Info,
+            OpBody::Fault {
+                kind,
+                target,
+                phase: FaultPhase::Start,
+                detail,
+            },
+            None,
+        );
         if let Some(after) = f.restart_after_us {
-            self.restarts.entry(self.rec.now_us() + after.max(1)).or_default().push(id);
+            self.restarts
+                .entry(self.rec.now_us() + after.max(1))
+                .or_default()
+                .push(id);
         }
     }
 
     /// Restarts a broker: with a static image, a restarted broker comes back with its partitions' leader
     /// epochs bumped, as the quorum would give it.
     fn restart(&mut self, id: i32) {
-        let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) else { return };
+        let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) else {
+            return;
+        };
         if b.up {
             return;
         }
-        b.image.lock().unwrap_or_else(|e| e.into_inner()).bump_leader_epochs_of(id);
+        b.image
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bump_leader_epochs_of(id);
         b.incarnation.fetch_add(1, Ordering::Relaxed);
         Handle::current().restart(b.node.id());
         b.up = true;
         let detail = BTreeMap::from([("node".to_string(), serde_json::json!(b.name))]);
-        let body = OpBody::Fault { kind: "restart".into(), target: format!("node:{}", b.name), phase: FaultPhase::End, detail };
+        let body = OpBody::Fault {
+            kind: "restart".into(),
+            target: format!("node:{}", b.name),
+            phase: FaultPhase::End,
+            detail,
+        };
         self.rec.op("nemesis", OpType::Info, body, None);
     }
 
@@ -436,14 +583,23 @@ impl World {
                 let mut last_error = String::from("no attempt");
                 loop {
                     if rec.now_us() >= deadline_us {
-                        failures.push(format!("partition {tp}: no produce succeeded by the liveness deadline (last error: {last_error})"));
+                        failures.push(format!(
+                            "partition {tp}: no produce succeeded by the liveness deadline (last error: {last_error})"
+                        ));
                         break;
                     }
                     let value = format!("probe-{tp}-{attempt}");
                     attempt += 1;
-                    let body = |offset| OpBody::Send { topic: tp.topic.clone(), partition: tp.partition, key: "probe".into(), value: value.clone(), offset };
+                    let body = |offset| OpBody::Send {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        key: "probe".into(),
+                        value: value.clone(),
+                        offset,
+                    };
                     rec.op("probe", OpType::Invoke, body(None), None);
-                    let batch = crate::client::keyed_batch(&[(b"probe", value.as_bytes())], (rec.now_us() / 1000) as i64);
+                    let batch =
+                        crate::client::keyed_batch(&[(b"probe", value.as_bytes())], (rec.now_us() / 1000) as i64);
                     match client.produce(&tp, batch, 1, 5_000).await {
                         Ok(o) => {
                             rec.op("probe", OpType::Ok, body(o.base_offset), None);
@@ -460,7 +616,8 @@ impl World {
             }
             failures
         });
-        task.await.unwrap_or_else(|_| vec!["the liveness probe task died".into()])
+        task.await
+            .unwrap_or_else(|_| vec!["the liveness probe task died".into()])
     }
 
     /// Reads every partition back from its leader, from the log start to the high watermark, recording each
@@ -488,7 +645,14 @@ impl World {
                 let records = logscan::records(&b.disk, &tp.dir_name());
                 let high_watermark = records.last().map_or(0, |r| r.offset + 1);
                 let log_start_offset = records.first().map_or(0, |r| r.offset);
-                out.push(ReplicaLog { node: b.name.clone(), topic: tp.topic.clone(), partition: tp.partition, high_watermark, log_start_offset, records });
+                out.push(ReplicaLog {
+                    node: b.name.clone(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    high_watermark,
+                    log_start_offset,
+                    records,
+                });
             }
         }
         out
@@ -514,14 +678,26 @@ async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorde
         if from >= to {
             return;
         }
-        let body = |records: Vec<ReadRecord>| OpBody::Poll { topic: tp.topic.clone(), partition: tp.partition, fetch_offset: from, records };
+        let body = |records: Vec<ReadRecord>| OpBody::Poll {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            fetch_offset: from,
+            records,
+        };
         rec.op("drain", OpType::Invoke, body(vec![]), None);
         match client.fetch(tp, from, 1 << 20, 100, 1).await {
             Ok(f) => {
                 let records: Vec<ReadRecord> = f
                     .records
                     .iter()
-                    .map(|r| ReadRecord { offset: r.offset, value: r.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default() })
+                    .map(|r| ReadRecord {
+                        offset: r.offset,
+                        value: r
+                            .value
+                            .as_deref()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default(),
+                    })
                     .collect();
                 rec.op("drain", OpType::Ok, body(records), None);
                 offset = Some(f.next_fetch_offset.max(from));

@@ -76,7 +76,9 @@ pub(super) fn summarize(
     let mut allowed = report.allowed_reasons();
     for a in &allow {
         if let Some(c) = crate::checker::CLASSES.iter().find(|c| *c == a) {
-            allowed.entry(c).or_insert_with(|| "allowed by the scenario's expect.allow".to_string());
+            allowed
+                .entry(c)
+                .or_insert_with(|| "allowed by the scenario's expect.allow".to_string());
         }
     }
     let pass = violations.is_empty() && must_hit_missing.is_empty();
@@ -85,7 +87,11 @@ pub(super) fn summarize(
         *anomalies.entry(v.class).or_default() += 1;
     }
     let mut explained = report.explained();
-    for a in report.anomalies.iter().filter(|a| a.explained_by.is_none() && allow.contains(&a.class)) {
+    for a in report
+        .anomalies
+        .iter()
+        .filter(|a| a.explained_by.is_none() && allow.contains(&a.class))
+    {
         *explained.entry(a.class).or_default() += 1;
     }
     RunSummary {
@@ -125,7 +131,16 @@ impl RunSummary {
             out.push_str(&s);
             out.push('\n');
         };
-        line(&mut out, format!("{} {} seed {}: {}", self.verdict.to_uppercase(), self.scenario, self.seed, self.repro));
+        line(
+            &mut out,
+            format!(
+                "{} {} seed {}: {}",
+                self.verdict.to_uppercase(),
+                self.scenario,
+                self.seed,
+                self.repro
+            ),
+        );
         line(
             &mut out,
             format!(
@@ -133,19 +148,35 @@ impl RunSummary {
                 self.acked, self.indeterminate, self.failed, self.sim_seconds, self.wall_seconds, self.messages
             ),
         );
-        let contract = if self.in_contract { "in contract".to_string() } else { format!("OUT of contract: {}", self.contract_breaches.join("; ")) };
+        let contract = if self.in_contract {
+            "in contract".to_string()
+        } else {
+            format!("OUT of contract: {}", self.contract_breaches.join("; "))
+        };
         line(&mut out, format!("  {contract}"));
         for (class, n) in self.explained.iter().filter(|(_, n)| **n > 0) {
-            line(&mut out, format!("  allowed {class} x{n}: {}", self.allowed.get(class).cloned().unwrap_or_default()));
+            line(
+                &mut out,
+                format!(
+                    "  allowed {class} x{n}: {}",
+                    self.allowed.get(class).cloned().unwrap_or_default()
+                ),
+            );
         }
         for (class, n) in self.anomalies.iter().filter(|(_, n)| **n > 0) {
             line(&mut out, format!("  VIOLATION {class} x{n}"));
         }
         for v in &self.violations {
-            line(&mut out, format!("    {} {}-{}: {}", v.class, v.topic, v.partition, v.detail));
+            line(
+                &mut out,
+                format!("    {} {}-{}: {}", v.class, v.topic, v.partition, v.detail),
+            );
         }
         for m in &self.must_hit_missing {
-            line(&mut out, format!("  MISSED must_hit mark {m}: the run did not reach the state it exists to test"));
+            line(
+                &mut out,
+                format!("  MISSED must_hit mark {m}: the run did not reach the state it exists to test"),
+            );
         }
         let marks: Vec<String> = self.marks.iter().map(|(m, n)| format!("{m}={n}")).collect();
         line(&mut out, format!("  marks: {}", marks.join(", ")));

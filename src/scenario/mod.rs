@@ -64,13 +64,24 @@ impl Scenario {
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let locate = |span: Option<std::ops::Range<usize>>, message: String| {
             let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
-            ScenarioError { file: file.to_string(), line, column, message }
+            ScenarioError {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
         };
-        let parsed: ScenarioFile =
-            toml::from_str(text).map_err(|e| locate(refine_span(text, e.span(), e.message()), e.message().to_string()))?;
+        let parsed: ScenarioFile = toml::from_str(text)
+            .map_err(|e| locate(refine_span(text, e.span(), e.message()), e.message().to_string()))?;
         let (faults, topic_configs) = validate::validate(&parsed).map_err(|e| locate(e.span, e.message))?;
         let hash = crate::history::hex(&Sha256::digest(text.as_bytes()));
-        Ok(Scenario { path: file.to_string(), hash, file: parsed, faults, topic_configs })
+        Ok(Scenario {
+            path: file.to_string(),
+            hash,
+            file: parsed,
+            faults,
+            topic_configs,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -81,7 +92,9 @@ impl Scenario {
 /// serde reports an unknown field at its table; point at the key itself.
 fn refine_span(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Option<std::ops::Range<usize>> {
     let span = span?;
-    let key = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+    let key = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next());
     let Some(key) = key else { return Some(span) };
     // The span may cover only the table's header: look from it to the next table header.
     let region = text.get(span.start..).unwrap_or("");
@@ -91,8 +104,12 @@ fn refine_span(text: &str, span: Option<std::ops::Range<usize>>, message: &str) 
             break;
         }
         let trimmed = line.trim_start();
-        let bare = trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='));
-        let quoted = trimmed.strip_prefix(&format!("\"{key}\"")).is_some_and(|rest| rest.trim_start().starts_with('='));
+        let bare = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        let quoted = trimmed
+            .strip_prefix(&format!("\"{key}\""))
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
         if bare || quoted {
             let at = span.start + pos + (line.len() - trimmed.len());
             return Some(at..at + key.len());

@@ -56,7 +56,9 @@ pub struct Network {
 
 impl Default for Network {
     fn default() -> Self {
-        Network { latency_ms: Spanned::new(0..0, default_latency_ms_value()) }
+        Network {
+            latency_ms: Spanned::new(0..0, default_latency_ms_value()),
+        }
     }
 }
 

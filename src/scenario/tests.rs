@@ -94,7 +94,11 @@ fn a_too_short_liveness_deadline_is_refused() {
 fn acks_all_without_idempotence_off_is_refused_until_the_producer_issue() {
     let e = err(&GOOD.replace("acks = \"1\"", "acks = \"all\""));
     assert!(e.message.contains("enable.idempotence"), "{e}");
-    Scenario::parse("s.toml", &GOOD.replace("acks = \"1\"", "acks = \"all\", \"enable.idempotence\" = false")).unwrap();
+    Scenario::parse(
+        "s.toml",
+        &GOOD.replace("acks = \"1\"", "acks = \"all\", \"enable.idempotence\" = false"),
+    )
+    .unwrap();
 }
 
 #[test]

@@ -13,7 +13,10 @@ pub(super) struct Invalid {
 }
 
 fn invalid<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Invalid> {
-    Err(Invalid { span: Some(span), message: message.into() })
+    Err(Invalid {
+        span: Some(span),
+        message: message.into(),
+    })
 }
 
 /// A time, fixed or drawn by the seed from a range.
@@ -127,17 +130,30 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
     let topic_configs = validate_topics(f)?;
     validate_producers(f)?;
     if let Some(g) = f.consumer_groups.first() {
-        return invalid(g.span(), "consumer_groups arrive with the consumers and groups issue; not supported yet");
+        return invalid(
+            g.span(),
+            "consumer_groups arrive with the consumers and groups issue; not supported yet",
+        );
     }
     if let Some(s) = &f.swarm {
-        return invalid(s.span(), "[swarm] arrives with the testbed at scale; use a fixed [[faults]] plan for now");
+        return invalid(
+            s.span(),
+            "[swarm] arrives with the testbed at scale; use a fixed [[faults]] plan for now",
+        );
     }
     if let Some((k, _)) = f.bugs.iter().next() {
-        return invalid(k.span(), format!("unknown bug switch `{}`: none exist yet", k.get_ref()));
+        return invalid(
+            k.span(),
+            format!("unknown bug switch `{}`: none exist yet", k.get_ref()),
+        );
     }
     validate_phases(&f.phases)?;
     validate_network(&f.network)?;
-    let faults = f.faults.iter().map(|e| validate_fault(e, f)).collect::<Result<Vec<_>, _>>()?;
+    let faults = f
+        .faults
+        .iter()
+        .map(|e| validate_fault(e, f))
+        .collect::<Result<Vec<_>, _>>()?;
     validate_expect(&f.expect)?;
     Ok((faults, topic_configs))
 }
@@ -164,7 +180,10 @@ fn validate_cluster(c: &Cluster) -> Result<(), Invalid> {
         return invalid(c.brokers.span(), format!("cluster.brokers = {brokers}: must be 1 to 9"));
     }
     if brokers > 1 {
-        return invalid(c.brokers.span(), "cluster.brokers: more than one broker needs replication, which is not built yet; use 1");
+        return invalid(
+            c.brokers.span(),
+            "cluster.brokers: more than one broker needs replication, which is not built yet; use 1",
+        );
     }
     check_broker_config(&c.broker_config)?;
     Ok(())
@@ -174,15 +193,22 @@ fn validate_topics(f: &ScenarioFile) -> Result<BTreeMap<String, BTreeMap<String,
     let mut out = BTreeMap::new();
     for t in &f.topics {
         let name = t.name.get_ref();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || name.len() > 249 {
-            return invalid(t.name.span(), format!("topics.name `{name}`: Kafka topic names use [a-zA-Z0-9._-], 1 to 249 chars"));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || name.len() > 249
+        {
+            return invalid(
+                t.name.span(),
+                format!("topics.name `{name}`: Kafka topic names use [a-zA-Z0-9._-], 1 to 249 chars"),
+            );
         }
         if out.contains_key(name) {
             return invalid(t.name.span(), format!("topics.name `{name}` is declared twice"));
         }
         let p = *t.partitions.get_ref();
         if p == 0 || p > 10_000 {
-            return invalid(t.partitions.span(), format!("topics.partitions = {p}: must be 1 to 10000"));
+            return invalid(
+                t.partitions.span(),
+                format!("topics.partitions = {p}: must be 1 to 10000"),
+            );
         }
         let rf = *t.replication_factor.get_ref();
         let brokers = *f.cluster.brokers.get_ref();
@@ -200,11 +226,17 @@ fn validate_topics(f: &ScenarioFile) -> Result<BTreeMap<String, BTreeMap<String,
 fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
     for p in &f.producers {
         if !f.topics.iter().any(|t| t.name.get_ref() == p.topic.get_ref()) {
-            return invalid(p.topic.span(), format!("producers.topic `{}` is not declared in [[topics]]", p.topic.get_ref()));
+            return invalid(
+                p.topic.span(),
+                format!("producers.topic `{}` is not declared in [[topics]]", p.topic.get_ref()),
+            );
         }
         let rate = *p.records_per_s.get_ref();
         if !(rate > 0.0 && rate <= 1_000_000.0) {
-            return invalid(p.records_per_s.span(), format!("producers.records_per_s = {rate}: must be in (0, 1000000]"));
+            return invalid(
+                p.records_per_s.span(),
+                format!("producers.records_per_s = {rate}: must be in (0, 1000000]"),
+            );
         }
         if *p.key_space.get_ref() == 0 {
             return invalid(p.key_space.span(), "producers.key_space must be at least 1");
@@ -212,7 +244,10 @@ fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
         let cfg = check_config(&p.config, PRODUCER_KEYS, "producers.config")?;
         let acks = cfg.get("acks").map(String::as_str).unwrap_or("all");
         if !matches!(acks, "0" | "1" | "all" | "-1") {
-            return invalid(config_span(&p.config, "acks"), format!("producers.config.acks = {acks}: must be 0, 1 or all"));
+            return invalid(
+                config_span(&p.config, "acks"),
+                format!("producers.config.acks = {acks}: must be 0, 1 or all"),
+            );
         }
         let idempotence = cfg.get("enable.idempotence").map(String::as_str);
         if idempotence == Some("true") || (idempotence.is_none() && matches!(acks, "all" | "-1")) {
@@ -228,14 +263,23 @@ fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
 }
 
 fn config_span(map: &ConfigMap, key: &str) -> Range<usize> {
-    map.iter().find(|(k, _)| k.get_ref() == key).map_or(0..0, |(_, v)| v.span())
+    map.iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map_or(0..0, |(_, v)| v.span())
 }
 
 fn validate_phases(p: &Phases) -> Result<(), Invalid> {
-    for (name, v) in [("safety_s", &p.safety_s), ("heal_s", &p.heal_s), ("liveness_deadline_s", &p.liveness_deadline_s)] {
+    for (name, v) in [
+        ("safety_s", &p.safety_s),
+        ("heal_s", &p.heal_s),
+        ("liveness_deadline_s", &p.liveness_deadline_s),
+    ] {
         let x = *v.get_ref();
         if !(x >= 0.0 && x <= 86_400.0) {
-            return invalid(v.span(), format!("phases.{name} = {x}: must be 0 to 86400 simulated seconds"));
+            return invalid(
+                v.span(),
+                format!("phases.{name} = {x}: must be 0 to 86400 simulated seconds"),
+            );
         }
     }
     if *p.safety_s.get_ref() <= 0.0 {
@@ -255,7 +299,10 @@ fn validate_phases(p: &Phases) -> Result<(), Invalid> {
 fn validate_network(n: &Network) -> Result<(), Invalid> {
     let [lo, hi] = *n.latency_ms.get_ref();
     if !(lo >= 0.0 && lo <= hi && hi <= 10_000.0) {
-        return invalid(n.latency_ms.span(), format!("network.latency_ms = [{lo}, {hi}]: need 0 <= low <= high <= 10000"));
+        return invalid(
+            n.latency_ms.span(),
+            format!("network.latency_ms = [{lo}, {hi}]: need 0 <= low <= high <= 10000"),
+        );
     }
     Ok(())
 }
@@ -270,7 +317,10 @@ fn time_spec(v: &Spanned<TimeValue>, key: &str, max: f64) -> Result<TimeSpec, In
         TimeSpec::Range(lo, hi) => (lo, hi),
     };
     if !(lo >= 0.0 && lo <= hi && hi <= max) {
-        return invalid(v.span(), format!("faults.{key}: times must satisfy 0 <= low <= high <= {max}"));
+        return invalid(
+            v.span(),
+            format!("faults.{key}: times must satisfy 0 <= low <= high <= {max}"),
+        );
     }
     Ok(spec)
 }
@@ -281,10 +331,22 @@ fn validate_fault(e: &FaultEntry, f: &ScenarioFile) -> Result<FaultSpec, Invalid
     let at_s = time_spec(&e.at_s, "at_s", safety)?;
     let target = parse_target(&e.target, f)?;
     if let Some(d) = &e.duration_s {
-        return invalid(d.span(), format!("faults.duration_s does not apply to `{}`", kind.name()));
+        return invalid(
+            d.span(),
+            format!("faults.duration_s does not apply to `{}`", kind.name()),
+        );
     }
-    let restart_after_s = e.restart_after_s.as_ref().map(|r| time_spec(r, "restart_after_s", 3600.0)).transpose()?;
-    Ok(FaultSpec { at_s, kind, target, restart_after_s })
+    let restart_after_s = e
+        .restart_after_s
+        .as_ref()
+        .map(|r| time_spec(r, "restart_after_s", 3600.0))
+        .transpose()?;
+    Ok(FaultSpec {
+        at_s,
+        kind,
+        target,
+        restart_after_s,
+    })
 }
 
 fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid> {
@@ -299,23 +361,32 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
             .and_then(|n| n.parse::<u32>().ok())
             .is_some_and(|n| n >= 1 && n <= brokers);
         if !ok {
-            return invalid(t.span(), format!("faults.target `{s}`: no such node (brokers are broker-1..broker-{brokers})"));
+            return invalid(
+                t.span(),
+                format!("faults.target `{s}`: no such node (brokers are broker-1..broker-{brokers})"),
+            );
         }
         return Ok(Target::Node(name.to_string()));
     }
     if let Some(tp) = s.strip_prefix("leader:") {
         let parsed = crate::types::TopicPartition::parse(tp);
         let exists = parsed.as_ref().is_some_and(|tp| {
-            f.topics
-                .iter()
-                .any(|t| t.name.get_ref() == &tp.topic && tp.partition >= 0 && (tp.partition as u32) < *t.partitions.get_ref())
+            f.topics.iter().any(|t| {
+                t.name.get_ref() == &tp.topic && tp.partition >= 0 && (tp.partition as u32) < *t.partitions.get_ref()
+            })
         });
         return match parsed {
             Some(tp) if exists => Ok(Target::Leader(tp)),
             _ => invalid(t.span(), format!("faults.target `{s}`: no such topic partition")),
         };
     }
-    for role in ["follower:", "isr-but-one:", "active-controller", "coordinator:", "client:"] {
+    for role in [
+        "follower:",
+        "isr-but-one:",
+        "active-controller",
+        "coordinator:",
+        "client:",
+    ] {
         if s.starts_with(role) {
             return invalid(
                 t.span(),
@@ -332,19 +403,36 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
 fn validate_expect(e: &Expect) -> Result<(), Invalid> {
     for a in &e.allow {
         if !crate::checker::CLASSES.contains(&a.get_ref().as_str()) {
-            return invalid(a.span(), format!("expect.allow: unknown anomaly class `{}`; classes: {}", a.get_ref(), crate::checker::CLASSES.join(", ")));
+            return invalid(
+                a.span(),
+                format!(
+                    "expect.allow: unknown anomaly class `{}`; classes: {}",
+                    a.get_ref(),
+                    crate::checker::CLASSES.join(", ")
+                ),
+            );
         }
     }
     let marks = e.must_hit.iter().chain(e.sweep_must_hit.keys());
     for m in marks {
         if !crate::runner::MARKS.contains(&m.get_ref().as_str()) {
-            return invalid(m.span(), format!("expect: unknown coverage mark `{}`; marks: {}", m.get_ref(), crate::runner::MARKS.join(", ")));
+            return invalid(
+                m.span(),
+                format!(
+                    "expect: unknown coverage mark `{}`; marks: {}",
+                    m.get_ref(),
+                    crate::runner::MARKS.join(", ")
+                ),
+            );
         }
     }
     for (k, v) in &e.sweep_must_hit {
         let share = *v.get_ref();
         if !(share > 0.0 && share <= 1.0) {
-            return invalid(v.span(), format!("expect.sweep_must_hit.{}: a share in (0, 1]", k.get_ref()));
+            return invalid(
+                v.span(),
+                format!("expect.sweep_must_hit.{}: a share in (0, 1]", k.get_ref()),
+            );
         }
     }
     Ok(())
@@ -356,11 +444,21 @@ fn check_broker_config(map: &ConfigMap) -> Result<BTreeMap<String, String>, Inva
     for (k, v) in map {
         let key = k.get_ref();
         if key == "node.id" {
-            return invalid(k.span(), "cluster.broker_config: `node.id` is set per broker by the runner (broker-N has node.id N)");
+            return invalid(
+                k.span(),
+                "cluster.broker_config: `node.id` is set per broker by the runner (broker-N has node.id N)",
+            );
         }
-        let probe = BTreeMap::from([("node.id".to_string(), toml::Value::Integer(1)), (key.clone(), v.get_ref().clone())]);
+        let probe = BTreeMap::from([
+            ("node.id".to_string(), toml::Value::Integer(1)),
+            (key.clone(), v.get_ref().clone()),
+        ]);
         if let Err(e) = crate::broker::BrokerConfig::from_map(&probe) {
-            let span = if matches!(e, crate::broker::ConfigError::UnknownKey { .. }) { k.span() } else { v.span() };
+            let span = if matches!(e, crate::broker::ConfigError::UnknownKey { .. }) {
+                k.span()
+            } else {
+                v.span()
+            };
             return invalid(span, format!("cluster.broker_config: {e}"));
         }
         out.insert(key.clone(), value_text(v.get_ref()));
@@ -416,7 +514,13 @@ fn check_config(map: &ConfigMap, table: KeyTable, section: &str) -> Result<BTree
         let key = k.get_ref();
         let Some((_, ty)) = table.iter().find(|(name, _)| name == key) else {
             let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            return invalid(k.span(), format!("{section}: unknown or unsupported key `{key}`; supported: {}", known.join(", ")));
+            return invalid(
+                k.span(),
+                format!(
+                    "{section}: unknown or unsupported key `{key}`; supported: {}",
+                    known.join(", ")
+                ),
+            );
         };
         let text = match (ty, v.get_ref()) {
             (KeyType::Int { min }, toml::Value::Integer(i)) if i >= min => i.to_string(),

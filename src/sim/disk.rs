@@ -127,9 +127,7 @@ fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
 }
 
 fn not_found(path: &str) -> DiskError {
-    DiskError::NotFound {
-        path: path.to_string(),
-    }
+    DiskError::NotFound { path: path.to_string() }
 }
 
 fn invalid(path: &str, reason: &str) -> DiskError {
@@ -238,11 +236,7 @@ impl SimDisk {
 
     /// 4 KiB pages held in memory over all files (a measure of the sparse store's cost).
     pub fn resident_pages(&self) -> usize {
-        self.lock()
-            .files
-            .values()
-            .map(FileNode::resident_pages)
-            .sum()
+        self.lock().files.values().map(FileNode::resident_pages).sum()
     }
 }
 
@@ -292,11 +286,7 @@ impl SimDiskState {
             let Entry::Dir(dir) = entry else {
                 return Err(invalid(path, "a path component is not a directory"));
             };
-            entry = *self
-                .dir(dir)
-                .current
-                .get(name)
-                .ok_or_else(|| not_found(path))?;
+            entry = *self.dir(dir).current.get(name).ok_or_else(|| not_found(path))?;
         }
         Ok(entry)
     }
@@ -334,9 +324,7 @@ impl SimDiskState {
             for (name, entry) in &self.dir(dir).current {
                 match *entry {
                     Entry::File(id) => out.push((join(&dir_path, name), id)),
-                    Entry::Dir(child) if seen.insert(child) => {
-                        stack.push((join(&dir_path, name), child))
-                    }
+                    Entry::Dir(child) if seen.insert(child) => stack.push((join(&dir_path, name), child)),
                     Entry::Dir(_) => {}
                 }
             }
@@ -393,9 +381,7 @@ impl SimDiskState {
     fn begin(&mut self, path: &str, range_us: (u64, u64), bytes: u64) -> DiskResult<()> {
         self.charge(range_us, bytes);
         if chance(&mut self.rng, self.config.eio_rate) {
-            return Err(DiskError::Io {
-                path: path.to_string(),
-            });
+            return Err(DiskError::Io { path: path.to_string() });
         }
         Ok(())
     }
@@ -411,14 +397,9 @@ impl SimDiskState {
     /// Resizes file `id` to `new_len` if the capacity allows it; `ENOSPC` (and no effect) otherwise.
     fn reserve(&mut self, path: &str, id: u64, new_len: u64) -> DiskResult<()> {
         let old_len = self.file(id).len();
-        let used = self
-            .used_bytes
-            .saturating_sub(old_len)
-            .saturating_add(new_len);
+        let used = self.used_bytes.saturating_sub(old_len).saturating_add(new_len);
         if new_len > old_len && self.config.capacity_bytes.is_some_and(|cap| used > cap) {
-            return Err(DiskError::NoSpace {
-                path: path.to_string(),
-            });
+            return Err(DiskError::NoSpace { path: path.to_string() });
         }
         self.used_bytes = used;
         Ok(())
@@ -430,9 +411,7 @@ impl SimDiskState {
     fn create_entry(&mut self, path: &str, make_dir: bool) -> DiskResult<()> {
         let (dir, name) = self.parent_of(path)?;
         if self.dir(dir).current.contains_key(name) {
-            return Err(DiskError::AlreadyExists {
-                path: path.to_string(),
-            });
+            return Err(DiskError::AlreadyExists { path: path.to_string() });
         }
         let id = self.new_id();
         let entry = if make_dir {
@@ -483,9 +462,7 @@ impl SimDiskState {
             (Entry::Dir(_), Some(Entry::File(_))) => return Err(invalid(to, "not a directory")),
         }
         self.dir_mut(from_dir).current.remove(from_name);
-        self.dir_mut(to_dir)
-            .current
-            .insert(to_name.to_string(), source);
+        self.dir_mut(to_dir).current.insert(to_name.to_string(), source);
         self.gc();
         Ok(())
     }
@@ -516,20 +493,12 @@ impl SimDiskState {
             dir.current = dir.durable.clone();
         }
         self.gc();
-        let durable_lens: BTreeMap<u64, u64> = self
-            .files
-            .iter()
-            .map(|(&id, file)| (id, file.durable_len()))
-            .collect();
+        let durable_lens: BTreeMap<u64, u64> = self.files.iter().map(|(&id, file)| (id, file.durable_len())).collect();
         let mut lost = BTreeMap::new();
         for (&id, file) in &mut self.files {
             lost.insert(id, file.power_loss(&mut self.rng));
         }
-        self.used_bytes = self
-            .files
-            .values()
-            .map(FileNode::len)
-            .fold(0, u64::saturating_add);
+        self.used_bytes = self.files.values().map(FileNode::len).fold(0, u64::saturating_add);
         self.elapsed = Duration::ZERO;
         let files = self
             .file_paths()
@@ -577,9 +546,7 @@ impl Disk for SimDisk {
         let per_kib_us = state.config.write_us_per_kib;
         let slow = u64::from(state.config.slow_factor.max(1));
         let transfer_us = (data.len() as u64).saturating_mul(per_kib_us) / 1024 * slow;
-        state.elapsed = state
-            .elapsed
-            .saturating_add(Duration::from_micros(transfer_us));
+        state.elapsed = state.elapsed.saturating_add(Duration::from_micros(transfer_us));
         let rate = state.config.bitflip_on_read_rate;
         if !data.is_empty() && chance(&mut state.rng, rate) {
             let at = state.rng.random_range(0..data.len());

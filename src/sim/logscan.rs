@@ -37,8 +37,12 @@ fn valid_batches(files: &dyn DiskFiles, dir: &str) -> Vec<(BatchHeader, Vec<u8>)
         let data = files.contents(&path).unwrap_or_default();
         let mut pos = 0;
         while pos < data.len() {
-            let Ok(size) = BatchHeader::parse(&data[pos..]).map(|h| h.total_size()) else { return out };
-            let Some(bytes) = data.get(pos..pos.saturating_add(size)) else { return out };
+            let Ok(size) = BatchHeader::parse(&data[pos..]).map(|h| h.total_size()) else {
+                return out;
+            };
+            let Some(bytes) = data.get(pos..pos.saturating_add(size)) else {
+                return out;
+            };
             let Ok(h) = validate_batch(bytes) else { return out };
             if next.is_some_and(|n| h.base_offset != n) || h.base_offset < base {
                 return out;
@@ -74,7 +78,10 @@ pub fn partition_dirs(files: &dyn DiskFiles) -> Vec<String> {
 
 /// Per partition directory, its durable frontier.
 pub fn frontiers(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
-    partition_dirs(files).into_iter().map(|d| (d.clone(), frontier(files, &d))).collect()
+    partition_dirs(files)
+        .into_iter()
+        .map(|d| (d.clone(), frontier(files, &d)))
+        .collect()
 }
 
 /// Whether some partition's last segment holds bytes past its last valid batch (a torn or corrupt tail that
@@ -109,8 +116,14 @@ pub fn records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
     let mut out = vec![];
     for (_, bytes) in valid_batches(files, dir) {
         for r in decode_records(&bytes).unwrap_or_default() {
-            let value = r.value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
-            out.push(ReadRecord { offset: r.offset, value });
+            let value = r
+                .value
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default();
+            out.push(ReadRecord {
+                offset: r.offset,
+                value,
+            });
         }
     }
     out

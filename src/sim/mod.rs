@@ -55,6 +55,9 @@ mod tests {
     fn streams_depend_on_seed_and_component_only() {
         assert_eq!(stream(7, "faults").random::<u64>(), stream(7, "faults").random::<u64>());
         assert_ne!(stream(7, "faults").random::<u64>(), stream(8, "faults").random::<u64>());
-        assert_ne!(stream(7, "faults").random::<u64>(), stream(7, "workload").random::<u64>());
+        assert_ne!(
+            stream(7, "faults").random::<u64>(),
+            stream(7, "workload").random::<u64>()
+        );
     }
 }

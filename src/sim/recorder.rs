@@ -82,7 +82,12 @@ impl StateObserver for Recorder {
         state.time_us = self.now_us();
         let mut inner = self.lock();
         let key = (state.node.clone(), state.topic.clone(), state.partition);
-        let unchanged = inner.last.get(&key).is_some_and(|prev| ReplicaState { time_us: state.time_us, ..prev.clone() } == state);
+        let unchanged = inner.last.get(&key).is_some_and(|prev| {
+            ReplicaState {
+                time_us: state.time_us,
+                ..prev.clone()
+            } == state
+        });
         if unchanged {
             return;
         }

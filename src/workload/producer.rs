@@ -149,7 +149,12 @@ async fn send_loop(w: ProducerWorkload, tp: TopicPartition, mut rx: mpsc::Unboun
                 Err(e) if e.is_indefinite() => (OpType::Info, None, Some(e.to_string())),
                 Err(e) => (OpType::Fail, None, Some(e.to_string())),
             };
-            rec.op(&w.name, op_type, send_body(&tp.topic, tp.partition, &p.key, &p.value, offset), error);
+            rec.op(
+                &w.name,
+                op_type,
+                send_body(&tp.topic, tp.partition, &p.key, &p.value, offset),
+                error,
+            );
         }
     }
 }

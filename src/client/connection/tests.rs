@@ -3,13 +3,9 @@ use kafka_protocol::messages::api_versions_response::{ApiVersion, SupportedFeatu
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
-};
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -19,9 +15,7 @@ use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{
-    decode_request_header_from_buffer, Encodable, HeaderVersion, Request, StrBytes,
-};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable, HeaderVersion, Request, StrBytes};
 use proptest::prelude::*;
 
 use super::*;
@@ -54,9 +48,8 @@ fn every_request_the_client_sends_round_trips_through_kafka_protocols_decoder() 
         .with_client_software_name(s("gregor"))
         .with_client_software_version(s("0.1.0"));
     round_trip_request(3, &api_versions);
-    let metadata = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(topic("t"))),
-    ]));
+    let metadata =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic("t")))]));
     round_trip_request(12, &metadata);
     round_trip_request(12, &MetadataRequest::default().with_topics(None));
     let create = CreateTopicsRequest::default()
@@ -86,12 +79,12 @@ fn every_request_the_client_sends_round_trips_through_kafka_protocols_decoder() 
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic("orders"))
-            .with_partitions(vec![FetchPartition::default()
+        .with_topics(vec![FetchTopic::default().with_topic(topic("orders")).with_partitions(
+            vec![FetchPartition::default()
                 .with_partition(1)
                 .with_fetch_offset(17)
-                .with_partition_max_bytes(1 << 20)])]);
+                .with_partition_max_bytes(1 << 20)],
+        )]);
     round_trip_request(12, &fetch);
     let list = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -111,11 +104,7 @@ fn request_headers_are_v2_for_flexible_versions_and_v1_otherwise() {
     let body = encode_request("c", 5, 9, &ProduceRequest::default()).expect("encodes");
     let header_v2_len = 2 + 2 + 4 + 2 + 1 + 1;
     assert_eq!(&body[8..11], &[0, 1, b'c']);
-    assert_eq!(
-        body[header_v2_len - 1],
-        0,
-        "empty tagged fields in header v2"
-    );
+    assert_eq!(body[header_v2_len - 1], 0, "empty tagged fields in header v2");
     assert_eq!(ApiKey::Produce.request_header_version(9), 2);
     assert_eq!(ApiKey::Produce.request_header_version(8), 1);
     // ApiVersions responses always use header v0 (KIP-511), even at v3.
@@ -124,18 +113,9 @@ fn request_headers_are_v2_for_flexible_versions_and_v1_otherwise() {
 
 #[test]
 fn negotiation_picks_the_highest_common_version_and_refuses_disjoint_ranges() {
-    assert_eq!(
-        negotiate("b:1", ApiKey::Produce, Some((3, 13))).expect("common"),
-        11
-    );
-    assert_eq!(
-        negotiate("b:1", ApiKey::Produce, Some((3, 10))).expect("common"),
-        10
-    );
-    assert_eq!(
-        negotiate("b:1", ApiKey::ListOffsets, Some((0, 7))).expect("common"),
-        7
-    );
+    assert_eq!(negotiate("b:1", ApiKey::Produce, Some((3, 13))).expect("common"), 11);
+    assert_eq!(negotiate("b:1", ApiKey::Produce, Some((3, 10))).expect("common"), 10);
+    assert_eq!(negotiate("b:1", ApiKey::ListOffsets, Some((0, 7))).expect("common"), 7);
     assert!(matches!(
         negotiate("b:1", ApiKey::Fetch, Some((4, 11))),
         Err(ClientError::UnsupportedVersion {
@@ -151,11 +131,7 @@ fn negotiation_picks_the_highest_common_version_and_refuses_disjoint_ranges() {
     ));
 }
 
-pub(super) fn response_frame<R: Encodable + HeaderVersion>(
-    correlation_id: i32,
-    version: i16,
-    resp: &R,
-) -> Bytes {
+pub(super) fn response_frame<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, resp: &R) -> Bytes {
     let mut buf = BytesMut::new();
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
@@ -243,9 +219,7 @@ fn sample_fetch() -> FetchResponse {
             .with_high_watermark(10)
             .with_log_start_offset(0)
             .with_records(Some(Bytes::from_static(b"some bytes")))
-            .with_diverging_epoch(
-                EpochEndOffset::default().with_epoch(3).with_end_offset(8),
-            )])])
+            .with_diverging_epoch(EpochEndOffset::default().with_epoch(3).with_end_offset(8))])])
 }
 
 #[test]
@@ -264,18 +238,16 @@ fn every_response_the_client_reads_passes_the_shape_check_and_decodes_unchanged(
         let mut produce = sample_produce();
         if v < 10 {
             produce = produce.with_node_endpoints(vec![]);
-            produce.responses[0].partition_responses[0].current_leader =
-                LeaderIdAndEpoch::default();
+            produce.responses[0].partition_responses[0].current_leader = LeaderIdAndEpoch::default();
         }
         round_trip_response::<ProduceRequest>(v, &produce);
     }
     round_trip_response::<FetchRequest>(12, &sample_fetch());
-    let list =
-        ListOffsetsResponse::default().with_topics(vec![ListOffsetsTopicResponse::default()
-            .with_name(topic("orders"))
-            .with_partitions(vec![ListOffsetsPartitionResponse::default()
-                .with_offset(99)
-                .with_leader_epoch(2)])]);
+    let list = ListOffsetsResponse::default().with_topics(vec![ListOffsetsTopicResponse::default()
+        .with_name(topic("orders"))
+        .with_partitions(vec![ListOffsetsPartitionResponse::default()
+            .with_offset(99)
+            .with_leader_epoch(2)])]);
     for v in 7..=8 {
         round_trip_response::<ListOffsetsRequest>(v, &list);
     }
@@ -307,8 +279,7 @@ fn a_huge_array_count_is_a_decode_error_not_an_allocation() {
     frame.extend_from_slice(&0i32.to_be_bytes());
     frame.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
     frame.extend_from_slice(&[0; 16]);
-    let err =
-        decode_response::<MetadataRequest>("b:1", 9, 12, frame.freeze()).expect_err("refused");
+    let err = decode_response::<MetadataRequest>("b:1", 9, 12, frame.freeze()).expect_err("refused");
     assert!(
         matches!(
             err,
@@ -326,12 +297,8 @@ fn a_huge_array_count_is_a_decode_error_not_an_allocation() {
 fn truncated_and_padded_responses_are_decode_errors() {
     let frame = response_frame(9, 12, &sample_fetch());
     for cut in [0, 3, 5, frame.len() / 2, frame.len() - 1] {
-        let err = decode_response::<FetchRequest>("b:1", 9, 12, frame.slice(..cut))
-            .expect_err("truncated");
-        assert!(
-            matches!(err, ClientError::Decode { .. }),
-            "cut at {cut}: {err}"
-        );
+        let err = decode_response::<FetchRequest>("b:1", 9, 12, frame.slice(..cut)).expect_err("truncated");
+        assert!(matches!(err, ClientError::Decode { .. }), "cut at {cut}: {err}");
     }
     let mut padded = BytesMut::from(&frame[..]);
     padded.extend_from_slice(&[0]);

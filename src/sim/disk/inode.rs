@@ -33,10 +33,7 @@ impl Pages {
             let idx = pos / PAGE_BYTES;
             let at = (pos % PAGE_BYTES) as usize;
             let n = rest.len().min(PAGE_BYTES as usize - at);
-            let page = self
-                .0
-                .entry(idx)
-                .or_insert_with(|| Arc::new([0; PAGE_BYTES as usize]));
+            let page = self.0.entry(idx).or_insert_with(|| Arc::new([0; PAGE_BYTES as usize]));
             Arc::make_mut(page)[at..at + n].copy_from_slice(&rest[..n]);
             dirty.insert(idx);
             pos += n as u64;
@@ -244,16 +241,8 @@ mod tests {
                 assert!(cut > 0 && cut < 2000, "cut={cut}");
             }
         }
-        assert_eq!(
-            torn_cut(512, 512, &mut rng),
-            None,
-            "one whole sector cannot tear"
-        );
-        assert_eq!(
-            torn_cut(10, 100, &mut rng),
-            None,
-            "inside one sector cannot tear"
-        );
+        assert_eq!(torn_cut(512, 512, &mut rng), None, "one whole sector cannot tear");
+        assert_eq!(torn_cut(10, 100, &mut rng), None, "inside one sector cannot tear");
     }
 
     #[test]
@@ -264,10 +253,7 @@ mod tests {
         file.set_len(6000);
         let data = file.read(0, 6000);
         assert_eq!(&data[..10], &[7; 10]);
-        assert!(
-            data[10..].iter().all(|&b| b == 0),
-            "extension must read as zeros"
-        );
+        assert!(data[10..].iter().all(|&b| b == 0), "extension must read as zeros");
     }
 
     #[test]

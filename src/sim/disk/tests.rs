@@ -17,25 +17,15 @@ fn disk_with_dir() -> SimDisk {
 fn preallocating_a_10_mib_index_costs_no_pages() {
     let mut disk = disk_with_dir();
     disk.create("d/00000000000000000000.index").unwrap();
-    disk.truncate("d/00000000000000000000.index", 10 << 20)
-        .unwrap();
+    disk.truncate("d/00000000000000000000.index", 10 << 20).unwrap();
     disk.sync("d/00000000000000000000.index").unwrap();
-    disk.write_at("d/00000000000000000000.index", 8, &[1; 8])
-        .unwrap();
+    disk.write_at("d/00000000000000000000.index", 8, &[1; 8]).unwrap();
     assert_eq!(disk.len("d/00000000000000000000.index").unwrap(), 10 << 20);
-    assert_eq!(
-        disk.resident_pages(),
-        1,
-        "only the written page is resident"
-    );
+    assert_eq!(disk.resident_pages(), 1, "only the written page is resident");
     let tail = disk
         .read_at("d/00000000000000000000.index", (10 << 20) - 4, 100)
         .unwrap();
-    assert_eq!(
-        tail,
-        vec![0; 4],
-        "unwritten ranges read as zeros, short at the end"
-    );
+    assert_eq!(tail, vec![0; 4], "unwritten ranges read as zeros, short at the end");
 }
 
 #[test]
@@ -190,10 +180,7 @@ fn eio_rate_one_fails_every_call_with_no_effect() {
     assert_eq!(disk.remove("d/a"), Err(io("d/a")));
     assert_eq!(disk.list("d"), Err(io("d")));
     assert_eq!(disk.sync_dir("d"), Err(io("d")));
-    assert!(
-        disk.take_elapsed() > Duration::ZERO,
-        "failed calls still cost time"
-    );
+    assert!(disk.take_elapsed() > Duration::ZERO, "failed calls still cost time");
     assert_eq!(disk.files(), vec![("d/a".into(), 0)]);
 }
 
@@ -202,9 +189,7 @@ fn bit_flip_at_rest_changes_exactly_one_bit_in_both_copies() {
     let mut disk = disk_with_dir();
     write_atomically(&mut disk, "d/a.log", &[0xAA; 3000]).unwrap();
     write_atomically(&mut disk, "d/b.index", &[0x55; 3000]).unwrap();
-    let (path, offset, bit) = disk
-        .flip_bit_at_rest(&|p: &str| p.ends_with(".log"))
-        .unwrap();
+    let (path, offset, bit) = disk.flip_bit_at_rest(&|p: &str| p.ends_with(".log")).unwrap();
     assert_eq!(path, "d/a.log");
     let data = disk.read_file("d/a.log").unwrap();
     let changed: u32 = data.iter().map(|b| (b ^ 0xAA).count_ones()).sum();
@@ -217,10 +202,7 @@ fn bit_flip_at_rest_changes_exactly_one_bit_in_both_copies() {
         "the durable copy is flipped too"
     );
     assert_eq!(disk.read_file("d/b.index").unwrap(), vec![0x55; 3000]);
-    assert_eq!(
-        disk.flip_bit_at_rest(&|p: &str| p.ends_with(".nothing")),
-        None
-    );
+    assert_eq!(disk.flip_bit_at_rest(&|p: &str| p.ends_with(".nothing")), None);
 }
 
 #[test]
@@ -267,10 +249,7 @@ fn same_seed_gives_the_same_torn_prefix() {
     );
     let other = SimDisk::new("broker-2", 100, SimDiskConfig::default());
     let same_name = SimDisk::new("broker-1", 100, SimDiskConfig::default());
-    assert_ne!(
-        other.lock().rng.random::<u64>(),
-        same_name.lock().rng.random::<u64>()
-    );
+    assert_ne!(other.lock().rng.random::<u64>(), same_name.lock().rng.random::<u64>());
 }
 
 #[test]
@@ -314,41 +293,19 @@ fn latency_is_metered_and_slow_factor_multiplies_it() {
     });
     disk.len("d/a").unwrap();
     assert!(disk.take_elapsed() >= Duration::from_micros(1000));
-    assert_eq!(
-        disk.take_elapsed(),
-        Duration::ZERO,
-        "take_elapsed drains the meter"
-    );
+    assert_eq!(disk.take_elapsed(), Duration::ZERO, "take_elapsed drains the meter");
 }
 
 #[test]
 fn bad_paths_are_errors_not_panics() {
     let mut disk = disk_with_dir();
     disk.create("d/a").unwrap();
-    assert!(matches!(
-        disk.create("d//x"),
-        Err(DiskError::Invalid { .. })
-    ));
-    assert!(matches!(
-        disk.create("../x"),
-        Err(DiskError::Invalid { .. })
-    ));
-    assert!(matches!(
-        disk.create("nope/x"),
-        Err(DiskError::NotFound { .. })
-    ));
-    assert!(matches!(
-        disk.create("d/a/x"),
-        Err(DiskError::Invalid { .. })
-    ));
-    assert!(matches!(
-        disk.create("d/a"),
-        Err(DiskError::AlreadyExists { .. })
-    ));
-    assert!(matches!(
-        disk.read_at("d", 0, 1),
-        Err(DiskError::Invalid { .. })
-    ));
+    assert!(matches!(disk.create("d//x"), Err(DiskError::Invalid { .. })));
+    assert!(matches!(disk.create("../x"), Err(DiskError::Invalid { .. })));
+    assert!(matches!(disk.create("nope/x"), Err(DiskError::NotFound { .. })));
+    assert!(matches!(disk.create("d/a/x"), Err(DiskError::Invalid { .. })));
+    assert!(matches!(disk.create("d/a"), Err(DiskError::AlreadyExists { .. })));
+    assert!(matches!(disk.read_at("d", 0, 1), Err(DiskError::Invalid { .. })));
     assert!(matches!(disk.list("d/a"), Err(DiskError::Invalid { .. })));
     assert!(matches!(disk.remove(""), Err(DiskError::Invalid { .. })));
     assert!(matches!(disk.remove("d"), Err(DiskError::Invalid { .. })));
@@ -356,14 +313,8 @@ fn bad_paths_are_errors_not_panics() {
         disk.write_at("d/a", u64::MAX, b"xy"),
         Err(DiskError::Invalid { .. })
     ));
-    assert!(matches!(
-        disk.rename("d", "d/e"),
-        Err(DiskError::Invalid { .. })
-    ));
-    assert_eq!(
-        disk.read_at("d/a", 1 << 40, usize::MAX).unwrap(),
-        Vec::<u8>::new()
-    );
+    assert!(matches!(disk.rename("d", "d/e"), Err(DiskError::Invalid { .. })));
+    assert_eq!(disk.read_at("d/a", 1 << 40, usize::MAX).unwrap(), Vec::<u8>::new());
     assert!(!disk.exists("d//a") && disk.exists("") && disk.exists("d/a"));
 }
 
