@@ -14,6 +14,10 @@ pub struct PowerLoss {
     pub time_us: u64,
     pub node: String,
     pub frontier: BTreeMap<String, i64>,
+    /// When the node came back (its next `restart`), if it did: until then it served nothing, so anything
+    /// observed before it (an ack or a read still on the wire at the power loss included) was written by
+    /// the incarnation that lost power.
+    pub restart_us: Option<u64>,
 }
 
 type Tp = (String, i32);
@@ -158,11 +162,13 @@ impl<'a> View<'a> {
                         .get("frontier")
                         .and_then(|f| serde_json::from_value::<BTreeMap<String, i64>>(f.clone()).ok())
                         .unwrap_or_default();
-                    v.power_losses.push(PowerLoss {
-                        time_us: op.time_us,
-                        node,
-                        frontier,
-                    });
+                    v.power_losses.push(PowerLoss { time_us: op.time_us, node, frontier, restart_us: None });
+                }
+                (OpBody::Fault { kind, phase: FaultPhase::End, detail, .. }, _) if kind == "restart" => {
+                    let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or_default();
+                    for p in v.power_losses.iter_mut().filter(|p| p.node == node && p.restart_us.is_none()) {
+                        p.restart_us = Some(op.time_us);
+                    }
                 }
                 _ => {}
             }
@@ -194,11 +200,13 @@ impl<'a> View<'a> {
             .insert(value.to_string());
     }
 
-    /// Why `offset` of `tp` may legally have vanished after `after_us`: a power loss took it (it lay beyond
-    /// the durable frontier SimDisk recorded), or, under acks 0/1, leadership moved to another replica.
+    /// Why `offset` of `tp`, observed (acked or read) at `after_us`, may legally have vanished since: a power
+    /// loss took it (it lay beyond the durable frontier SimDisk recorded then), or, under acks 0/1, leadership
+    /// moved to another replica. A power loss counts when the observation came from the incarnation that
+    /// lost power: before that node's restart (an ack on the wire at the power loss arrives after it).
     fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
         let name = tp_name(tp);
-        for p in self.power_losses.iter().filter(|p| p.time_us >= after_us) {
+        for p in self.power_losses.iter().filter(|p| p.restart_us.is_none_or(|r| after_us < r)) {
             if let Some(&frontier) = p.frontier.get(&name) {
                 if offset >= frontier {
                     return Some(format!(
