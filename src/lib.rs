@@ -15,6 +15,7 @@ pub mod history;
 
 pub mod log;
 pub mod producer;
+pub mod raft;
 
 pub mod broker;
 
