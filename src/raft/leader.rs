@@ -1,5 +1,7 @@
 //! Leader (Kafka's `LeaderState`): appends a leader-change entry at the start of its epoch, sends
-//! BeginQuorumEpoch to every voter (again every fetch timeout / 2 to those not heard from), answers
+//! BeginQuorumEpoch to every voter (again every fetch timeout / 2 to those it has not heard from in
+//! that long: Kafka persists the leader id so a restarted voter knows it; our quorum state holds only
+//! `(epoch, voted_for)`, and this resend tells it instead), answers
 //! Fetch (KIP-595 pull replication; a Fetch with nothing new waits up to `FETCH_MAX_WAIT_MS`), and keeps
 //! the high watermark: the largest offset a majority of voters has *flushed* — its own flushed end,
 //! and each follower's `fetch_offset`, which a follower sends only once flushed (KAFKA-10533) — and only
@@ -65,15 +67,7 @@ impl LeaderState {
             .map(|p| p.deadline_ms)
             .min()
             .unwrap_or(i64::MAX);
-        let begin = if self
-            .replicas
-            .values()
-            .any(|r| !r.begin_acked && r.last_fetch_ms.is_none())
-        {
-            self.begin_quorum_resend_ms
-        } else {
-            i64::MAX
-        };
+        let begin = self.begin_quorum_resend_ms;
         parked
             .min(begin)
             .min(self.check_quorum_deadline(check_quorum_timeout_ms))
@@ -144,10 +138,11 @@ impl RaftNode {
         }
         if now_ms >= l.begin_quorum_resend_ms {
             l.begin_quorum_resend_ms = now_ms + self.config.fetch_timeout_ms / 2;
+            let quiet_since_ms = now_ms - self.config.fetch_timeout_ms / 2;
             let silent: Vec<i32> = l
                 .replicas
                 .iter()
-                .filter(|(_, r)| !r.begin_acked && r.last_fetch_ms.is_none())
+                .filter(|(_, r)| r.last_fetch_ms.is_none_or(|t| t < quiet_since_ms))
                 .map(|(&v, _)| v)
                 .collect();
             let req = BeginQuorumEpochRequest {

@@ -20,7 +20,7 @@ pub struct Entry {
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.data.is_empty() {
-            write!(f, "{}@{}:<leader-change>", self.epoch, self.offset)
+            write!(f, "{}@{}:<lc>", self.epoch, self.offset)
         } else {
             write!(
                 f,

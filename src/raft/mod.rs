@@ -19,6 +19,7 @@
 //! Skipped: pre-vote (KIP-996), observers, snapshots (FetchSnapshot), voter changes (KIP-853).
 
 mod candidate;
+pub mod cluster;
 mod follower;
 mod leader;
 pub mod log;
