@@ -78,6 +78,9 @@ impl RaftNode {
     pub(super) fn become_leader(&mut self, now_ms: i64) {
         let me = self.config.node_id;
         self.quorum.leader_id = Some(me);
+        // Kafka's LeaderState starts without a high watermark: the one learned as a follower may lag the
+        // last leader's, and the first one reported must cover every committed entry.
+        self.high_watermark = None;
         let replicas = self
             .other_voters()
             .into_iter()

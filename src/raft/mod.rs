@@ -6,6 +6,7 @@
 //! 1. `persist_quorum_state`: write and sync `(epoch, voted_for)` (Kafka's `quorum-state` file);
 //! 2. `truncate_to`, then `append`, then sync the log through `flush_to`;
 //! 3. send `messages`; 4. apply `committed`.
+//!
 //! Messages are built from state that steps 1–2 make durable: a Vote is granted only once the vote is on
 //! disk (KAFKA-10533), and a Fetch reports a `fetch_offset` only once the entries below it are flushed.
 //! A node may be stepped between `ready` and `advance`; Readys must be carried out and advanced in order.
@@ -371,5 +372,109 @@ impl RaftNode {
                 self.send(replica, resp);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn node(id: i32, voters: Vec<i32>, persisted: PersistedState) -> (RaftNode, ChaCha8Rng) {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        (RaftNode::new(RaftConfig::new(id, voters), persisted, 0, &mut rng), rng)
+    }
+
+    #[test]
+    fn a_vote_response_leaves_in_the_ready_that_persists_the_vote() {
+        let (mut n, mut rng) = node(2, vec![1, 2, 3], PersistedState::default());
+        let vote = VoteRequest {
+            candidate_epoch: 1,
+            candidate_id: 1,
+            last_offset_epoch: 0,
+            last_offset: 0,
+        };
+        n.step(1, Message::Vote(vote), 10, &mut rng);
+        let ready = n.ready();
+        assert_eq!(ready.persist_quorum_state, Some((1, Some(1))));
+        assert!(matches!(&ready.messages[..], [(1, Message::VoteResponse(r))] if r.vote_granted));
+    }
+
+    #[test]
+    fn a_voter_never_votes_twice_in_one_epoch_even_after_a_restart() {
+        let persisted = PersistedState {
+            epoch: 1,
+            voted_for: Some(1),
+            ..Default::default()
+        };
+        let (mut n, mut rng) = node(2, vec![1, 2, 3], persisted);
+        let vote = VoteRequest {
+            candidate_epoch: 1,
+            candidate_id: 3,
+            last_offset_epoch: 0,
+            last_offset: 0,
+        };
+        n.step(3, Message::Vote(vote), 10, &mut rng);
+        let ready = n.ready();
+        assert_eq!(ready.persist_quorum_state, None);
+        assert!(matches!(&ready.messages[..], [(3, Message::VoteResponse(r))] if !r.vote_granted));
+    }
+
+    #[test]
+    fn a_single_voter_elects_itself_and_commits_only_after_its_flush() {
+        let (mut n, _) = node(1, vec![1], PersistedState::default());
+        assert_eq!(n.role(), Role::Leader);
+        let ready = n.ready();
+        assert_eq!(ready.flush_to, Some(1));
+        assert_eq!(n.high_watermark(), None, "not flushed yet");
+        n.advance(ready);
+        assert_eq!(n.high_watermark(), Some(1));
+        assert_eq!(n.propose(b"x".to_vec(), 0), Ok(1));
+    }
+
+    #[test]
+    fn a_follower_reports_its_log_end_only_in_a_ready_that_flushes_it() {
+        let (mut n, mut rng) = node(2, vec![1, 2, 3], PersistedState::default());
+        n.step(
+            1,
+            Message::BeginQuorumEpoch(BeginQuorumEpochRequest {
+                leader_id: 1,
+                leader_epoch: 1,
+            }),
+            0,
+            &mut rng,
+        );
+        let ready = n.ready();
+        let Some((1, Message::Fetch(f))) = ready
+            .messages
+            .iter()
+            .find(|(_, m)| matches!(m, Message::Fetch(_)))
+            .cloned()
+        else {
+            panic!("no fetch in {ready:?}")
+        };
+        n.advance(ready);
+        let records = vec![Entry {
+            epoch: 1,
+            offset: 0,
+            data: vec![],
+        }];
+        let resp = FetchResponse {
+            correlation_id: f.correlation_id,
+            error_code: RaftError::None,
+            leader_id: Some(1),
+            leader_epoch: 1,
+            high_watermark: None,
+            diverging_epoch: None,
+            records,
+        };
+        n.step(1, Message::FetchResponse(resp), 5, &mut rng);
+        let ready = n.ready();
+        assert_eq!(ready.flush_to, Some(1));
+        assert!(ready
+            .messages
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Fetch(f) if f.fetch_offset == 1)));
     }
 }

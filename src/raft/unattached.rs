@@ -42,7 +42,19 @@ impl RaftNode {
             return;
         }
         if r.candidate_epoch > self.quorum.epoch {
+            // Raft resets the election timer only when it grants a vote: a voter whose timer a rejected
+            // candidate restarted each time would never campaign itself (a livelock the model test found;
+            // pre-vote, KIP-996, is Kafka's later cure).
+            let keep = match &self.state {
+                State::Unattached(u) => Some(u.election_deadline_ms),
+                State::Candidate(c) => Some(c.election_deadline_ms),
+                State::Follower(f) => Some(f.fetch_deadline_ms),
+                _ => None,
+            };
             self.become_unattached(r.candidate_epoch, now_ms, rng);
+            if let (Some(deadline), State::Unattached(u)) = (keep, &mut self.state) {
+                u.election_deadline_ms = deadline;
+            }
         }
         let log_ok = (r.last_offset_epoch, r.last_offset) >= (self.log.last_fetched_epoch(), self.log.log_end_offset());
         let grant = self.state.role() == Role::Unattached
