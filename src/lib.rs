@@ -15,6 +15,7 @@ pub mod types;
 
 pub mod log;
 pub mod producer;
+pub mod raft;
 
 pub mod broker;
 
