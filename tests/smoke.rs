@@ -22,9 +22,20 @@ fn smoke_passes_on_fixed_seeds_with_its_faults_hitting_writes_in_flight() {
         let out = runner::run(&s, seed, RunOptions::default()).expect("the run completes");
         let sum = &out.summary;
         assert_eq!(sum.verdict, "pass", "seed {seed}:\n{}", sum.render());
-        assert!(sum.must_hit_missing.is_empty(), "seed {seed}: {:?}", sum.must_hit_missing);
-        assert!(sum.acked > 7_000, "seed {seed}: most of the 10,000 sends are acknowledged: {}", sum.acked);
-        assert!(!sum.in_contract, "a power loss of the only replica takes the run out of contract");
+        assert!(
+            sum.must_hit_missing.is_empty(),
+            "seed {seed}: {:?}",
+            sum.must_hit_missing
+        );
+        assert!(
+            sum.acked > 7_000,
+            "seed {seed}: most of the 10,000 sends are acknowledged: {}",
+            sum.acked
+        );
+        assert!(
+            !sum.in_contract,
+            "a power loss of the only replica takes the run out of contract"
+        );
         lost_to_power += sum.marks.get("power-loss-lost-acked-records").copied().unwrap_or(0);
         // The drain read every partition back, and the disk's view agrees with the consumer's.
         let drained: usize = out
@@ -39,7 +50,10 @@ fn smoke_passes_on_fixed_seeds_with_its_faults_hitting_writes_in_flight() {
             .sum();
         assert!(drained > 1_000, "seed {seed}: the drain read {drained} records");
     }
-    assert!(lost_to_power > 0, "some seed's power loss took acknowledged, unsynced records");
+    assert!(
+        lost_to_power > 0,
+        "some seed's power loss took acknowledged, unsynced records"
+    );
 }
 
 #[test]
@@ -54,15 +68,26 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
     for op in &mut ops {
         if let OpBody::Fault { detail, .. } = &mut op.body {
             if let Some(f) = detail.get_mut("frontier") {
-                let all_past: BTreeMap<String, i64> =
-                    serde_json::from_value::<BTreeMap<String, i64>>(f.clone()).unwrap().into_keys().map(|k| (k, i64::MAX)).collect();
+                let all_past: BTreeMap<String, i64> = serde_json::from_value::<BTreeMap<String, i64>>(f.clone())
+                    .unwrap()
+                    .into_keys()
+                    .map(|k| (k, i64::MAX))
+                    .collect();
                 *f = serde_json::json!(all_past);
             }
         }
     }
-    let final_state = FinalState { replica_logs: vec![], liveness_failures: vec![] };
+    let final_state = FinalState {
+        replica_logs: vec![],
+        liveness_failures: vec![],
+    };
     let producers = runner::producer_facts(&s);
-    let report = checker::check(&CheckInput { ops: &ops, states: &out.history.states, final_state: &final_state, producers: &producers });
+    let report = checker::check(&CheckInput {
+        ops: &ops,
+        states: &out.history.states,
+        final_state: &final_state,
+        producers: &producers,
+    });
     let v = report.violations();
     assert!(v["lost-write"] + v["unseen"] > 0, "{v:?}");
     // And a record nobody sent, slipped into a read, is caught as a phantom.
@@ -71,7 +96,15 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         OpBody::Poll { records, .. } if !records.is_empty() => Some(records),
         _ => None,
     });
-    poll.unwrap().push(ReadRecord { offset: 1 << 40, value: "never-sent".into() });
-    let report = checker::check(&CheckInput { ops: &ops, states: &out.history.states, final_state: &final_state, producers: &producers });
+    poll.unwrap().push(ReadRecord {
+        offset: 1 << 40,
+        value: "never-sent".into(),
+    });
+    let report = checker::check(&CheckInput {
+        ops: &ops,
+        states: &out.history.states,
+        final_state: &final_state,
+        producers: &producers,
+    });
     assert_eq!(report.violations()["phantom-read"], 1);
 }

@@ -76,7 +76,12 @@ impl H {
 
     fn restart(&mut self, t: u64) -> &mut Self {
         let detail = BTreeMap::from([("node".to_string(), serde_json::json!("broker-1"))]);
-        let body = OpBody::Fault { kind: "restart".into(), target: "node:broker-1".into(), phase: FaultPhase::End, detail };
+        let body = OpBody::Fault {
+            kind: "restart".into(),
+            target: "node:broker-1".into(),
+            phase: FaultPhase::End,
+            detail,
+        };
         self.h.push(t, "nemesis", OpType::Info, body, None);
         self
     }
@@ -179,14 +184,24 @@ fn a_loss_inside_the_durable_frontier_is_not_explained() {
 
 #[test]
 fn a_loss_acked_after_the_restart_that_followed_a_power_loss_is_not_explained_by_it() {
-    let r = H::new().power_loss(1, 0).restart(3).send(5, "a", OpType::Ok, Some(0)).log(&[]).check();
+    let r = H::new()
+        .power_loss(1, 0)
+        .restart(3)
+        .send(5, "a", OpType::Ok, Some(0))
+        .log(&[])
+        .check();
     assert_eq!(violations(&r, "unseen"), 1, "{:?}", r.anomalies);
 }
 
 #[test]
 fn an_ack_on_the_wire_at_the_power_loss_arriving_before_the_restart_is_explained() {
     // Appended and answered before the power loss; the answer arrived while the node was still down.
-    let r = H::new().send(1, "a", OpType::Ok, Some(0)).power_loss(2, 0).restart(9).log(&[]).check();
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .power_loss(2, 0)
+        .restart(9)
+        .log(&[])
+        .check();
     assert!(r.passed(), "{:?}", r.anomalies);
     let mut h = H::new();
     h.power_loss(1, 0);

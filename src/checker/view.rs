@@ -162,11 +162,28 @@ impl<'a> View<'a> {
                         .get("frontier")
                         .and_then(|f| serde_json::from_value::<BTreeMap<String, i64>>(f.clone()).ok())
                         .unwrap_or_default();
-                    v.power_losses.push(PowerLoss { time_us: op.time_us, node, frontier, restart_us: None });
+                    v.power_losses.push(PowerLoss {
+                        time_us: op.time_us,
+                        node,
+                        frontier,
+                        restart_us: None,
+                    });
                 }
-                (OpBody::Fault { kind, phase: FaultPhase::End, detail, .. }, _) if kind == "restart" => {
+                (
+                    OpBody::Fault {
+                        kind,
+                        phase: FaultPhase::End,
+                        detail,
+                        ..
+                    },
+                    _,
+                ) if kind == "restart" => {
                     let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or_default();
-                    for p in v.power_losses.iter_mut().filter(|p| p.node == node && p.restart_us.is_none()) {
+                    for p in v
+                        .power_losses
+                        .iter_mut()
+                        .filter(|p| p.node == node && p.restart_us.is_none())
+                    {
                         p.restart_us = Some(op.time_us);
                     }
                 }
@@ -206,7 +223,11 @@ impl<'a> View<'a> {
     /// lost power: before that node's restart (an ack on the wire at the power loss arrives after it).
     fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
         let name = tp_name(tp);
-        for p in self.power_losses.iter().filter(|p| p.restart_us.is_none_or(|r| after_us < r)) {
+        for p in self
+            .power_losses
+            .iter()
+            .filter(|p| p.restart_us.is_none_or(|r| after_us < r))
+        {
             if let Some(&frontier) = p.frontier.get(&name) {
                 if offset >= frontier {
                     return Some(format!(
