@@ -71,6 +71,9 @@ pub enum BrokerExit {
     Startup(String),
     /// The log dir failed while running: the broker shut down (KIP-112).
     StorageFailure(String),
+    /// A controlled shutdown (SIGTERM / ctrl-c): logs flushed, checkpoints and the clean-shutdown marker
+    /// written; `Err` says what failed on the way.
+    Shutdown(Result<(), String>),
 }
 
 struct Shared {
@@ -156,9 +159,23 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
     let mut next_conn: ConnId = 0;
+    // One subscription for the whole life of the broker, so a signal sent between two turns is not missed.
+    let shutdown_signal = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown_signal);
     let exit = loop {
         tokio::select! {
             biased;
+            _ = &mut shutdown_signal => {
+                info!(node_id, "controlled shutdown: flushing logs and writing checkpoints");
+                let (result, elapsed) = {
+                    let mut guard = node.lock();
+                    let s = &mut *guard;
+                    let result = s.broker.shutdown(s.disk.as_mut());
+                    (result, s.disk.take_elapsed())
+                };
+                rt::sleep_for(elapsed).await;
+                break BrokerExit::Shutdown(result);
+            }
             _ = node.fatal.notified() => {
                 let reason = node.lock().broker.fatal().unwrap_or("log dir failed").to_string();
                 error!(node_id, "log dir offline, shutting the broker down: {reason}");

@@ -21,6 +21,12 @@ pub const MARKS: &[&str] = &[
     "broker-lost-power-with-sends-in-flight",
     "power-loss-lost-acked-records",
     "power-loss-left-a-torn-tail",
+    "broker-shut-down-with-sends-in-flight",
+    "broker-paused-with-sends-in-flight",
+    "broker-isolated-with-sends-in-flight",
+    "broker-disk-slow-with-sends-in-flight",
+    "network-degraded",
+    "storage-failure-stopped-the-broker",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

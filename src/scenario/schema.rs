@@ -155,6 +155,15 @@ pub struct FaultEntry {
     /// For faults that last (pause, partition, clog, ...): how long.
     #[serde(default)]
     pub duration_s: Option<Spanned<TimeValue>>,
+    /// packet_loss: the share of packets lost; disk_eio: the share of disk calls failing.
+    #[serde(default)]
+    pub rate: Option<Spanned<f64>>,
+    /// latency: the new one-way latency range, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<Spanned<[f64; 2]>>,
+    /// disk_slow: how many times slower every disk call is.
+    #[serde(default)]
+    pub factor: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -106,3 +106,31 @@ fn line_col_counts_from_one() {
     assert_eq!(line_col("ab\ncd", 0), (1, 1));
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
 }
+
+#[test]
+fn lasting_faults_need_a_duration_and_only_their_own_parameters() {
+    let pause = GOOD
+        .replace("kind = \"crash\"", "kind = \"pause\"")
+        .replace("restart_after_s = 1", "duration_s = 2");
+    let s = Scenario::parse("s.toml", &pause).unwrap();
+    assert_eq!(s.faults[0].kind, FaultKind::Pause);
+    assert_eq!(s.faults[0].duration_s, Some(TimeSpec::At(2.0)));
+    let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"pause\""));
+    assert!(e.message.contains("restart_after_s does not apply"), "{e}");
+    let e = err(&GOOD
+        .replace("kind = \"crash\"", "kind = \"pause\"")
+        .replace("restart_after_s = 1", ""));
+    assert!(e.message.contains("needs duration_s"), "{e}");
+    let e = err(&pause.replace("kind = \"pause\"", "kind = \"packet_loss\""));
+    assert!(e.message.contains("needs rate"), "{e}");
+    let e = err(&pause.replace("duration_s = 2", "duration_s = 2\nrate = 0.1"));
+    assert!(e.message.contains("rate does not apply to `pause`"), "{e}");
+    let e = err(&pause
+        .replace("kind = \"pause\"", "kind = \"packet_loss\"")
+        .replace("duration_s = 2", "duration_s = 2\nrate = 1.5"));
+    assert!(e.message.contains("(0, 1]"), "{e}");
+    let e = err(&pause.replace("kind = \"pause\"", "kind = \"disk_slow\""));
+    assert!(e.message.contains("needs factor"), "{e}");
+    let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"conn_reset\""));
+    assert!(e.message.contains("not carried out yet"), "{e}");
+}

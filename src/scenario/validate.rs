@@ -43,53 +43,84 @@ impl TimeSpec {
     }
 }
 
-/// The fault kinds of ARCHITECTURE §7; the ones the system can carry out today are `supported`.
+/// The fault kinds of ARCHITECTURE §7 the system carries out today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
-    /// Process crash (kill), then restart after `restart_after_s`.
+    /// Process crash (kill); restart after `restart_after_s`.
     Crash,
-    /// Power loss: kill, the SimDisk loses what was not synced (torn writes), then restart.
+    /// Power loss: kill, the SimDisk loses what was not synced (torn writes); restart after `restart_after_s`.
     PowerLoss,
+    /// Controlled shutdown (SIGTERM-like): the broker flushes, checkpoints and exits cleanly.
+    Shutdown,
+    /// The node's process is frozen for `duration_s` (a long GC pause, a stopped VM).
+    Pause,
+    /// The node is cut off from every other node for `duration_s` (madsim clogs its links: nothing is
+    /// delivered until they heal, as simulated TCP then retransmits).
+    Partition,
+    /// The node's links stall for `duration_s` (madsim's clog).
+    Clog,
+    /// Packets are lost at `rate` on every link for `duration_s` (madsim's loss rate is global; TCP retransmits).
+    PacketLoss,
+    /// Every link's latency becomes `latency_ms` for `duration_s` (madsim's latency is global).
+    Latency,
+    /// The node's disk fails calls with EIO at `rate` for `duration_s` (a failed log dir shuts the broker down).
+    DiskEio,
+    /// The node's disk is full (ENOSPC) for `duration_s`.
+    DiskFull,
+    /// The node's disk is `factor` times slower for `duration_s`.
+    DiskSlow,
 }
 
-const PLANNED_KINDS: &[&str] = &[
-    "shutdown",
-    "pause",
-    "partition",
-    "clog",
-    "swizzle",
-    "packet_loss",
-    "latency",
-    "conn_reset",
-    "drop_response",
-    "disk_bitflip",
-    "disk_full",
-    "disk_eio",
-    "disk_slow",
-    "clock_skew",
+/// Kinds ARCHITECTURE §7 names that are not carried out yet.
+const PLANNED_KINDS: &[&str] = &["swizzle", "conn_reset", "drop_response", "disk_bitflip", "clock_skew"];
+
+const KINDS: &[(&str, FaultKind)] = &[
+    ("crash", FaultKind::Crash),
+    ("power_loss", FaultKind::PowerLoss),
+    ("shutdown", FaultKind::Shutdown),
+    ("pause", FaultKind::Pause),
+    ("partition", FaultKind::Partition),
+    ("clog", FaultKind::Clog),
+    ("packet_loss", FaultKind::PacketLoss),
+    ("latency", FaultKind::Latency),
+    ("disk_eio", FaultKind::DiskEio),
+    ("disk_full", FaultKind::DiskFull),
+    ("disk_slow", FaultKind::DiskSlow),
 ];
 
 impl FaultKind {
     pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::Crash => "crash",
-            FaultKind::PowerLoss => "power_loss",
-        }
+        KINDS.iter().find(|(_, k)| k == self).map_or("?", |(n, _)| n)
+    }
+
+    /// Whether the fault takes the node down until a restart (crash, power loss, controlled shutdown).
+    pub fn stops_the_node(&self) -> bool {
+        matches!(self, FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown)
     }
 
     fn parse(s: &Spanned<String>) -> Result<FaultKind, Invalid> {
-        match s.get_ref().as_str() {
-            "crash" => Ok(FaultKind::Crash),
-            "power_loss" => Ok(FaultKind::PowerLoss),
-            other if PLANNED_KINDS.contains(&other) => invalid(
-                s.span(),
-                format!("fault kind `{other}` is not carried out yet (it arrives with the scenario engine); today: crash, power_loss"),
-            ),
-            other => invalid(
-                s.span(),
-                format!("unknown fault kind `{other}`; kinds: crash, power_loss, {}", PLANNED_KINDS.join(", ")),
-            ),
+        let name = s.get_ref().as_str();
+        if let Some((_, k)) = KINDS.iter().find(|(n, _)| *n == name) {
+            return Ok(*k);
         }
+        let known: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+        if PLANNED_KINDS.contains(&name) {
+            return invalid(
+                s.span(),
+                format!(
+                    "fault kind `{name}` is not carried out yet; today: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        invalid(
+            s.span(),
+            format!(
+                "unknown fault kind `{name}`; kinds: {}, and later {}",
+                known.join(", "),
+                PLANNED_KINDS.join(", ")
+            ),
+        )
     }
 }
 
@@ -120,7 +151,19 @@ pub struct FaultSpec {
     pub at_s: TimeSpec,
     pub kind: FaultKind,
     pub target: Target,
+    /// For faults that stop the node: when it restarts (never, if unset, until heal).
     pub restart_after_s: Option<TimeSpec>,
+    /// For lasting faults: how long they last (undone at heal at the latest).
+    pub duration_s: Option<TimeSpec>,
+    pub params: FaultParams,
+}
+
+/// The parameters of a fault kind (zero where they do not apply).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FaultParams {
+    pub rate: f64,
+    pub latency_ms: (f64, f64),
+    pub factor: u32,
 }
 
 type Validated = (Vec<FaultSpec>, BTreeMap<String, BTreeMap<String, String>>);
@@ -330,23 +373,79 @@ fn validate_fault(e: &FaultEntry, f: &ScenarioFile) -> Result<FaultSpec, Invalid
     let safety = *f.phases.safety_s.get_ref();
     let at_s = time_spec(&e.at_s, "at_s", safety)?;
     let target = parse_target(&e.target, f)?;
-    if let Some(d) = &e.duration_s {
-        return invalid(
-            d.span(),
-            format!("faults.duration_s does not apply to `{}`", kind.name()),
-        );
-    }
-    let restart_after_s = e
-        .restart_after_s
-        .as_ref()
-        .map(|r| time_spec(r, "restart_after_s", 3600.0))
-        .transpose()?;
+    let name = kind.name();
+    let restart_after_s = match (&e.restart_after_s, kind.stops_the_node()) {
+        (Some(r), true) => Some(time_spec(r, "restart_after_s", 3600.0)?),
+        (Some(r), false) => return invalid(r.span(), format!("faults.restart_after_s does not apply to `{name}`")),
+        (None, _) => None,
+    };
+    let duration_s = match (&e.duration_s, kind.stops_the_node()) {
+        (Some(d), false) => Some(time_spec(d, "duration_s", 3600.0)?),
+        (Some(d), true) => {
+            return invalid(
+                d.span(),
+                format!("faults.duration_s does not apply to `{name}` (use restart_after_s)"),
+            )
+        }
+        (None, false) => return invalid(e.kind.span(), format!("faults: `{name}` lasts: it needs duration_s")),
+        (None, true) => None,
+    };
+    let params = fault_params(e, kind)?;
     Ok(FaultSpec {
         at_s,
         kind,
         target,
         restart_after_s,
+        duration_s,
+        params,
     })
+}
+
+/// The parameters a kind needs, and no others.
+fn fault_params(e: &FaultEntry, kind: FaultKind) -> Result<FaultParams, Invalid> {
+    let name = kind.name();
+    let mut p = FaultParams::default();
+    match (&e.rate, kind) {
+        (Some(r), FaultKind::PacketLoss | FaultKind::DiskEio) => {
+            let rate = *r.get_ref();
+            if !(rate > 0.0 && rate <= 1.0) {
+                return invalid(r.span(), format!("faults.rate = {rate}: a share in (0, 1]"));
+            }
+            p.rate = rate;
+        }
+        (Some(r), _) => return invalid(r.span(), format!("faults.rate does not apply to `{name}`")),
+        (None, FaultKind::PacketLoss | FaultKind::DiskEio) => {
+            return invalid(e.kind.span(), format!("faults: `{name}` needs rate"))
+        }
+        (None, _) => {}
+    }
+    match (&e.latency_ms, kind) {
+        (Some(l), FaultKind::Latency) => {
+            let [lo, hi] = *l.get_ref();
+            if !(lo >= 0.0 && lo <= hi && hi <= 60_000.0) {
+                return invalid(
+                    l.span(),
+                    format!("faults.latency_ms = [{lo}, {hi}]: need 0 <= low <= high <= 60000"),
+                );
+            }
+            p.latency_ms = (lo, hi);
+        }
+        (Some(l), _) => return invalid(l.span(), format!("faults.latency_ms does not apply to `{name}`")),
+        (None, FaultKind::Latency) => return invalid(e.kind.span(), "faults: `latency` needs latency_ms"),
+        (None, _) => {}
+    }
+    match (&e.factor, kind) {
+        (Some(x), FaultKind::DiskSlow) => {
+            if !(2..=10_000).contains(x.get_ref()) {
+                return invalid(x.span(), "faults.factor: 2 to 10000 times slower");
+            }
+            p.factor = *x.get_ref();
+        }
+        (Some(x), _) => return invalid(x.span(), format!("faults.factor does not apply to `{name}`")),
+        (None, FaultKind::DiskSlow) => return invalid(e.kind.span(), "faults: `disk_slow` needs factor"),
+        (None, _) => {}
+    }
+    Ok(p)
 }
 
 fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid> {

@@ -14,15 +14,19 @@ use crate::broker::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicIm
 use crate::broker::BrokerConfig;
 use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, OffsetSpec};
-use crate::history::{FaultPhase, OpBody, OpType, ReadRecord};
+use crate::history::{OpBody, OpType, ReadRecord};
 use crate::node::broker::{run_broker, BrokerNodeConfig, Observer};
 use crate::rt;
-use crate::scenario::{FaultKind, FaultSpec, Scenario, Target};
+use crate::scenario::{FaultSpec, Scenario};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
 use crate::sim::recorder::Recorder;
 use crate::sim::{self, broker_ip, broker_name, client_ip, derive_seed, logscan, BROKER_PORT};
 use crate::types::TopicPartition;
 use crate::workload::producer::{self, ProducerWorkload};
+
+mod nemesis;
+
+use nemesis::Pending;
 
 /// A fault of the plan with its times drawn.
 #[derive(Debug, Clone)]
@@ -30,6 +34,8 @@ struct PlannedFault {
     at_us: u64,
     spec: FaultSpec,
     restart_after_us: Option<u64>,
+    /// For lasting faults: when they are undone, after `at_us`.
+    duration_us: Option<u64>,
 }
 
 /// Draws every seeded value of the plan, before the simulation starts.
@@ -41,14 +47,19 @@ fn draw_plan(s: &Scenario, seed: u64) -> (Vec<PlannedFault>, BTreeMap<String, f6
     for (i, f) in s.faults.iter().enumerate() {
         let at = f.at_s.resolve(rng.random::<f64>());
         let restart = f.restart_after_s.map(|r| r.resolve(rng.random::<f64>()));
+        let duration = f.duration_s.map(|d| d.resolve(rng.random::<f64>()));
         drawn.insert(format!("faults[{i}].at_s"), round_ms(at));
         if let Some(r) = restart {
             drawn.insert(format!("faults[{i}].restart_after_s"), round_ms(r));
+        }
+        if let Some(d) = duration {
+            drawn.insert(format!("faults[{i}].duration_s"), round_ms(d));
         }
         plan.push(PlannedFault {
             at_us: (at * 1e6) as u64,
             spec: f.clone(),
             restart_after_us: restart.map(|r| (r * 1e6) as u64),
+            duration_us: duration.map(|d| (d * 1e6) as u64),
         });
     }
     plan.sort_by_key(|p| p.at_us);
@@ -112,8 +123,10 @@ struct World {
     rec: Recorder,
     brokers: Vec<BrokerSlot>,
     marks: BTreeMap<String, u64>,
-    /// Restarts due, by simulated µs.
-    restarts: BTreeMap<u64, Vec<i32>>,
+    /// Fault ends and restarts due, by simulated µs.
+    pending: BTreeMap<u64, Vec<Pending>>,
+    /// Lasting faults in force: (index in the plan, node id), undone at their end or at heal.
+    active: Vec<(usize, i32)>,
 }
 
 impl World {
@@ -125,7 +138,8 @@ impl World {
             rec: Recorder::new(),
             brokers: vec![],
             marks: BTreeMap::new(),
-            restarts: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            active: vec![],
         }
     }
 
@@ -273,12 +287,7 @@ impl World {
 
         self.rec
             .op("runner", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
-        // Heal: every fault undone, every node that is down restarted (scheduled or not).
-        self.restarts.clear();
-        let down: Vec<i32> = self.brokers.iter().filter(|b| !b.up).map(|b| b.id).collect();
-        for id in down {
-            self.restart(id);
-        }
+        self.heal();
         rt::sleep(Duration::from_secs_f64(*self.s.file.phases.heal_s.get_ref())).await;
 
         self.rec.op(
@@ -389,183 +398,6 @@ impl World {
             out.push(node.spawn(producer::run(w, self.rec.clone())));
         }
         out
-    }
-
-    /// Carries out the fault plan and the restarts it schedules, until the safety phase ends.
-    async fn nemesis(&mut self, start_us: u64, end_us: u64) {
-        let plan = std::mem::take(&mut self.plan);
-        let mut next = 0;
-        loop {
-            let fault_at = plan.get(next).map(|f| start_us + f.at_us);
-            let restart_at = self.restarts.keys().next().copied();
-            let Some(at) = [fault_at, restart_at].into_iter().flatten().min() else {
-                break;
-            };
-            if at >= end_us {
-                break;
-            }
-            let now = self.rec.now_us();
-            if at > now {
-                rt::sleep(Duration::from_micros(at - now)).await;
-            }
-            if restart_at == Some(at) {
-                for id in self.restarts.remove(&at).unwrap_or_default() {
-                    self.restart(id);
-                }
-            } else if let Some(f) = plan.get(next) {
-                next += 1;
-                self.inject(f);
-            }
-        }
-        let now = self.rec.now_us();
-        if end_us > now {
-            rt::sleep(Duration::from_micros(end_us - now)).await;
-        }
-    }
-
-    fn resolve(&self, target: &Target) -> Option<i32> {
-        match target {
-            Target::Node(name) => self.brokers.iter().find(|b| &b.name == name).map(|b| b.id),
-            Target::RandomBroker => {
-                use rand::Rng;
-                let mut rng = sim::stream(self.seed, &format!("broker:random@{}", self.rec.now_us()));
-                let up: Vec<i32> = self.brokers.iter().filter(|b| b.up).map(|b| b.id).collect();
-                (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
-            }
-            Target::Leader(tp) => {
-                let image = self
-                    .brokers
-                    .first()?
-                    .image
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                image.partition(tp).map(|p| p.leader).filter(|l| *l >= 0)
-            }
-        }
-    }
-
-    fn inject(&mut self, f: &PlannedFault) {
-        let kind = f.spec.kind.name().to_string();
-        let target = f.spec.target.describe();
-        let Some(id) = self.resolve(&f.spec.target) else {
-            let detail = BTreeMap::from([(
-                "skipped".to_string(),
-                serde_json::json!("no node matches the target now"),
-            )]);
-            self.rec.op(
-                "nemesis",
-                OpType::Info,
-                OpBody::Fault {
-                    kind,
-                    target,
-                    phase: FaultPhase::Start,
-                    detail,
-                },
-                None,
-            );
-            return;
-        };
-        let idx = self.brokers.iter().position(|b| b.id == id).unwrap_or(0);
-        let mut detail = BTreeMap::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
-        if !self.brokers[idx].up {
-            detail.insert("skipped".into(), serde_json::json!("the node is already down"));
-            self.rec.op(
-                "nemesis",
-                OpType::Info,
-                OpBody::Fault {
-                    kind,
-                    target,
-                    phase: FaultPhase::Start,
-                    detail,
-                },
-                None,
-            );
-            return;
-        }
-        let in_flight = self.rec.sends_in_flight() > 0;
-        let handle = Handle::current();
-        handle.kill(self.brokers[idx].node.id());
-        self.brokers[idx].up = false;
-        match f.spec.kind {
-            FaultKind::Crash => {
-                self.brokers[idx].disk.crash();
-                if in_flight {
-                    *self
-                        .marks
-                        .entry("broker-crashed-with-sends-in-flight".into())
-                        .or_default() += 1;
-                }
-            }
-            FaultKind::PowerLoss => {
-                let report = self.brokers[idx].disk.power_loss();
-                let disk = &self.brokers[idx].disk;
-                let mut frontier = logscan::frontiers(disk);
-                let image = self.brokers[idx]
-                    .image
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                for (tp, _, _) in image.partitions_of(id) {
-                    frontier.entry(tp.to_string()).or_insert(0);
-                }
-                if logscan::has_torn_tail(disk) {
-                    *self.marks.entry("power-loss-left-a-torn-tail".into()).or_default() += 1;
-                }
-                if in_flight {
-                    *self
-                        .marks
-                        .entry("broker-lost-power-with-sends-in-flight".into())
-                        .or_default() += 1;
-                }
-                let lost: usize = report.files.iter().map(|f| f.pending_ops_lost).sum();
-                detail.insert("frontier".into(), serde_json::json!(frontier));
-                detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
-            }
-        }
-        self.rec.op(
-            "nemesis",
-            OpType::Info,
-            OpBody::Fault {
-                kind,
-                target,
-                phase: FaultPhase::Start,
-                detail,
-            },
-            None,
-        );
-        if let Some(after) = f.restart_after_us {
-            self.restarts
-                .entry(self.rec.now_us() + after.max(1))
-                .or_default()
-                .push(id);
-        }
-    }
-
-    /// Restarts a broker: with a static image, a restarted broker comes back with its partitions' leader
-    /// epochs bumped, as the quorum would give it.
-    fn restart(&mut self, id: i32) {
-        let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) else {
-            return;
-        };
-        if b.up {
-            return;
-        }
-        b.image
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .bump_leader_epochs_of(id);
-        b.incarnation.fetch_add(1, Ordering::Relaxed);
-        Handle::current().restart(b.node.id());
-        b.up = true;
-        let detail = BTreeMap::from([("node".to_string(), serde_json::json!(b.name))]);
-        let body = OpBody::Fault {
-            kind: "restart".into(),
-            target: format!("node:{}", b.name),
-            phase: FaultPhase::End,
-            detail,
-        };
-        self.rec.op("nemesis", OpType::Info, body, None);
     }
 
     /// Demands that every partition takes a produce by the liveness deadline; says why not otherwise.

@@ -1,0 +1,329 @@
+//! The nemesis: carries out the fault plan against roles resolved when each fault fires, undoes lasting
+//! faults at their end, restarts stopped nodes, and records every fault's start and end in the history
+//! with what it did (the node it hit, a power loss's durable frontier, ...).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+
+use super::{PlannedFault, World};
+use crate::history::{FaultPhase, OpBody, OpType};
+use crate::rt;
+use crate::scenario::{FaultKind, Target};
+use crate::sim::{self, logscan};
+
+/// Something the nemesis must do later.
+#[derive(Debug, Clone)]
+pub(super) enum Pending {
+    /// Restart a stopped broker.
+    Restart(i32),
+    /// Undo lasting fault `fault` (index in the plan) on broker `node`.
+    End { fault: usize, node: i32 },
+}
+
+type Detail = BTreeMap<String, serde_json::Value>;
+
+impl World {
+    /// Carries out the fault plan and what it schedules, until the safety phase ends.
+    pub(super) async fn nemesis(&mut self, start_us: u64, end_us: u64) {
+        let mut next = 0;
+        loop {
+            let fault_at = self.plan.get(next).map(|f| start_us + f.at_us);
+            let pending_at = self.pending.keys().next().copied();
+            let Some(at) = [fault_at, pending_at].into_iter().flatten().min() else {
+                break;
+            };
+            if at >= end_us {
+                break;
+            }
+            let now = self.rec.now_us();
+            if at > now {
+                rt::sleep(Duration::from_micros(at - now)).await;
+            }
+            if pending_at == Some(at) {
+                for p in self.pending.remove(&at).unwrap_or_default() {
+                    match p {
+                        Pending::Restart(id) => self.restart(id),
+                        Pending::End { fault, node } => self.end_fault(fault, node),
+                    }
+                }
+            } else {
+                next += 1;
+                self.inject(next - 1);
+            }
+        }
+        let now = self.rec.now_us();
+        if end_us > now {
+            rt::sleep(Duration::from_micros(end_us - now)).await;
+        }
+    }
+
+    /// Heal: every lasting fault undone, every stopped node restarted (scheduled or not).
+    pub(super) fn heal(&mut self) {
+        self.pending.clear();
+        for (fault, node) in std::mem::take(&mut self.active) {
+            self.end_fault(fault, node);
+        }
+        let down: Vec<i32> = self
+            .brokers
+            .iter()
+            .filter(|b| !b.up || Handle::current().is_exit(b.node.id()))
+            .map(|b| b.id)
+            .collect();
+        for id in down {
+            self.brokers
+                .iter_mut()
+                .filter(|b| b.id == id)
+                .for_each(|b| b.up = false);
+            self.restart(id);
+        }
+    }
+
+    fn resolve(&self, target: &Target) -> Option<i32> {
+        match target {
+            Target::Node(name) => self.brokers.iter().find(|b| &b.name == name).map(|b| b.id),
+            Target::RandomBroker => {
+                use rand::Rng;
+                let mut rng = sim::stream(self.seed, &format!("broker:random@{}", self.rec.now_us()));
+                let up: Vec<i32> = self.brokers.iter().filter(|b| b.up).map(|b| b.id).collect();
+                (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
+            }
+            Target::Leader(tp) => {
+                let image = self
+                    .brokers
+                    .first()?
+                    .image
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                image.partition(tp).map(|p| p.leader).filter(|l| *l >= 0)
+            }
+        }
+    }
+
+    fn record(&self, f: &PlannedFault, phase: FaultPhase, detail: Detail) {
+        let body = OpBody::Fault {
+            kind: f.spec.kind.name().to_string(),
+            target: f.spec.target.describe(),
+            phase,
+            detail,
+        };
+        self.rec.op("nemesis", OpType::Info, body, None);
+    }
+
+    fn mark(&mut self, mark: &str) {
+        *self.marks.entry(mark.to_string()).or_default() += 1;
+    }
+
+    fn inject(&mut self, fault: usize) {
+        let f = self.plan[fault].clone();
+        let Some(id) = self.resolve(&f.spec.target) else {
+            let detail = Detail::from([(
+                "skipped".to_string(),
+                serde_json::json!("no node matches the target now"),
+            )]);
+            return self.record(&f, FaultPhase::Start, detail);
+        };
+        let idx = self.brokers.iter().position(|b| b.id == id).unwrap_or(0);
+        let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
+        if !self.brokers[idx].up {
+            detail.insert("skipped".into(), serde_json::json!("the node is down"));
+            return self.record(&f, FaultPhase::Start, detail);
+        }
+        let in_flight = self.rec.sends_in_flight() > 0;
+        let handle = Handle::current();
+        let node_id = self.brokers[idx].node.id();
+        let net = NetSim::current();
+        let disk = self.brokers[idx].disk.clone();
+        match f.spec.kind {
+            FaultKind::Crash => {
+                handle.kill(node_id);
+                disk.crash();
+                if in_flight {
+                    self.mark("broker-crashed-with-sends-in-flight");
+                }
+            }
+            FaultKind::PowerLoss => {
+                handle.kill(node_id);
+                self.power_loss(idx, in_flight, &mut detail);
+            }
+            FaultKind::Shutdown => {
+                // Kafka's controlled shutdown on SIGTERM: the broker flushes, checkpoints and exits.
+                handle.send_ctrl_c(node_id);
+                if in_flight {
+                    self.mark("broker-shut-down-with-sends-in-flight");
+                }
+            }
+            FaultKind::Pause => {
+                handle.pause(node_id);
+                if in_flight {
+                    self.mark("broker-paused-with-sends-in-flight");
+                }
+            }
+            FaultKind::Partition | FaultKind::Clog => {
+                net.clog_node(node_id);
+                if in_flight {
+                    self.mark("broker-isolated-with-sends-in-flight");
+                }
+            }
+            FaultKind::PacketLoss => {
+                let rate = f.spec.params.rate;
+                net.update_config(|c| c.packet_loss_rate = rate);
+                detail.insert("rate".into(), serde_json::json!(rate));
+                self.mark("network-degraded");
+            }
+            FaultKind::Latency => {
+                let (lo, hi) = f.spec.params.latency_ms;
+                net.update_config(|c| c.send_latency = latency(lo, hi));
+                detail.insert("latency_ms".into(), serde_json::json!([lo, hi]));
+                self.mark("network-degraded");
+            }
+            FaultKind::DiskEio => {
+                let mut c = disk.config();
+                c.eio_rate = f.spec.params.rate;
+                disk.set_config(c);
+                detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
+            }
+            FaultKind::DiskFull => {
+                let used: u64 = disk.files().iter().map(|(_, len)| len).sum();
+                let mut c = disk.config();
+                c.capacity_bytes = Some(used);
+                disk.set_config(c);
+                detail.insert("capacity_bytes".into(), serde_json::json!(used));
+            }
+            FaultKind::DiskSlow => {
+                let mut c = disk.config();
+                c.slow_factor = f.spec.params.factor;
+                disk.set_config(c);
+                detail.insert("factor".into(), serde_json::json!(f.spec.params.factor));
+                if in_flight {
+                    self.mark("broker-disk-slow-with-sends-in-flight");
+                }
+            }
+        }
+        if f.spec.kind.stops_the_node() {
+            self.brokers[idx].up = false;
+        }
+        self.record(&f, FaultPhase::Start, detail);
+        let now = self.rec.now_us();
+        if let Some(after) = f.restart_after_us {
+            self.pending
+                .entry(now + after.max(1))
+                .or_default()
+                .push(Pending::Restart(id));
+        }
+        if let Some(d) = f.duration_us {
+            self.active.push((fault, id));
+            self.pending
+                .entry(now + d.max(1))
+                .or_default()
+                .push(Pending::End { fault, node: id });
+        }
+    }
+
+    /// The power loss itself: the disk keeps what was synced plus a torn prefix of the rest; the history
+    /// records, per partition, the first offset not wholly on disk (the durable frontier).
+    fn power_loss(&mut self, idx: usize, in_flight: bool, detail: &mut Detail) {
+        let id = self.brokers[idx].id;
+        let report = self.brokers[idx].disk.power_loss();
+        let disk = &self.brokers[idx].disk;
+        let mut frontier = logscan::frontiers(disk);
+        let image = self.brokers[idx]
+            .image
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (tp, _, _) in image.partitions_of(id) {
+            frontier.entry(tp.to_string()).or_insert(0);
+        }
+        let torn = logscan::has_torn_tail(disk);
+        if torn {
+            self.mark("power-loss-left-a-torn-tail");
+        }
+        if in_flight {
+            self.mark("broker-lost-power-with-sends-in-flight");
+        }
+        let lost: usize = report.files.iter().map(|f| f.pending_ops_lost).sum();
+        detail.insert("frontier".into(), serde_json::json!(frontier));
+        detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
+    }
+
+    /// Undoes lasting fault `fault` on broker `node`; a broker its disk fault stopped is restarted.
+    fn end_fault(&mut self, fault: usize, node: i32) {
+        self.active.retain(|a| *a != (fault, node));
+        let f = self.plan[fault].clone();
+        let Some(idx) = self.brokers.iter().position(|b| b.id == node) else {
+            return;
+        };
+        let handle = Handle::current();
+        let node_id = self.brokers[idx].node.id();
+        let net = NetSim::current();
+        let disk = self.brokers[idx].disk.clone();
+        let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
+        match f.spec.kind {
+            FaultKind::Pause => handle.resume(node_id),
+            FaultKind::Partition | FaultKind::Clog => net.unclog_node(node_id),
+            FaultKind::PacketLoss => net.update_config(|c| c.packet_loss_rate = 0.0),
+            FaultKind::Latency => {
+                let [lo, hi] = *self.s.file.network.latency_ms.get_ref();
+                net.update_config(|c| c.send_latency = latency(lo, hi));
+            }
+            FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskSlow => {
+                let mut c = disk.config();
+                c.eio_rate = 0.0;
+                c.capacity_bytes = None;
+                c.slow_factor = 1;
+                disk.set_config(c);
+            }
+            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown => {}
+        }
+        // A broker whose log dir failed shut itself down (KIP-112): bring it back once the disk is healthy.
+        if self.brokers[idx].up && handle.is_exit(node_id) {
+            self.mark("storage-failure-stopped-the-broker");
+            detail.insert("broker_stopped".into(), serde_json::json!(true));
+            self.brokers[idx].up = false;
+            self.record(&f, FaultPhase::End, detail);
+            self.restart(node);
+            return;
+        }
+        self.record(&f, FaultPhase::End, detail);
+    }
+
+    /// Restarts a broker: with a static image, a restarted broker comes back with its partitions' leader
+    /// epochs bumped, as the quorum would give it. Always kill before restart (madsim).
+    pub(super) fn restart(&mut self, id: i32) {
+        let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) else {
+            return;
+        };
+        if b.up {
+            return;
+        }
+        b.image
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bump_leader_epochs_of(id);
+        b.incarnation.fetch_add(1, Ordering::Relaxed);
+        let handle = Handle::current();
+        handle.kill(b.node.id());
+        handle.restart(b.node.id());
+        b.up = true;
+        let detail = Detail::from([("node".to_string(), serde_json::json!(b.name))]);
+        let body = OpBody::Fault {
+            kind: "restart".into(),
+            target: format!("node:{}", b.name),
+            phase: FaultPhase::End,
+            detail,
+        };
+        self.rec.op("nemesis", OpType::Info, body, None);
+    }
+}
+
+/// madsim's latency range from milliseconds (never empty).
+pub(super) fn latency(lo_ms: f64, hi_ms: f64) -> std::ops::Range<Duration> {
+    let lo = Duration::from_secs_f64(lo_ms / 1e3);
+    let hi = Duration::from_secs_f64(hi_ms / 1e3).max(lo + Duration::from_micros(1));
+    lo..hi
+}
