@@ -84,3 +84,13 @@ fn disk_eio_stops_the_broker_and_loses_nothing_acknowledged() {
 fn disk_slow() {
     check("disk_slow");
 }
+
+#[test]
+fn dropped_responses_leave_sends_indeterminate_and_nothing_written_twice() {
+    check("drop_response");
+}
+
+#[test]
+fn reset_connections_leave_sends_indeterminate_and_nothing_written_twice() {
+    check("conn_reset");
+}

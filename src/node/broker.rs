@@ -36,6 +36,35 @@ pub struct BrokerNodeConfig {
     pub observer: Option<Observer>,
     pub node_name: String,
     pub incarnation: u32,
+    /// Network faults of our own on responses (drop, reset), if any.
+    pub response_faults: Option<ResponseHook>,
+}
+
+/// What happens to a response the broker is about to send: our own network faults, since madsim's TCP
+/// never loses data (ARCHITECTURE §4). They are what make clients retry a request that did take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseAction {
+    Deliver,
+    /// The response is lost: the connection stays open and the client times out (`request.timeout.ms`).
+    Drop,
+    /// The connection is reset instead of answering.
+    Reset,
+}
+
+/// Decides each response's fate (the simulator implements it; lower layers only call it).
+pub trait ResponseFaults: Send + Sync {
+    /// `api_key` is the request's API (Produce = 0, ...).
+    fn on_response(&self, api_key: i16) -> ResponseAction;
+}
+
+/// A response-fault hook handle (a newtype so that the config stays `Debug`).
+#[derive(Clone)]
+pub struct ResponseHook(pub Arc<dyn ResponseFaults>);
+
+impl std::fmt::Debug for ResponseHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseHook")
+    }
 }
 
 /// A state observer handle (a newtype so that the config stays `Debug`).
@@ -58,6 +87,7 @@ impl BrokerNodeConfig {
             observer: None,
             node_name: String::new(),
             incarnation: 0,
+            response_faults: None,
         }
     }
 }
@@ -95,6 +125,7 @@ struct Node {
     observer: Option<Observer>,
     node_name: String,
     incarnation: u32,
+    response_faults: Option<ResponseHook>,
 }
 
 impl Node {
@@ -155,6 +186,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         observer: cfg.observer.clone(),
         node_name: cfg.node_name.clone(),
         incarnation: cfg.incarnation,
+        response_faults: cfg.response_faults.clone(),
     };
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
@@ -218,6 +250,21 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
         };
         match reply {
             Reply::Respond(body) => {
+                match node
+                    .response_faults
+                    .as_ref()
+                    .map_or(ResponseAction::Deliver, |h| h.0.on_response(api))
+                {
+                    ResponseAction::Deliver => {}
+                    ResponseAction::Drop => {
+                        warn!(%peer, "fault: dropping the {} response", api_name(api));
+                        continue;
+                    }
+                    ResponseAction::Reset => {
+                        warn!(%peer, "fault: resetting the connection instead of the {} response", api_name(api));
+                        break;
+                    }
+                }
                 if let Err(e) = rt::write_frame(&mut stream, &body).await {
                     warn!(%peer, "closing connection: writing the {} response: {e}", api_name(api));
                     break;

@@ -27,6 +27,8 @@ pub const MARKS: &[&str] = &[
     "broker-disk-slow-with-sends-in-flight",
     "network-degraded",
     "storage-failure-stopped-the-broker",
+    "produce-response-dropped",
+    "connection-reset-instead-of-produce-response",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

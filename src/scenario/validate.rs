@@ -69,10 +69,14 @@ pub enum FaultKind {
     DiskFull,
     /// The node's disk is `factor` times slower for `duration_s`.
     DiskSlow,
+    /// For `duration_s`, each response the node sends is lost with probability `rate`; the client times out.
+    DropResponse,
+    /// For `duration_s`, the node resets the connection instead of answering with probability `rate`.
+    ConnReset,
 }
 
 /// Kinds ARCHITECTURE §7 names that are not carried out yet.
-const PLANNED_KINDS: &[&str] = &["swizzle", "conn_reset", "drop_response", "disk_bitflip", "clock_skew"];
+const PLANNED_KINDS: &[&str] = &["swizzle", "disk_bitflip", "clock_skew"];
 
 const KINDS: &[(&str, FaultKind)] = &[
     ("crash", FaultKind::Crash),
@@ -86,6 +90,8 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("disk_eio", FaultKind::DiskEio),
     ("disk_full", FaultKind::DiskFull),
     ("disk_slow", FaultKind::DiskSlow),
+    ("drop_response", FaultKind::DropResponse),
+    ("conn_reset", FaultKind::ConnReset),
 ];
 
 impl FaultKind {
@@ -406,7 +412,7 @@ fn fault_params(e: &FaultEntry, kind: FaultKind) -> Result<FaultParams, Invalid>
     let name = kind.name();
     let mut p = FaultParams::default();
     match (&e.rate, kind) {
-        (Some(r), FaultKind::PacketLoss | FaultKind::DiskEio) => {
+        (Some(r), FaultKind::PacketLoss | FaultKind::DiskEio | FaultKind::DropResponse | FaultKind::ConnReset) => {
             let rate = *r.get_ref();
             if !(rate > 0.0 && rate <= 1.0) {
                 return invalid(r.span(), format!("faults.rate = {rate}: a share in (0, 1]"));
@@ -414,7 +420,7 @@ fn fault_params(e: &FaultEntry, kind: FaultKind) -> Result<FaultParams, Invalid>
             p.rate = rate;
         }
         (Some(r), _) => return invalid(r.span(), format!("faults.rate does not apply to `{name}`")),
-        (None, FaultKind::PacketLoss | FaultKind::DiskEio) => {
+        (None, FaultKind::PacketLoss | FaultKind::DiskEio | FaultKind::DropResponse | FaultKind::ConnReset) => {
             return invalid(e.kind.span(), format!("faults: `{name}` needs rate"))
         }
         (None, _) => {}

@@ -2,6 +2,7 @@
 //! straight off simulated disks (the checkers' view of the final state and of a power loss's frontier).
 
 pub mod disk;
+pub mod faults;
 pub mod logscan;
 pub mod recorder;
 

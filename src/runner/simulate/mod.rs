@@ -15,10 +15,11 @@ use crate::broker::BrokerConfig;
 use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, OffsetSpec};
 use crate::history::{OpBody, OpType, ReadRecord};
-use crate::node::broker::{run_broker, BrokerNodeConfig, Observer};
+use crate::node::broker::{run_broker, BrokerNodeConfig, Observer, ResponseHook};
 use crate::rt;
 use crate::scenario::{FaultSpec, Scenario};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
+use crate::sim::faults::ResponseFaultSwitch;
 use crate::sim::recorder::Recorder;
 use crate::sim::{self, broker_ip, broker_name, client_ip, derive_seed, logscan, BROKER_PORT};
 use crate::types::TopicPartition;
@@ -113,6 +114,7 @@ struct BrokerSlot {
     disk: SimDisk,
     image: Arc<Mutex<MetadataImage>>,
     incarnation: Arc<AtomicU32>,
+    responses: ResponseFaultSwitch,
     up: bool,
 }
 
@@ -217,6 +219,7 @@ impl World {
                 SimDiskConfig::default(),
             );
             let image = Arc::new(Mutex::new(image.clone()));
+            let responses = ResponseFaultSwitch::new(derive_seed(self.seed, &format!("responses/{name}")));
             let incarnation = Arc::new(AtomicU32::new(0));
             let mut map: BTreeMap<String, toml::Value> = broker_config
                 .iter()
@@ -236,6 +239,7 @@ impl World {
                     incarnation.clone(),
                     name.clone(),
                 );
+                let hook = ResponseHook(Arc::new(responses.clone()));
                 handle
                     .create_node()
                     .name(&name)
@@ -246,6 +250,7 @@ impl World {
                         cfg.observer = Some(Observer(Arc::new(rec.clone())));
                         cfg.node_name = name.clone();
                         cfg.incarnation = incarnation.load(Ordering::Relaxed);
+                        cfg.response_faults = Some(hook.clone());
                         let disk = disk.clone();
                         async move {
                             let exit = run_broker(cfg, Box::new(disk)).await;
@@ -261,6 +266,7 @@ impl World {
                 disk,
                 image,
                 incarnation,
+                responses,
                 up: true,
             });
         }
@@ -308,6 +314,18 @@ impl World {
                 .op("runner", OpType::Info, OpBody::Phase { name: "drain".into() }, None);
             self.drain().await;
             final_state.replica_logs = self.replica_logs();
+        }
+        for b in &self.brokers {
+            let c = b.responses.counts();
+            if c.produce_dropped > 0 {
+                *self.marks.entry("produce-response-dropped".into()).or_default() += c.produce_dropped;
+            }
+            if c.produce_reset > 0 {
+                *self
+                    .marks
+                    .entry("connection-reset-instead-of-produce-response".into())
+                    .or_default() += c.produce_reset;
+            }
         }
         let sim_seconds = self.rec.now_us() as f64 / 1e6;
         SimOutput {

@@ -194,6 +194,14 @@ impl World {
                 disk.set_config(c);
                 detail.insert("capacity_bytes".into(), serde_json::json!(used));
             }
+            FaultKind::DropResponse => {
+                self.brokers[idx].responses.set_drop_rate(f.spec.params.rate);
+                detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
+            }
+            FaultKind::ConnReset => {
+                self.brokers[idx].responses.set_reset_rate(f.spec.params.rate);
+                detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
+            }
             FaultKind::DiskSlow => {
                 let mut c = disk.config();
                 c.slow_factor = f.spec.params.factor;
@@ -278,6 +286,8 @@ impl World {
                 c.slow_factor = 1;
                 disk.set_config(c);
             }
+            FaultKind::DropResponse => self.brokers[idx].responses.set_drop_rate(0.0),
+            FaultKind::ConnReset => self.brokers[idx].responses.set_reset_rate(0.0),
             FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown => {}
         }
         // A broker whose log dir failed shut itself down (KIP-112): bring it back once the disk is healthy.
