@@ -48,6 +48,14 @@ pub enum OpBody {
         #[serde(default)]
         records: Vec<ReadRecord>,
     },
+    /// A read that found a corrupt batch at `offset` (its CRC, `check.crcs`): nothing at that offset was
+    /// returned as data.
+    CorruptRead {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
     /// A fault's start or end. `detail` holds what the fault did (the node it hit, a power loss's durable
     /// frontier per partition, ...).
     Fault {

@@ -94,3 +94,8 @@ fn dropped_responses_leave_sends_indeterminate_and_nothing_written_twice() {
 fn reset_connections_leave_sends_indeterminate_and_nothing_written_twice() {
     check("conn_reset");
 }
+
+#[test]
+fn a_bit_flipped_at_rest_is_reported_corrupt_by_the_consumer_never_read_as_data() {
+    check("disk_bitflip");
+}

@@ -67,6 +67,9 @@ pub(super) struct View<'a> {
     max_read: BTreeMap<Tp, i64>,
     polls: Vec<Poll<'a>>,
     power_losses: Vec<PowerLoss>,
+    /// Per partition, the offsets a consumer found corrupt (batch CRC), and whether a bit flip at rest happened.
+    corrupt: BTreeMap<Tp, BTreeSet<i64>>,
+    bitflips: Vec<String>,
     end_us: u64,
 }
 
@@ -83,6 +86,8 @@ impl<'a> View<'a> {
             max_read: BTreeMap::new(),
             polls: vec![],
             power_losses: vec![],
+            corrupt: BTreeMap::new(),
+            bitflips: vec![],
             end_us: input.ops.last().map_or(0, |o| o.time_us),
         };
         let mut invoked: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -170,6 +175,33 @@ impl<'a> View<'a> {
                     });
                 }
                 (
+                    OpBody::CorruptRead {
+                        topic,
+                        partition,
+                        offset,
+                        ..
+                    },
+                    _,
+                ) => {
+                    v.corrupt
+                        .entry((topic.clone(), *partition))
+                        .or_default()
+                        .insert(*offset);
+                }
+                (
+                    OpBody::Fault {
+                        kind,
+                        phase: FaultPhase::Start,
+                        detail,
+                        ..
+                    },
+                    _,
+                ) if kind == "disk_bitflip" && !detail.contains_key("skipped") => {
+                    let path = detail.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+                    let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or_default();
+                    v.bitflips.push(format!("{node}:{path}"));
+                }
+                (
                     OpBody::Fault {
                         kind,
                         phase: FaultPhase::End,
@@ -236,6 +268,13 @@ impl<'a> View<'a> {
                         p.time_us as f64 / 1e6
                     ));
                 }
+            }
+        }
+        if self.corrupt.get(tp).is_some_and(|c| c.contains(&offset)) {
+            if let Some(flip) = self.bitflips.iter().find(|f| f.contains(&format!("{name}/"))) {
+                return Some(format!(
+                    "a bit flipped at rest ({flip}); a consumer found offset {offset} of {name} corrupt (CRC) and did not read it"
+                ));
             }
         }
         let acks = producer.and_then(|p| self.input.producers.get(p)).map(|f| f.acks);

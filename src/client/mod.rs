@@ -419,23 +419,33 @@ pub fn records_from(
     let mut iter = batch::batches(bytes);
     while let Some(item) = iter.next() {
         let at = iter.position();
-        let (header, batch_bytes) = item.map_err(|e| ClientError::CorruptBatch {
-            tp: tp.clone(),
-            offset: base_offset_at(bytes, at).unwrap_or(next_fetch_offset),
-            reason: e.to_string(),
-        })?;
-        let corrupt = |e: batch::BatchError| ClientError::CorruptBatch {
-            tp: tp.clone(),
-            offset: header.base_offset,
-            reason: e.to_string(),
-        };
-        let validated = batch::validate_batch(batch_bytes).map_err(corrupt)?;
-        next_fetch_offset = next_fetch_offset.max(validated.next_offset());
-        if validated.is_control() {
-            continue;
+        let checked = item
+            .map_err(|e| (base_offset_at(bytes, at).unwrap_or(next_fetch_offset), e))
+            .and_then(|(header, batch_bytes)| {
+                let validated = batch::validate_batch(batch_bytes).map_err(|e| (header.base_offset, e))?;
+                let decoded = if validated.is_control() {
+                    vec![]
+                } else {
+                    batch::decode_records(batch_bytes).map_err(|e| (header.base_offset, e))?
+                };
+                Ok((validated, decoded))
+            });
+        match checked {
+            Ok((validated, decoded)) => {
+                next_fetch_offset = next_fetch_offset.max(validated.next_offset());
+                records.extend(decoded.into_iter().filter(|r| r.offset >= fetch_offset));
+            }
+            // Like Kafka's fetcher, the records before a corrupt batch are returned; the error surfaces when
+            // the corrupt batch is the first thing left to read.
+            Err(_) if !records.is_empty() || next_fetch_offset > fetch_offset => break,
+            Err((offset, e)) => {
+                return Err(ClientError::CorruptBatch {
+                    tp: tp.clone(),
+                    offset,
+                    reason: e.to_string(),
+                });
+            }
         }
-        let decoded = batch::decode_records(batch_bytes).map_err(corrupt)?;
-        records.extend(decoded.into_iter().filter(|r| r.offset >= fetch_offset));
     }
     Ok((records, next_fetch_offset))
 }
@@ -488,7 +498,12 @@ mod tests {
         let second = log.len() / 2;
         log[second + 16] = 1; // magic 1 in the second batch
         let tp = TopicPartition::new("t", 0);
-        let err = records_from(&tp, 0, &log).expect_err("bad magic");
+        // As Kafka's fetcher: the good batch before it is returned, and reading on stops at the bad one...
+        let (records, next) = records_from(&tp, 0, &log).expect("the good batch first");
+        assert_eq!(records.len(), 1);
+        assert_eq!(next, 1);
+        // ...which is an error once it is the first thing left to read.
+        let err = records_from(&tp, 1, &log[second..]).expect_err("bad magic");
         assert!(matches!(&err, ClientError::CorruptBatch { offset: 1, .. }), "{err}");
     }
 }

@@ -20,6 +20,17 @@ pub fn breaches(s: &Scenario, h: &History) -> Vec<String> {
         else {
             continue;
         };
+        if kind == "disk_bitflip" && !detail.contains_key("skipped") {
+            let node = detail.get("node").and_then(|n| n.as_str()).unwrap_or("?");
+            let path = detail.get("path").and_then(|n| n.as_str()).unwrap_or("?");
+            let tp = path.split('/').next().unwrap_or("?");
+            // One replica per partition today: corrupting it hits at least min.insync.replicas (>= 1).
+            out.push(format!(
+                "bit flip at rest on {node} ({path}) at {:.3}s hit the only replica of {tp}",
+                op.time_us as f64 / 1e6
+            ));
+            continue;
+        }
         if kind != "power_loss" || detail.contains_key("skipped") {
             continue;
         }

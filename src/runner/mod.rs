@@ -29,6 +29,8 @@ pub const MARKS: &[&str] = &[
     "storage-failure-stopped-the-broker",
     "produce-response-dropped",
     "connection-reset-instead-of-produce-response",
+    "bit-flipped-in-a-log-segment",
+    "consumer-caught-a-corrupt-batch",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
@@ -125,6 +127,16 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
         .count() as u64;
     if lost_to_power > 0 {
         out.marks.insert("power-loss-lost-acked-records".into(), lost_to_power);
+    }
+    let corrupt_reads = out
+        .history
+        .ops
+        .iter()
+        .filter(|o| matches!(o.body, crate::history::OpBody::CorruptRead { .. }))
+        .count();
+    if corrupt_reads > 0 {
+        out.marks
+            .insert("consumer-caught-a-corrupt-batch".into(), corrupt_reads as u64);
     }
     let breaches = contract::breaches(s, &out.history);
     let summary = summary::summarize(s, seed, &out, &report, breaches, wall_seconds);

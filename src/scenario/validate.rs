@@ -73,10 +73,13 @@ pub enum FaultKind {
     DropResponse,
     /// For `duration_s`, the node resets the connection instead of answering with probability `rate`.
     ConnReset,
+    /// One bit flips at rest inside a record batch of one of the node's log segments, in the bytes the batch's
+    /// CRC-32C covers. Consumers check CRCs (`check.crcs`): the batch must be reported corrupt, never read.
+    DiskBitflip,
 }
 
 /// Kinds ARCHITECTURE §7 names that are not carried out yet.
-const PLANNED_KINDS: &[&str] = &["swizzle", "disk_bitflip", "clock_skew"];
+const PLANNED_KINDS: &[&str] = &["swizzle", "clock_skew"];
 
 const KINDS: &[(&str, FaultKind)] = &[
     ("crash", FaultKind::Crash),
@@ -92,6 +95,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("disk_slow", FaultKind::DiskSlow),
     ("drop_response", FaultKind::DropResponse),
     ("conn_reset", FaultKind::ConnReset),
+    ("disk_bitflip", FaultKind::DiskBitflip),
 ];
 
 impl FaultKind {
@@ -102,6 +106,11 @@ impl FaultKind {
     /// Whether the fault takes the node down until a restart (crash, power loss, controlled shutdown).
     pub fn stops_the_node(&self) -> bool {
         matches!(self, FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown)
+    }
+
+    /// Whether the fault happens at one instant (nothing to undo, no duration).
+    pub fn is_instant(&self) -> bool {
+        matches!(self, FaultKind::DiskBitflip)
     }
 
     fn parse(s: &Spanned<String>) -> Result<FaultKind, Invalid> {
@@ -385,14 +394,10 @@ fn validate_fault(e: &FaultEntry, f: &ScenarioFile) -> Result<FaultSpec, Invalid
         (Some(r), false) => return invalid(r.span(), format!("faults.restart_after_s does not apply to `{name}`")),
         (None, _) => None,
     };
-    let duration_s = match (&e.duration_s, kind.stops_the_node()) {
+    let lasting = !kind.stops_the_node() && !kind.is_instant();
+    let duration_s = match (&e.duration_s, !lasting) {
         (Some(d), false) => Some(time_spec(d, "duration_s", 3600.0)?),
-        (Some(d), true) => {
-            return invalid(
-                d.span(),
-                format!("faults.duration_s does not apply to `{name}` (use restart_after_s)"),
-            )
-        }
+        (Some(d), true) => return invalid(d.span(), format!("faults.duration_s does not apply to `{name}`")),
         (None, false) => return invalid(e.kind.span(), format!("faults: `{name}` lasts: it needs duration_s")),
         (None, true) => None,
     };

@@ -216,6 +216,25 @@ impl SimDisk {
         Some((path, offset, bit))
     }
 
+    /// Flips bit `bit` of byte `offset` of `path` at rest (durable and current copies); false if the file is
+    /// missing or shorter.
+    pub fn flip_bit_at(&self, path: &str, offset: u64, bit: u8) -> bool {
+        let mut state = self.lock();
+        let Some(id) = state
+            .file_paths()
+            .into_iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, id)| id)
+        else {
+            return false;
+        };
+        if offset >= state.file(id).len() {
+            return false;
+        }
+        state.file_mut(id).flip_bit(offset, bit % 8);
+        true
+    }
+
     /// Current contents, with no cost and no faults (for the simulator, checkers and disk dumps).
     pub fn read_file(&self, path: &str) -> Option<Vec<u8>> {
         let state = self.lock();

@@ -64,6 +64,41 @@ pub fn frontier(files: &dyn DiskFiles, dir: &str) -> i64 {
     valid_batches(files, dir).last().map_or(0, |(h, _)| h.last_offset() + 1)
 }
 
+/// A byte inside what some batch's CRC covers (attributes through the last record), in a segment of `dir`,
+/// chosen by `pick` from the count of candidates: `(path, byte offset in the file)`.
+pub fn crc_covered_byte(files: &dyn DiskFiles, dir: &str, pick: &mut dyn FnMut(u64) -> u64) -> Option<(String, u64)> {
+    let prefix = format!("{dir}/");
+    let mut spans: Vec<(String, u64, u64)> = vec![];
+    for path in files
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with(&prefix) && p.ends_with(".log"))
+    {
+        let data = files.contents(&path).unwrap_or_default();
+        let mut pos = 0usize;
+        while let Ok(h) = BatchHeader::parse(&data[pos..]) {
+            let end = pos + h.total_size();
+            if end > data.len() {
+                break;
+            }
+            spans.push((path.clone(), (pos + 21) as u64, end as u64));
+            pos = end;
+        }
+    }
+    let total: u64 = spans.iter().map(|(_, a, b)| b - a).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut at = pick(total);
+    for (path, a, b) in spans {
+        if at < b - a {
+            return Some((path, a + at));
+        }
+        at -= b - a;
+    }
+    None
+}
+
 /// Every partition directory on the disk (`topic-partition` names with a `.log` file).
 pub fn partition_dirs(files: &dyn DiskFiles) -> Vec<String> {
     let mut dirs: Vec<String> = files
@@ -109,6 +144,47 @@ impl DiskFiles for super::disk::SimDisk {
     fn contents(&self, path: &str) -> Option<Vec<u8>> {
         self.read_file(path)
     }
+}
+
+/// Every record a running replica serves from `dir`: like [`records`], but a batch whose CRC fails is
+/// skipped (its records are not counted) rather than ending the log — below the recovery point Kafka trusts
+/// the disk and keeps serving what follows; consumers catch the bad batch by its CRC.
+pub fn served_records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
+    let prefix = format!("{dir}/");
+    let mut segments: Vec<(i64, String)> = files
+        .paths()
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.strip_prefix(&prefix)?.strip_suffix(".log")?.to_string();
+            Some((name.parse::<i64>().ok()?, p))
+        })
+        .collect();
+    segments.sort();
+    let mut out = vec![];
+    for (_, path) in segments {
+        let data = files.contents(&path).unwrap_or_default();
+        let mut pos = 0;
+        while let Ok(h) = BatchHeader::parse(&data[pos..]) {
+            let Some(bytes) = data.get(pos..pos.saturating_add(h.total_size())) else {
+                break;
+            };
+            pos += h.total_size();
+            if validate_batch(bytes).is_err() {
+                continue;
+            }
+            for r in decode_records(bytes).unwrap_or_default() {
+                let value = r
+                    .value
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                out.push(ReadRecord {
+                    offset: r.offset,
+                    value,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Every record of `dir`'s log, in order, with its value as text.

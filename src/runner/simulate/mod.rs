@@ -13,7 +13,7 @@ use super::{producer_name, RunError, RunOptions, SimOutput};
 use crate::broker::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use crate::broker::BrokerConfig;
 use crate::checker::{FinalState, ReplicaLog};
-use crate::client::{Client, ClientConfig, OffsetSpec};
+use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
 use crate::history::{OpBody, OpType, ReadRecord};
 use crate::node::broker::{run_broker, BrokerNodeConfig, Observer, ResponseHook};
 use crate::rt;
@@ -492,7 +492,7 @@ impl World {
         for b in &self.brokers {
             let image = b.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
             for (tp, _, _) in image.partitions_of(b.id) {
-                let records = logscan::records(&b.disk, &tp.dir_name());
+                let records = logscan::served_records(&b.disk, &tp.dir_name());
                 let high_watermark = records.last().map_or(0, |r| r.offset + 1);
                 let log_start_offset = records.first().map_or(0, |r| r.offset);
                 out.push(ReplicaLog {
@@ -554,6 +554,24 @@ async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorde
                 if f.next_fetch_offset <= from {
                     rt::sleep(Duration::from_millis(100)).await;
                 }
+            }
+            Err(ClientError::CorruptBatch { offset: at, reason, .. }) => {
+                // Reported, never read as data; skip one offset at a time past the corrupt batch (its own
+                // length and offsets cannot be trusted).
+                rec.op(
+                    "drain",
+                    OpType::Fail,
+                    body(vec![]),
+                    Some(format!("corrupt batch at offset {at}: {reason}")),
+                );
+                let body = OpBody::CorruptRead {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: from,
+                    reason,
+                };
+                rec.op("drain", OpType::Info, body, None);
+                offset = Some(from + 1);
             }
             Err(e) => {
                 rec.op("drain", OpType::Fail, body(vec![]), Some(e.to_string()));

@@ -194,6 +194,7 @@ impl World {
                 disk.set_config(c);
                 detail.insert("capacity_bytes".into(), serde_json::json!(used));
             }
+            FaultKind::DiskBitflip => self.bitflip(idx, &mut detail),
             FaultKind::DropResponse => {
                 self.brokers[idx].responses.set_drop_rate(f.spec.params.rate);
                 detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
@@ -259,6 +260,32 @@ impl World {
         detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
     }
 
+    /// Flips one bit inside what a record batch's CRC covers, in a log segment of one of the node's partitions.
+    fn bitflip(&mut self, idx: usize, detail: &mut Detail) {
+        use rand::Rng;
+        let disk = self.brokers[idx].disk.clone();
+        let mut rng = sim::stream(self.seed, &format!("bitflip@{}", self.rec.now_us()));
+        let dirs = logscan::partition_dirs(&disk);
+        let flipped = (!dirs.is_empty())
+            .then(|| dirs[rng.random_range(0..dirs.len())].clone())
+            .and_then(|dir| logscan::crc_covered_byte(&disk, &dir, &mut |n| rng.random_range(0..n)))
+            .map(|(path, byte)| {
+                let bit = rng.random_range(0..8u8);
+                (disk.flip_bit_at(&path, byte, bit), path, byte, bit)
+            });
+        match flipped {
+            Some((true, path, byte, bit)) => {
+                detail.insert("path".into(), serde_json::json!(path));
+                detail.insert("byte".into(), serde_json::json!(byte));
+                detail.insert("bit".into(), serde_json::json!(bit));
+                self.mark("bit-flipped-in-a-log-segment");
+            }
+            _ => {
+                detail.insert("skipped".into(), serde_json::json!("no record batch on disk yet"));
+            }
+        }
+    }
+
     /// Undoes lasting fault `fault` on broker `node`; a broker its disk fault stopped is restarted.
     fn end_fault(&mut self, fault: usize, node: i32) {
         self.active.retain(|a| *a != (fault, node));
@@ -288,7 +315,7 @@ impl World {
             }
             FaultKind::DropResponse => self.brokers[idx].responses.set_drop_rate(0.0),
             FaultKind::ConnReset => self.brokers[idx].responses.set_reset_rate(0.0),
-            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown => {}
+            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown | FaultKind::DiskBitflip => {}
         }
         // A broker whose log dir failed shut itself down (KIP-112): bring it back once the disk is healthy.
         if self.brokers[idx].up && handle.is_exit(node_id) {
