@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::types::TopicPartition;
+
 /// Jepsen's op types: an `invoke` is followed by its completion `ok`, `fail` (it did not happen) or `info`
 /// (it may or may not have happened). Faults and phases are `info` events with no invoke.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,6 +61,66 @@ pub enum OpBody {
     },
     /// The runner entered a phase (safety, heal, liveness, drain).
     Phase { name: String },
+    /// An OffsetCommit of one partition for a group: `offset` is the next offset to read (Kafka's committed
+    /// offset), `generation` the member's generation id (-1 for a consumer outside group management).
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        generation: i32,
+    },
+    /// An OffsetFetch of one partition for a group: `offset` is known on `ok` (None: nothing committed, Kafka's -1).
+    OffsetFetch {
+        group: String,
+        topic: String,
+        partition: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+    },
+    /// A consumer's manual assignment (`assign`): the partitions it now reads.
+    Assign {
+        #[serde(default)]
+        partitions: Vec<TopicPartition>,
+    },
+    /// A consumer's subscription (`subscribe`) to topics under group management.
+    Subscribe {
+        #[serde(default)]
+        topics: Vec<String>,
+    },
+    /// A consumer moved its position on a partition (`seek`): its next fetch starts at `offset`.
+    Seek { topic: String, partition: i32, offset: i64 },
+    /// A consumer's position was reset by `auto.offset.reset` (`policy`: earliest, latest, none) after no
+    /// committed offset or an out-of-range fetch; `offset` (known on `ok`) is where the position landed.
+    Reset {
+        topic: String,
+        partition: i32,
+        policy: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+    },
+    /// A JoinGroup: `member_id` and `generation` are known on `ok`.
+    Join {
+        group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<i32>,
+    },
+    /// A SyncGroup: the member's assignment for `generation` (known on `ok`).
+    Sync {
+        group: String,
+        generation: i32,
+        member_id: String,
+        #[serde(default)]
+        assignment: Vec<TopicPartition>,
+    },
+    /// The member gave up partitions (onPartitionsRevoked / onPartitionsLost) before a rebalance.
+    Revoke {
+        group: String,
+        #[serde(default)]
+        partitions: Vec<TopicPartition>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +160,39 @@ pub struct ReplicaState {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
+}
+
+/// A KRaft voter's role, as it reports it (Kafka's `QuorumState`: Unattached, Voted, Candidate, Leader,
+/// Resigned, Follower; Prospective is KIP-996's pre-vote).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftRole {
+    Unattached,
+    Voted,
+    Prospective,
+    Candidate,
+    Leader,
+    Resigned,
+    Follower,
+}
+
+/// One line of the Raft state trace: a controller's view of the metadata quorum at a moment. Fed by the
+/// controller nodes (not yet recorded by the runner).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RaftState {
+    pub time_us: u64,
+    pub node: String,
+    /// Bumped on every restart of the node.
+    pub incarnation: u32,
+    pub role: RaftRole,
+    pub epoch: i32,
+    /// The leader this node knows for `epoch` (itself when `role` is leader), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<i32>,
+    /// This node's Raft high watermark, if it knows one (a new leader has none until it commits an entry of
+    /// its own epoch; KRaft does not persist it, so a restarted voter starts without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_watermark: Option<i64>,
 }
 
 /// Where nodes report their replicas' state as it changes (the simulator stamps the time and records it in
