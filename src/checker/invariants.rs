@@ -181,3 +181,150 @@ pub fn raft_invariants(states: &[RaftState]) -> Vec<Anomaly> {
     let mut m = RaftMonitor::default();
     states.iter().flat_map(|s| m.observe(s)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(time_us: u64, node: &str, incarnation: u32, leader: i32, leader_epoch: i32, hw: i64) -> ReplicaState {
+        ReplicaState {
+            time_us,
+            node: node.into(),
+            incarnation,
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            leader_epoch,
+            isr: vec![1, 2],
+            log_start_offset: 0,
+            log_end_offset: 10,
+            high_watermark: hw,
+        }
+    }
+
+    fn classes(found: &[Anomaly]) -> Vec<&'static str> {
+        found.iter().map(|a| a.class).collect()
+    }
+
+    #[test]
+    fn node_ids_come_from_the_node_name() {
+        assert_eq!(node_id_of("broker-3"), Some(3));
+        assert_eq!(node_id_of("controller-12"), Some(12));
+        assert_eq!(node_id_of("drain"), None);
+    }
+
+    #[test]
+    fn a_leader_high_watermark_that_drops_within_one_tenure_is_hw_regress() {
+        let found = replica_invariants(&[replica(1, "broker-1", 0, 1, 3, 7), replica(2, "broker-1", 0, 1, 3, 5)]);
+        assert_eq!(classes(&found), ["hw-regress"], "{found:?}");
+        assert_eq!(found[0].offset, Some(5));
+        assert!(found[0].detail.contains("after 7"), "{}", found[0].detail);
+    }
+
+    #[test]
+    fn a_high_watermark_drop_across_a_leader_change_or_a_restart_is_legal() {
+        let found = replica_invariants(&[
+            replica(1, "broker-1", 0, 1, 3, 7),
+            // KIP-207: the new leader (broker-2, epoch 4) knows a lower high watermark.
+            replica(2, "broker-2", 0, 2, 4, 5),
+            // Broker-1 follows and truncates: a follower's high watermark drops.
+            replica(3, "broker-1", 0, 2, 4, 4),
+            // Broker-2 restarts and leads again in a new incarnation, its high watermark not yet known.
+            replica(4, "broker-2", 1, 2, 4, 2),
+            replica(5, "broker-2", 1, 2, 4, 6),
+        ]);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_high_watermark_outside_the_log_bounds_is_caught() {
+        let mut above_leo = replica(1, "broker-1", 0, 1, 0, 11);
+        above_leo.log_end_offset = 10;
+        let mut below_start = replica(2, "broker-2", 0, 1, 0, 3);
+        below_start.log_start_offset = 4;
+        let found = replica_invariants(&[above_leo, below_start]);
+        assert_eq!(classes(&found), ["log-bounds", "log-bounds"], "{found:?}");
+    }
+
+    #[test]
+    fn a_leader_epoch_that_drops_within_one_incarnation_is_epoch_regress() {
+        let found = replica_invariants(&[replica(1, "broker-2", 0, 1, 5, 0), replica(2, "broker-2", 0, 1, 4, 0)]);
+        assert_eq!(classes(&found), ["epoch-regress"], "{found:?}");
+        // A restarted node reloads its metadata: a new incarnation is judged afresh.
+        let found = replica_invariants(&[replica(1, "broker-2", 0, 1, 5, 0), replica(2, "broker-2", 1, 1, 4, 0)]);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    fn raft(
+        time_us: u64,
+        node: &str,
+        incarnation: u32,
+        role: RaftRole,
+        epoch: i32,
+        leader: Option<i32>,
+        hw: Option<i64>,
+    ) -> RaftState {
+        RaftState {
+            time_us,
+            node: node.into(),
+            incarnation,
+            role,
+            epoch,
+            leader,
+            high_watermark: hw,
+        }
+    }
+
+    #[test]
+    fn a_legal_election_with_a_restarted_voter_passes() {
+        use RaftRole::*;
+        let found = raft_invariants(&[
+            raft(1, "controller-1", 0, Leader, 1, Some(1), Some(10)),
+            raft(2, "controller-2", 0, Follower, 1, Some(1), Some(10)),
+            raft(3, "controller-2", 0, Candidate, 2, None, Some(10)),
+            // A new leader has no high watermark until it commits in its own epoch.
+            raft(4, "controller-2", 0, Leader, 2, Some(2), None),
+            raft(5, "controller-2", 0, Leader, 2, Some(2), Some(12)),
+            // The old leader restarted: it does not persist the high watermark, and follows.
+            raft(6, "controller-1", 1, Unattached, 2, None, None),
+            raft(7, "controller-1", 1, Follower, 2, Some(2), Some(3)),
+        ]);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn two_leaders_in_one_epoch_are_caught() {
+        use RaftRole::*;
+        let found = raft_invariants(&[
+            raft(1, "controller-1", 0, Leader, 3, None, None),
+            raft(2, "controller-2", 0, Leader, 3, None, None),
+        ]);
+        assert_eq!(classes(&found), ["raft-leaders"], "{found:?}");
+        let found = raft_invariants(&[
+            raft(1, "controller-1", 0, Leader, 3, Some(1), None),
+            raft(2, "controller-3", 0, Follower, 3, Some(2), None),
+        ]);
+        assert_eq!(classes(&found), ["raft-leaders"], "{found:?}");
+    }
+
+    #[test]
+    fn a_voter_epoch_that_drops_even_across_a_restart_is_caught() {
+        use RaftRole::*;
+        let found = raft_invariants(&[
+            raft(1, "controller-1", 0, Follower, 4, Some(2), None),
+            raft(2, "controller-1", 1, Unattached, 3, None, None),
+        ]);
+        assert_eq!(classes(&found), ["raft-epoch-regress"], "{found:?}");
+    }
+
+    #[test]
+    fn a_committed_raft_high_watermark_that_drops_across_leaders_is_caught() {
+        use RaftRole::*;
+        let found = raft_invariants(&[
+            raft(1, "controller-1", 0, Leader, 1, Some(1), Some(10)),
+            raft(2, "controller-2", 0, Leader, 2, Some(2), Some(8)),
+        ]);
+        assert_eq!(classes(&found), ["raft-hw-regress"], "{found:?}");
+        assert_eq!(found[0].topic, METADATA_TOPIC);
+    }
+}
