@@ -315,6 +315,109 @@ mod tests {
     }
 
     #[test]
+    fn group_ops_have_jepsen_style_json_shapes() {
+        let tp = || TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let cases = [
+            (
+                OpBody::Commit {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 5,
+                    generation: 2,
+                },
+                r#"{"f":"commit","group":"g","topic":"t","partition":0,"offset":5,"generation":2}"#,
+            ),
+            (
+                OpBody::OffsetFetch {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: Some(5),
+                },
+                r#"{"f":"offset-fetch","group":"g","topic":"t","partition":0,"offset":5}"#,
+            ),
+            (
+                OpBody::Assign { partitions: vec![tp()] },
+                r#"{"f":"assign","partitions":[{"topic":"t","partition":0}]}"#,
+            ),
+            (
+                OpBody::Subscribe {
+                    topics: vec!["t".into()],
+                },
+                r#"{"f":"subscribe","topics":["t"]}"#,
+            ),
+            (
+                OpBody::Seek {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 3,
+                },
+                r#"{"f":"seek","topic":"t","partition":0,"offset":3}"#,
+            ),
+            (
+                OpBody::Reset {
+                    topic: "t".into(),
+                    partition: 0,
+                    policy: "earliest".into(),
+                    offset: Some(0),
+                },
+                r#"{"f":"reset","topic":"t","partition":0,"policy":"earliest","offset":0}"#,
+            ),
+            (
+                OpBody::Join {
+                    group: "g".into(),
+                    member_id: Some("m-1".into()),
+                    generation: Some(2),
+                },
+                r#"{"f":"join","group":"g","member_id":"m-1","generation":2}"#,
+            ),
+            (
+                OpBody::Sync {
+                    group: "g".into(),
+                    generation: 2,
+                    member_id: "m-1".into(),
+                    assignment: vec![tp()],
+                },
+                r#"{"f":"sync","group":"g","generation":2,"member_id":"m-1","assignment":[{"topic":"t","partition":0}]}"#,
+            ),
+            (
+                OpBody::Revoke {
+                    group: "g".into(),
+                    partitions: vec![tp()],
+                },
+                r#"{"f":"revoke","group":"g","partitions":[{"topic":"t","partition":0}]}"#,
+            ),
+        ];
+        for (body, json) in cases {
+            assert_eq!(serde_json::to_string(&body).unwrap(), json);
+            assert_eq!(serde_json::from_str::<OpBody>(json).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn raft_states_serialize_with_lowercase_roles() {
+        let s = RaftState {
+            time_us: 7,
+            node: "controller-1".into(),
+            incarnation: 0,
+            role: RaftRole::Leader,
+            epoch: 3,
+            leader: Some(1),
+            high_watermark: None,
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"{"time_us":7,"node":"controller-1","incarnation":0,"role":"leader","epoch":3,"leader":1}"#
+        );
+        assert_eq!(serde_json::from_str::<RaftState>(&json).unwrap(), s);
+    }
+
+    #[test]
     fn hash_changes_when_anything_changes() {
         let mut a = History::default();
         a.push(1, "p", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
