@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::types::TopicPartition;
+
 /// Jepsen's op types: an `invoke` is followed by its completion `ok`, `fail` (it did not happen) or `info`
 /// (it may or may not have happened). Faults and phases are `info` events with no invoke.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,6 +69,66 @@ pub enum OpBody {
     },
     /// The runner entered a phase (safety, heal, liveness, drain).
     Phase { name: String },
+    /// An OffsetCommit of one partition for a group: `offset` is the next offset to read (Kafka's committed
+    /// offset), `generation` the member's generation id (-1 for a consumer outside group management).
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        generation: i32,
+    },
+    /// An OffsetFetch of one partition for a group: `offset` is known on `ok` (None: nothing committed, Kafka's -1).
+    OffsetFetch {
+        group: String,
+        topic: String,
+        partition: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+    },
+    /// A consumer's manual assignment (`assign`): the partitions it now reads.
+    Assign {
+        #[serde(default)]
+        partitions: Vec<TopicPartition>,
+    },
+    /// A consumer's subscription (`subscribe`) to topics under group management.
+    Subscribe {
+        #[serde(default)]
+        topics: Vec<String>,
+    },
+    /// A consumer moved its position on a partition (`seek`): its next fetch starts at `offset`.
+    Seek { topic: String, partition: i32, offset: i64 },
+    /// A consumer's position was reset by `auto.offset.reset` (`policy`: earliest, latest, none) after no
+    /// committed offset or an out-of-range fetch; `offset` (known on `ok`) is where the position landed.
+    Reset {
+        topic: String,
+        partition: i32,
+        policy: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+    },
+    /// A JoinGroup: `member_id` and `generation` are known on `ok`.
+    Join {
+        group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<i32>,
+    },
+    /// A SyncGroup: the member's assignment for `generation` (known on `ok`).
+    Sync {
+        group: String,
+        generation: i32,
+        member_id: String,
+        #[serde(default)]
+        assignment: Vec<TopicPartition>,
+    },
+    /// The member gave up partitions (onPartitionsRevoked / onPartitionsLost) before a rebalance.
+    Revoke {
+        group: String,
+        #[serde(default)]
+        partitions: Vec<TopicPartition>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +168,39 @@ pub struct ReplicaState {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
+}
+
+/// A KRaft voter's role, as it reports it (Kafka's `QuorumState`: Unattached, Voted, Candidate, Leader,
+/// Resigned, Follower; Prospective is KIP-996's pre-vote).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftRole {
+    Unattached,
+    Voted,
+    Prospective,
+    Candidate,
+    Leader,
+    Resigned,
+    Follower,
+}
+
+/// One line of the Raft state trace: a controller's view of the metadata quorum at a moment. Fed by the
+/// controller nodes (not yet recorded by the runner).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RaftState {
+    pub time_us: u64,
+    pub node: String,
+    /// Bumped on every restart of the node.
+    pub incarnation: u32,
+    pub role: RaftRole,
+    pub epoch: i32,
+    /// The leader this node knows for `epoch` (itself when `role` is leader), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<i32>,
+    /// This node's Raft high watermark, if it knows one (a new leader has none until it commits an entry of
+    /// its own epoch; KRaft does not persist it, so a restarted voter starts without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_watermark: Option<i64>,
 }
 
 /// Where nodes report their replicas' state as it changes (the simulator stamps the time and records it in
@@ -225,6 +320,109 @@ mod tests {
         );
         assert_eq!(History::parse_ops(&text).unwrap(), h.ops);
         assert!(History::parse_ops("{nope").unwrap_err().contains("line 1"));
+    }
+
+    #[test]
+    fn group_ops_have_jepsen_style_json_shapes() {
+        let tp = || TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let cases = [
+            (
+                OpBody::Commit {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 5,
+                    generation: 2,
+                },
+                r#"{"f":"commit","group":"g","topic":"t","partition":0,"offset":5,"generation":2}"#,
+            ),
+            (
+                OpBody::OffsetFetch {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: Some(5),
+                },
+                r#"{"f":"offset-fetch","group":"g","topic":"t","partition":0,"offset":5}"#,
+            ),
+            (
+                OpBody::Assign { partitions: vec![tp()] },
+                r#"{"f":"assign","partitions":[{"topic":"t","partition":0}]}"#,
+            ),
+            (
+                OpBody::Subscribe {
+                    topics: vec!["t".into()],
+                },
+                r#"{"f":"subscribe","topics":["t"]}"#,
+            ),
+            (
+                OpBody::Seek {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 3,
+                },
+                r#"{"f":"seek","topic":"t","partition":0,"offset":3}"#,
+            ),
+            (
+                OpBody::Reset {
+                    topic: "t".into(),
+                    partition: 0,
+                    policy: "earliest".into(),
+                    offset: Some(0),
+                },
+                r#"{"f":"reset","topic":"t","partition":0,"policy":"earliest","offset":0}"#,
+            ),
+            (
+                OpBody::Join {
+                    group: "g".into(),
+                    member_id: Some("m-1".into()),
+                    generation: Some(2),
+                },
+                r#"{"f":"join","group":"g","member_id":"m-1","generation":2}"#,
+            ),
+            (
+                OpBody::Sync {
+                    group: "g".into(),
+                    generation: 2,
+                    member_id: "m-1".into(),
+                    assignment: vec![tp()],
+                },
+                r#"{"f":"sync","group":"g","generation":2,"member_id":"m-1","assignment":[{"topic":"t","partition":0}]}"#,
+            ),
+            (
+                OpBody::Revoke {
+                    group: "g".into(),
+                    partitions: vec![tp()],
+                },
+                r#"{"f":"revoke","group":"g","partitions":[{"topic":"t","partition":0}]}"#,
+            ),
+        ];
+        for (body, json) in cases {
+            assert_eq!(serde_json::to_string(&body).unwrap(), json);
+            assert_eq!(serde_json::from_str::<OpBody>(json).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn raft_states_serialize_with_lowercase_roles() {
+        let s = RaftState {
+            time_us: 7,
+            node: "controller-1".into(),
+            incarnation: 0,
+            role: RaftRole::Leader,
+            epoch: 3,
+            leader: Some(1),
+            high_watermark: None,
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            r#"{"time_us":7,"node":"controller-1","incarnation":0,"role":"leader","epoch":3,"leader":1}"#
+        );
+        assert_eq!(serde_json::from_str::<RaftState>(&json).unwrap(), s);
     }
 
     #[test]

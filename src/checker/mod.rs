@@ -8,6 +8,8 @@
 //! anomaly. The oracle must be right both ways: explanations are derived per occurrence, never by a blanket
 //! "this class is fine here".
 
+mod groups;
+pub mod invariants;
 mod view;
 
 #[cfg(test)]
@@ -37,6 +39,14 @@ pub const CLASSES: &[&str] = &[
     "read-then-lost",
     "nonmonotonic-log",
     "liveness",
+    "offset-regress",
+    "offset-skip",
+    "log-bounds",
+    "hw-regress",
+    "epoch-regress",
+    "raft-leaders",
+    "raft-epoch-regress",
+    "raft-hw-regress",
 ];
 
 /// One replica's log at the end of the run, read from its disk below the high watermark.
@@ -162,6 +172,10 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     v.send_order(out);
     v.read_then_lost(out);
     v.log_order(out);
+    let g = groups::Groups::build(input.ops);
+    g.offset_regress(&v, out);
+    g.offset_skip(&v, out);
+    out.extend(invariants::replica_invariants(input.states));
     for why in &input.final_state.liveness_failures {
         out.push(Anomaly {
             class: "liveness",

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::history::{FaultPhase, History, OpBody, OpType, ReadRecord};
+use crate::history::{FaultPhase, History, OpBody, OpType, ReadRecord, ReplicaState};
+use crate::types::TopicPartition;
 
 struct H {
     h: History,
@@ -83,6 +84,67 @@ impl H {
             detail,
         };
         self.h.push(t, "nemesis", OpType::Info, body, None);
+        self
+    }
+
+    fn op(&mut self, t: u64, process: &str, ty: OpType, body: OpBody) -> &mut Self {
+        self.h.push(t, process, ty, body, None);
+        self
+    }
+
+    fn commit_as(&mut self, t: u64, process: &str, offset: i64, ty: OpType) -> &mut Self {
+        let body = OpBody::Commit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            generation: 1,
+        };
+        self.op(t, process, OpType::Invoke, body.clone())
+            .op(t + 1, process, ty, body)
+    }
+
+    fn commit(&mut self, t: u64, process: &str, offset: i64) -> &mut Self {
+        self.commit_as(t, process, offset, OpType::Ok)
+    }
+
+    fn sync(&mut self, t: u64, process: &str, generation: i32, owns: bool) -> &mut Self {
+        let assignment = if owns {
+            vec![TopicPartition {
+                topic: "t".into(),
+                partition: 0,
+            }]
+        } else {
+            vec![]
+        };
+        let join = OpBody::Join {
+            group: "g".into(),
+            member_id: Some(format!("{process}-m")),
+            generation: Some(generation),
+        };
+        let body = OpBody::Sync {
+            group: "g".into(),
+            generation,
+            member_id: format!("{process}-m"),
+            assignment,
+        };
+        self.op(t, process, OpType::Ok, join).op(t, process, OpType::Ok, body)
+    }
+
+    fn seek(&mut self, t: u64, process: &str, offset: i64) -> &mut Self {
+        let body = OpBody::Seek {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        };
+        self.op(t, process, OpType::Ok, body)
+    }
+
+    fn log_from(&mut self, log_start_offset: i64, recs: &[(i64, &str)]) -> &mut Self {
+        self.log(recs);
+        if let Some(l) = self.logs.last_mut() {
+            l.log_start_offset = log_start_offset;
+        }
         self
     }
 
@@ -334,4 +396,280 @@ fn liveness_failures_are_reported() {
         producers: &h.producers,
     });
     assert_eq!(violations(&r, "liveness"), 1);
+}
+
+#[test]
+fn a_duplicate_after_an_info_send_without_idempotence_is_explained() {
+    let mut h = H::new();
+    h.producers.get_mut("p").unwrap().retries = 3;
+    let r = h
+        .send(1, "a", OpType::Info, None)
+        .poll(5, "c1", 0, &[(0, "a"), (1, "a")])
+        .log(&[(0, "a"), (1, "a")])
+        .check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.explained()["duplicate"], 1);
+}
+
+/// Five records at offsets 0..=4 in the final log.
+fn five_records() -> H {
+    let mut h = H::new();
+    for (i, v) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        h.send(1 + i as u64, v, OpType::Ok, Some(i as i64));
+    }
+    h
+}
+
+const FIVE: &[(i64, &str)] = &[(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e")];
+
+#[test]
+fn a_committed_offset_that_moves_back_is_an_offset_regress() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .commit(20, "c1", 4)
+        .commit(30, "c1", 2)
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&r, "offset-regress"), 1, "{:?}", r.anomalies);
+    assert!(r
+        .anomalies
+        .iter()
+        .any(|a| a.class == "offset-regress" && a.offset == Some(2)));
+}
+
+#[test]
+fn a_committed_offset_that_moves_back_after_a_recorded_seek_is_explained() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .commit(20, "c1", 4)
+        .seek(25, "c1", 1)
+        .commit(30, "c1", 2)
+        .log(FIVE)
+        .check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.explained()["offset-regress"], 1);
+    assert!(r.allowed_reasons()["offset-regress"].contains("seek to 1"));
+    // A seek by a process outside the group explains nothing.
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .commit(20, "c1", 4)
+        .seek(25, "outsider", 1)
+        .commit(30, "c1", 2)
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&r, "offset-regress"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_committed_offset_that_moves_back_after_a_power_loss_of_the_offsets_topic_is_explained() {
+    let mut h = five_records();
+    h.sync(10, "c1", 1, true).commit(20, "c1", 4);
+    let detail = BTreeMap::from([
+        ("node".to_string(), serde_json::json!("broker-1")),
+        ("frontier".to_string(), serde_json::json!({ "__consumer_offsets-3": 7 })),
+    ]);
+    let fault = OpBody::Fault {
+        kind: "power_loss".into(),
+        target: "node:broker-1".into(),
+        phase: FaultPhase::Start,
+        detail,
+    };
+    let r = h
+        .op(25, "nemesis", OpType::Info, fault)
+        .commit(30, "c1", 2)
+        .log(FIVE)
+        .check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert!(r.allowed_reasons()["offset-regress"].contains("__consumer_offsets"));
+    // A power loss that hit only data partitions does not explain a lost commit.
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .commit(20, "c1", 4)
+        .power_loss(25, 0)
+        .commit(30, "c1", 2)
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&r, "offset-regress"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_new_owner_starting_past_records_nobody_in_the_group_polled_is_an_offset_skip() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .poll(11, "c1", 0, &[(0, "a"), (1, "b")])
+        .commit(12, "c1", 2)
+        .sync(20, "c1", 2, false)
+        .sync(20, "c2", 2, true)
+        .poll(21, "c2", 4, &[(4, "e")])
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&r, "offset-skip"), 1, "{:?}", r.anomalies);
+    let a = r.anomalies.iter().find(|a| a.class == "offset-skip").unwrap();
+    assert_eq!(a.offset, Some(2), "{a:?}");
+}
+
+#[test]
+fn a_new_owner_starting_past_records_the_old_owner_polled_but_did_not_commit_passes() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .poll(11, "c1", 0, &[(0, "a"), (1, "b"), (2, "c"), (3, "d")])
+        .commit(12, "c1", 2)
+        .sync(20, "c2", 2, true)
+        .poll(21, "c2", 4, &[(4, "e")])
+        .log(FIVE)
+        .check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.explained()["offset-skip"], 0);
+}
+
+#[test]
+fn the_same_member_in_a_new_generation_is_a_new_owner() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .poll(11, "c1", 0, &[(0, "a")])
+        .commit(12, "c1", 1)
+        .sync(20, "c1", 2, true)
+        .poll(21, "c1", 3, &[(3, "d"), (4, "e")])
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&r, "offset-skip"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_new_owner_starting_past_records_removed_by_retention_passes() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .poll(11, "c1", 0, &[(0, "a"), (1, "b")])
+        .commit(12, "c1", 2)
+        .poll(15, "audit", 0, FIVE)
+        .sync(20, "c2", 2, true)
+        .poll(21, "c2", 4, &[(4, "e")])
+        .log_from(4, &[(4, "e")])
+        .check();
+    // Offsets 2 and 3 exist (a reader outside the group saw them) and sit below the final log start offset 4.
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.explained()["offset-skip"], 1);
+    assert!(r.allowed_reasons()["offset-skip"].contains("log start offset 4"));
+}
+
+#[test]
+fn a_new_owner_that_seeks_past_its_group_commit_is_explained_only_below_the_seek() {
+    let base = || {
+        let mut h = five_records();
+        h.sync(10, "c1", 1, true)
+            .poll(11, "c1", 0, &[(0, "a")])
+            .commit(12, "c1", 1)
+            .sync(20, "c2", 2, true);
+        h
+    };
+    let r = base()
+        .seek(21, "c2", 4)
+        .poll(22, "c2", 4, &[(4, "e")])
+        .log(FIVE)
+        .check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert!(r.allowed_reasons()["offset-skip"].contains("seek to 4"));
+    // Sought to 2, read from 4: offset 3 was skipped past the seek (poll-skip judges it too).
+    let r = base()
+        .seek(21, "c2", 2)
+        .poll(22, "c2", 2, &[(4, "e")])
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&r, "offset-skip"), 1, "{:?}", r.anomalies);
+    assert_eq!(violations(&r, "poll-skip"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_new_owner_starting_at_a_commit_whose_outcome_is_unknown_passes() {
+    let r = five_records()
+        .sync(10, "c1", 1, true)
+        .poll(11, "c1", 0, &[(0, "a")])
+        .commit(12, "c1", 1)
+        .commit_as(14, "c1", 3, OpType::Info)
+        .sync(20, "c2", 2, true)
+        .poll(21, "c2", 3, &[(3, "d"), (4, "e")])
+        .log(FIVE)
+        .check();
+    // c1 polled only offset 0 per the history, yet its commit of 3 may have landed: explained, not passed silently.
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.explained()["offset-skip"], 1);
+}
+
+#[test]
+fn poll_sequences_restart_at_a_rebalance_an_assign_and_a_reset() {
+    let restart = |body: OpBody| {
+        five_records()
+            .poll(10, "c1", 0, &[(0, "a"), (1, "b")])
+            .op(11, "c1", OpType::Ok, body)
+            .poll(12, "c1", 2, &[(4, "e")])
+            .log(FIVE)
+            .check()
+    };
+    let tp = TopicPartition {
+        topic: "t".into(),
+        partition: 0,
+    };
+    let bodies = [
+        OpBody::Revoke {
+            group: "g".into(),
+            partitions: vec![tp.clone()],
+        },
+        OpBody::Assign {
+            partitions: vec![tp.clone()],
+        },
+        OpBody::Reset {
+            topic: "t".into(),
+            partition: 0,
+            policy: "latest".into(),
+            offset: None,
+        },
+    ];
+    for body in bodies {
+        let r = restart(body.clone());
+        assert_eq!(violations(&r, "poll-skip"), 0, "{body:?}: {:?}", r.anomalies);
+    }
+    // Without the restart, the same polls skip offsets 2 and 3.
+    let r = restart(OpBody::Subscribe {
+        topics: vec!["t".into()],
+    });
+    assert_eq!(violations(&r, "poll-skip"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_poll_after_a_seek_is_judged_from_the_sought_position() {
+    let back = five_records()
+        .poll(10, "c1", 0, &[(0, "a"), (1, "b"), (2, "c")])
+        .seek(11, "c1", 1)
+        .poll(12, "c1", 1, &[(1, "b"), (2, "c")])
+        .log(FIVE)
+        .check();
+    assert!(back.passed(), "a seek back re-reads legally: {:?}", back.anomalies);
+    let wrong = five_records()
+        .poll(10, "c1", 0, &[(0, "a")])
+        .seek(11, "c1", 3)
+        .poll(12, "c1", 3, &[(2, "c")])
+        .log(FIVE)
+        .check();
+    assert_eq!(violations(&wrong, "nonmonotonic-poll"), 1, "{:?}", wrong.anomalies);
+}
+
+#[test]
+fn the_state_trace_invariants_run_with_the_checkers() {
+    let mut h = H::new();
+    let state = |time_us, high_watermark| ReplicaState {
+        time_us,
+        node: "broker-1".into(),
+        incarnation: 0,
+        topic: "t".into(),
+        partition: 0,
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1],
+        log_start_offset: 0,
+        log_end_offset: 5,
+        high_watermark,
+    };
+    h.h.states = vec![state(1, 4), state(2, 2)];
+    let r = h.check();
+    assert_eq!(violations(&r, "hw-regress"), 1, "{:?}", r.anomalies);
 }

@@ -20,9 +20,9 @@ pub struct PowerLoss {
     pub restart_us: Option<u64>,
 }
 
-type Tp = (String, i32);
+pub(super) type Tp = (String, i32);
 
-fn tp_name(tp: &Tp) -> String {
+pub(super) fn tp_name(tp: &Tp) -> String {
     format!("{}-{}", tp.0, tp.1)
 }
 
@@ -44,16 +44,29 @@ pub(super) struct Seen {
     pub source: String,
 }
 
-struct Poll<'a> {
+pub(super) struct Poll<'a> {
+    /// The op's index in the history.
+    pub index: u64,
+    pub process: &'a str,
+    pub tp: Tp,
+    pub fetch_offset: i64,
+    pub time_us: u64,
+    pub records: &'a [crate::history::ReadRecord],
+}
+
+/// Where a consumer's poll sequence restarts (ARCHITECTURE §6): at an assign or a rebalance (sync, revoke) it
+/// is forgotten for every partition of the consumer; at a seek or a reset with a known position it restarts
+/// there, so the next poll fetching from that position is judged against it.
+struct Restart<'a> {
+    /// How many polls came before it in the history.
+    before_poll: usize,
     process: &'a str,
-    tp: Tp,
-    fetch_offset: i64,
     time_us: u64,
-    records: &'a [crate::history::ReadRecord],
+    position: Option<(Tp, Option<i64>)>,
 }
 
 pub(super) struct View<'a> {
-    input: &'a CheckInput<'a>,
+    pub input: &'a CheckInput<'a>,
     pub acked: Vec<Send>,
     pub indeterminate: Vec<Send>,
     pub failed: Vec<Send>,
@@ -62,11 +75,12 @@ pub(super) struct View<'a> {
     /// Every place a value was observed (consumer reads and final replica logs).
     pub seen: BTreeMap<String, Vec<Seen>>,
     /// Per partition, per offset, the values observed there.
-    by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<String>>>,
+    pub by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<String>>>,
     /// Per partition, the highest offset any consumer read reached.
     max_read: BTreeMap<Tp, i64>,
-    polls: Vec<Poll<'a>>,
-    power_losses: Vec<PowerLoss>,
+    pub polls: Vec<Poll<'a>>,
+    restarts: Vec<Restart<'a>>,
+    pub power_losses: Vec<PowerLoss>,
     /// Per partition, the offsets a consumer found corrupt (batch CRC), and whether a bit flip at rest happened.
     corrupt: BTreeMap<Tp, BTreeSet<i64>>,
     bitflips: Vec<String>,
@@ -85,6 +99,7 @@ impl<'a> View<'a> {
             by_offset: BTreeMap::new(),
             max_read: BTreeMap::new(),
             polls: vec![],
+            restarts: vec![],
             power_losses: vec![],
             corrupt: BTreeMap::new(),
             bitflips: vec![],
@@ -142,6 +157,7 @@ impl<'a> View<'a> {
                         *m = (*m).max(r.offset);
                     }
                     v.polls.push(Poll {
+                        index: op.index,
                         process: &op.process,
                         tp,
                         fetch_offset: *fetch_offset,
@@ -219,6 +235,7 @@ impl<'a> View<'a> {
                         p.restart_us = Some(op.time_us);
                     }
                 }
+                (body, t) if matches!(t, OpType::Ok | OpType::Info) => v.note_restart(op, body),
                 _ => {}
             }
         }
@@ -232,6 +249,30 @@ impl<'a> View<'a> {
             }
         }
         v
+    }
+
+    fn note_restart(&mut self, op: &'a crate::history::Op, body: &OpBody) {
+        let position = match body {
+            OpBody::Seek {
+                topic,
+                partition,
+                offset,
+            } => Some(((topic.clone(), *partition), Some(*offset))),
+            OpBody::Reset {
+                topic,
+                partition,
+                offset,
+                ..
+            } => Some(((topic.clone(), *partition), *offset)),
+            OpBody::Assign { .. } | OpBody::Sync { .. } | OpBody::Revoke { .. } => None,
+            _ => return,
+        };
+        self.restarts.push(Restart {
+            before_poll: self.polls.len(),
+            process: &op.process,
+            time_us: op.time_us,
+            position,
+        });
     }
 
     fn observe(&mut self, tp: &Tp, offset: i64, value: &str, time_us: u64, source: &str) {
@@ -311,7 +352,7 @@ impl<'a> View<'a> {
             .next()
     }
 
-    fn anomaly(
+    pub(super) fn anomaly(
         class: &'static str,
         tp: &Tp,
         offset: Option<i64>,
@@ -441,36 +482,50 @@ impl<'a> View<'a> {
     }
 
     /// int-nonmonotonic-poll within one poll; nonmonotonic-poll and poll-skip between a consumer's polls of a
-    /// partition (each consumer's sequence restarts where it fetched from a new position).
+    /// partition. Each consumer's sequence restarts where it fetched from a new position, and at every assign,
+    /// seek, reset and rebalance of that consumer (a seek or reset restarts it at the position it set).
     pub fn poll_order(&self, out: &mut Vec<Anomaly>) {
-        let mut last_end: BTreeMap<(&str, &Tp), (i64, u64)> = BTreeMap::new();
-        for p in &self.polls {
-            for w in p.records.windows(2) {
-                if w[1].offset <= w[0].offset {
-                    let d = format!(
-                        "{} read offset {} after {} in one poll",
-                        p.process, w[1].offset, w[0].offset
-                    );
-                    out.push(Self::anomaly(
-                        "int-nonmonotonic-poll",
-                        &p.tp,
-                        Some(w[1].offset),
-                        Some(&w[1].value),
-                        d,
-                        None,
-                    ));
+        let mut last_end: BTreeMap<(&str, Tp), (i64, u64)> = BTreeMap::new();
+        let mut restarts = self.restarts.iter().peekable();
+        for (i, p) in self.polls.iter().enumerate() {
+            while let Some(r) = restarts.next_if(|r| r.before_poll <= i) {
+                last_end.retain(|(process, tp), _| {
+                    *process != r.process || r.position.as_ref().is_some_and(|(at, _)| at != tp)
+                });
+                if let Some((tp, Some(offset))) = &r.position {
+                    last_end.insert((r.process, tp.clone()), (offset - 1, r.time_us));
                 }
             }
+            Self::int_poll_order(p, out);
             let (Some(first), Some(last)) = (p.records.first(), p.records.last()) else {
                 continue;
             };
-            let key = (p.process, &p.tp);
+            let key = (p.process, p.tp.clone());
             if let Some(&(prev, prev_us)) = last_end.get(&key) {
                 if p.fetch_offset == prev + 1 {
                     self.check_poll_step(p, prev, prev_us, first.offset, out);
                 }
             }
             last_end.insert(key, (last.offset, p.time_us));
+        }
+    }
+
+    fn int_poll_order(p: &Poll<'_>, out: &mut Vec<Anomaly>) {
+        for w in p.records.windows(2) {
+            if w[1].offset <= w[0].offset {
+                let d = format!(
+                    "{} read offset {} after {} in one poll",
+                    p.process, w[1].offset, w[0].offset
+                );
+                out.push(Self::anomaly(
+                    "int-nonmonotonic-poll",
+                    &p.tp,
+                    Some(w[1].offset),
+                    Some(&w[1].value),
+                    d,
+                    None,
+                ));
+            }
         }
     }
 
