@@ -16,6 +16,7 @@ pub mod types;
 pub mod log;
 pub mod producer;
 pub mod raft;
+pub mod controller;
 
 pub mod broker;
 

@@ -57,7 +57,7 @@ const IMPURE: &[&str] = &[
 
 #[test]
 fn the_pure_cores_name_no_runtime_clock_global_rng_or_filesystem() {
-    for core in ["log", "producer", "broker", "raft"] {
+    for core in ["log", "producer", "broker", "raft", "controller"] {
         assert!(!sources(core).is_empty(), "src/{core} exists");
         let found = hits(core, IMPURE);
         assert!(
