@@ -140,7 +140,10 @@ fn cmd_bench(path: &std::path::Path, seed: u64, runs: u32) -> ExitCode {
                     .history
                     .ops
                     .iter()
-                    .filter(|o| matches!(o.body, crate::history::OpBody::Send { .. }) && o.op_type == crate::history::OpType::Invoke)
+                    .filter(|o| {
+                        matches!(o.body, crate::history::OpBody::Send { .. })
+                            && o.op_type == crate::history::OpType::Invoke
+                    })
                     .count();
                 outcomes.push(o.summary);
             }
@@ -151,28 +154,53 @@ fn cmd_bench(path: &std::path::Path, seed: u64, runs: u32) -> ExitCode {
     outcomes.sort_by(|a, b| a.safety_wall_seconds.total_cmp(&b.safety_wall_seconds));
     let r = &outcomes[outcomes.len() / 2];
     let wall = r.safety_wall_seconds.max(1e-9);
-    let walls: Vec<String> = outcomes.iter().map(|o| format!("{:.3}", o.safety_wall_seconds)).collect();
-    println!("bench {} seed {seed} ({}), median of {} runs (safety wall s: {})", r.scenario, r.verdict, outcomes.len(), walls.join(" "));
+    let walls: Vec<String> = outcomes
+        .iter()
+        .map(|o| format!("{:.3}", o.safety_wall_seconds))
+        .collect();
+    println!(
+        "bench {} seed {seed} ({}), median of {} runs (safety wall s: {})",
+        r.scenario,
+        r.verdict,
+        outcomes.len(),
+        walls.join(" ")
+    );
     println!(
         "  safety phase: {:.1} simulated s in {:.3} wall s = {:.0}x real time",
         r.safety_sim_seconds,
         r.safety_wall_seconds,
         r.safety_sim_seconds / wall
     );
-    println!("  records sent: {records} = {:.0} records per wall second", records as f64 / wall);
+    println!(
+        "  records sent: {records} = {:.0} records per wall second",
+        records as f64 / wall
+    );
     println!(
         "  network messages: {} = {:.0} per wall second, {:.2} wall us per message",
         r.safety_messages,
         r.safety_messages as f64 / wall,
         wall * 1e6 / (r.safety_messages.max(1) as f64)
     );
-    println!("  whole run: {:.1} simulated s in {:.3} wall s ({} messages)", r.sim_seconds, r.wall_seconds, r.messages);
-    println!("  peak RSS: {}", peak_rss().map_or("unknown".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)));
+    println!(
+        "  whole run: {:.1} simulated s in {:.3} wall s ({} messages)",
+        r.sim_seconds, r.wall_seconds, r.messages
+    );
+    println!(
+        "  peak RSS: {}",
+        peak_rss().map_or("unknown".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0))
+    );
     if hashes.len() != 1 {
-        eprintln!("error: the same seed gave {} different histories: non-determinism", hashes.len());
+        eprintln!(
+            "error: the same seed gave {} different histories: non-determinism",
+            hashes.len()
+        );
         return ExitCode::from(1);
     }
-    println!("  deterministic: {} runs, one history {}", outcomes.len(), r.history_hash);
+    println!(
+        "  deterministic: {} runs, one history {}",
+        outcomes.len(),
+        r.history_hash
+    );
     ExitCode::SUCCESS
 }
 
