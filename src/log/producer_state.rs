@@ -8,8 +8,12 @@
 //!   original offsets and not appended (`UnifiedLog.analyzeAndValidateProducerState`, `findDuplicateBatch`);
 //! - an older epoch is `INVALID_PRODUCER_EPOCH` (`checkProducerEpoch`);
 //! - a newer epoch must start at sequence 0; the same epoch must continue at last sequence + 1, otherwise
-//!   `OUT_OF_ORDER_SEQUENCE_NUMBER` (`checkSequence`); a producer this partition has no state for is accepted
-//!   at any sequence, as Kafka does since KIP-360 (its records may have been deleted by retention).
+//!   `OUT_OF_ORDER_SEQUENCE_NUMBER` (`checkSequence`).
+//! - Deviation: a producer this partition has no state for must start at sequence 0. Kafka (since KIP-360)
+//!   accepts any sequence there, because retention may have removed the producer's state; with several
+//!   requests in flight that lets a later batch land before an earlier rejected one, and the epoch bump the
+//!   client then does re-sends the landed batch (a duplicate our model test found). Nothing here removes a
+//!   producer's state yet; when retention does, revisit this rule.
 //!
 //! Followers and recovery apply batches unchecked ([`ProducerStateManager::update`], `replay`), as Kafka
 //! does for `AppendOrigin.REPLICATION` and log loading. Snapshots (`<20-digit offset>.snapshot` beside the
@@ -193,7 +197,15 @@ impl ProducerStateManager {
     /// Validates a client's batch against the state, without changing it.
     pub fn check(&self, b: &ProducerBatch) -> AppendCheck {
         let Some(entry) = self.producers.get(&b.producer_id) else {
-            return AppendCheck::Append;
+            return if b.first_seq == 0 {
+                AppendCheck::Append
+            } else {
+                AppendCheck::OutOfOrderSequence {
+                    producer_id: b.producer_id,
+                    first_seq: b.first_seq,
+                    last_seq: None,
+                }
+            };
         };
         if let Some(dup) = entry.find_duplicate(b) {
             return AppendCheck::Duplicate {
@@ -543,9 +555,13 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_producer_is_accepted_at_any_sequence_as_kip_360_does() {
+    fn an_unknown_producer_must_start_at_sequence_zero() {
         let s = appended(&[batch(1, 0, 0, 1)]);
-        assert_eq!(s.check(&batch(2, 3, 17, 1)), AppendCheck::Append);
+        assert!(matches!(
+            s.check(&batch(2, 3, 17, 1)),
+            AppendCheck::OutOfOrderSequence { .. }
+        ));
+        assert_eq!(s.check(&batch(2, 3, 0, 1)), AppendCheck::Append);
     }
 
     #[test]
