@@ -581,7 +581,8 @@ mod tests {
     fn sequences_wrap_from_i32_max_to_zero() {
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
-        let s = appended(&[batch(1, 0, i32::MAX - 1, 2)]);
+        let mut s = ProducerStateManager::new();
+        s.update(&batch(1, 0, i32::MAX - 1, 2), 0);
         assert_eq!(s.check(&batch(1, 0, 0, 1)), AppendCheck::Append);
     }
 
