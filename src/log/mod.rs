@@ -16,6 +16,7 @@ pub mod log;
 pub mod manager;
 #[cfg(test)]
 pub(crate) mod mem_disk;
+pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;
