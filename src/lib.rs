@@ -1,8 +1,8 @@
 //! gregor: a deterministic simulation testbed for a Kafka-style event streaming system.
 //!
 //! Layers (ARCHITECTURE §2): a module imports only from the layers listed before its own.
-//! - L0 data: [`types`], [`protocol`], [`history`]
-//! - L1 pure cores: [`log`]
+//! - L0 data: [`types`], [`protocol`], [`history`], [`metadata`] (the metadata image brokers serve from)
+//! - L1 pure cores: [`log`], [`producer`], [`raft`], [`controller`]
 //! - L2: [`broker`]
 //! - L3: [`node`], [`client`], [`rt`]
 //! - L4: [`sim`], [`workload`]
@@ -10,6 +10,7 @@
 //! - L6: [`cli`]
 
 pub mod history;
+pub mod metadata;
 pub mod protocol;
 pub mod types;
 

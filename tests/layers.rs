@@ -123,6 +123,38 @@ fn each_layer_imports_only_the_layers_before_it() {
             ],
         ),
         (
+            "metadata.rs",
+            &[
+                "crate::log",
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+            ],
+        ),
+        (
+            "raft",
+            &[
+                "crate::broker",
+                "crate::controller",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+            ],
+        ),
+        (
+            "controller",
+            &[
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+            ],
+        ),
+        (
             "producer",
             &[
                 "crate::broker",

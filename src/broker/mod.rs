@@ -6,7 +6,7 @@ pub mod config;
 mod fetch;
 mod handlers;
 pub use self::handlers::apply_topic_config;
-pub mod metadata;
+pub use crate::metadata;
 mod produce;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::records::Record;
 use super::state::{ControllerState, PartitionRegistration};
-use crate::broker::NO_LEADER;
+use crate::metadata::NO_LEADER;
 use crate::types::BrokerId;
 
 /// The records of one result, each replayed on a scratch copy of the state as it is pushed.

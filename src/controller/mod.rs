@@ -28,7 +28,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use crate::broker::MetadataImage;
+use crate::metadata::MetadataImage;
 pub use crate::protocol::errors::ResponseError;
 use crate::types::BrokerId;
 pub use cluster::{BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply, BrokerRegistrationRequest};

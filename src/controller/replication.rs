@@ -412,7 +412,7 @@ fn alter_result(b: &RecordBuilder, data: &AlterPartitionData, error: Option<Resp
         topic_id: data.topic_id,
         partition: data.partition,
         error,
-        leader: part.map_or(crate::broker::NO_LEADER, |p| p.leader),
+        leader: part.map_or(crate::metadata::NO_LEADER, |p| p.leader),
         leader_epoch: part.map_or(-1, |p| p.leader_epoch),
         isr: part.map(|p| p.isr.clone()).unwrap_or_default(),
         partition_epoch: part.map_or(-1, |p| p.partition_epoch),

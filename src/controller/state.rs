@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::records::Record;
-use crate::broker::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use crate::types::{BrokerId, LeaderEpoch, PartitionEpoch};
 
 /// A broker's registration (Kafka's `BrokerRegistration`).
@@ -263,7 +263,7 @@ impl ControllerState {
         self.configs.get(topic)?.get(key).map(String::as_str)
     }
 
-    /// The image a broker serves from (`crate::broker::MetadataImage`).
+    /// The image a broker serves from (`crate::metadata::MetadataImage`).
     pub fn image(&self, cluster_id: &str, controller_id: BrokerId) -> MetadataImage {
         let brokers = self.brokers.values().map(|b| (b.id, broker_info(b))).collect();
         let topics = self

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
 use super::*;
-use crate::broker::NO_LEADER;
+use crate::metadata::NO_LEADER;
 
 /// An active controller whose results are "committed" at once: records replayed at the next offset, and the
 /// encoded entries kept, so a recovering controller can replay the same log.

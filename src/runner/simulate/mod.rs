@@ -10,11 +10,11 @@ use madsim::runtime::{Handle, NodeHandle, Runtime};
 use uuid::Uuid;
 
 use super::{producer_name, RunError, RunOptions, SimOutput};
-use crate::broker::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use crate::broker::BrokerConfig;
 use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
 use crate::history::{OpBody, OpType, ReadRecord};
+use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use crate::node::broker::{run_broker, BrokerNodeConfig, Observer, ResponseHook};
 use crate::rt;
 use crate::scenario::{FaultSpec, Scenario};
