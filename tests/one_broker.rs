@@ -99,3 +99,8 @@ fn reset_connections_leave_sends_indeterminate_and_nothing_written_twice() {
 fn a_bit_flipped_at_rest_is_reported_corrupt_by_the_consumer_never_read_as_data() {
     check("disk_bitflip");
 }
+
+#[test]
+fn clock_skew() {
+    check("clock_skew");
+}

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +39,8 @@ pub struct BrokerNodeConfig {
     pub incarnation: u32,
     /// Network faults of our own on responses (drop, reset), if any.
     pub response_faults: Option<ResponseHook>,
+    /// The node's wall clock (skewable).
+    pub clock: NodeClock,
 }
 
 /// What happens to a response the broker is about to send: our own network faults, since madsim's TCP
@@ -88,6 +91,7 @@ impl BrokerNodeConfig {
             node_name: String::new(),
             incarnation: 0,
             response_faults: None,
+            clock: NodeClock::default(),
         }
     }
 }
@@ -126,6 +130,7 @@ struct Node {
     node_name: String,
     incarnation: u32,
     response_faults: Option<ResponseHook>,
+    clock: NodeClock,
 }
 
 impl Node {
@@ -146,18 +151,38 @@ impl Node {
     }
 }
 
-/// Wall-clock milliseconds (simulated under madsim).
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// A node's wall clock: the (simulated) system clock plus the node's skew, which the simulator's
+/// `clock_skew` fault sets. Kafka reads wall time for segment rolls, flush.ms and timestamps, so a skewed
+/// broker behaves as one whose NTP went wrong.
+#[derive(Debug, Clone, Default)]
+pub struct NodeClock {
+    skew_ms: Arc<AtomicI64>,
+}
+
+impl NodeClock {
+    /// Wall-clock milliseconds, skew included.
+    pub fn now_ms(&self) -> i64 {
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        system.saturating_add(self.skew_ms.load(AtomicOrdering::Relaxed))
+    }
+
+    pub fn set_skew_ms(&self, skew_ms: i64) {
+        self.skew_ms.store(skew_ms, AtomicOrdering::Relaxed);
+    }
+
+    pub fn skew_ms(&self) -> i64 {
+        self.skew_ms.load(AtomicOrdering::Relaxed)
+    }
 }
 
 /// Runs one broker until its log dir fails (or startup fails).
 pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -> BrokerExit {
     let node_id = cfg.broker.node_id;
     let max_frame_bytes = cfg.broker.socket_request_max_bytes;
-    let started = Broker::new(cfg.broker, cfg.image, disk.as_mut(), now_ms(), cfg.seed);
+    let clock = cfg.clock.clone();
+    let started = Broker::new(cfg.broker, cfg.image, disk.as_mut(), clock.now_ms(), cfg.seed);
     rt::sleep_for(disk.take_elapsed()).await;
     let broker = match started {
         Ok((broker, reports)) => {
@@ -187,6 +212,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         node_name: cfg.node_name.clone(),
         incarnation: cfg.incarnation,
         response_faults: cfg.response_faults.clone(),
+        clock,
     };
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
@@ -299,7 +325,7 @@ async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::Pars
         let mut guard = node.lock();
         let s = &mut *guard;
         let changes_state = is_produce || req.api_key() == kafka_protocol::messages::ApiKey::CreateTopics as i16;
-        let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, now_ms());
+        let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, node.clock.now_ms());
         if matches!(reply, Reply::ParkFetch { .. }) {
             s.waiters.insert(conn_id, tx);
         }
@@ -335,7 +361,7 @@ async fn background_loop(node: Node) {
             c.log_flush_offset_checkpoint_interval_ms,
         )
     };
-    let start = now_ms();
+    let start = node.clock.now_ms();
     let mut next_flush = start.saturating_add(flush_ms);
     let mut next_checkpoint = start.saturating_add(checkpoint_ms);
     loop {
@@ -345,13 +371,13 @@ async fn background_loop(node: Node) {
             .flatten()
             .min()
             .unwrap_or(i64::MAX);
-        let wait_ms = due.saturating_sub(now_ms()).clamp(0, 3_600_000) as u64;
+        let wait_ms = due.saturating_sub(node.clock.now_ms()).clamp(0, 3_600_000) as u64;
         tokio::select! {
             biased;
             _ = node.wake.notified() => {}
             _ = rt::sleep(Duration::from_millis(wait_ms)) => {}
         }
-        let now = now_ms();
+        let now = node.clock.now_ms();
         let (elapsed, failed) = {
             let mut guard = node.lock();
             let s = &mut *guard;

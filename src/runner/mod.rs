@@ -31,6 +31,7 @@ pub const MARKS: &[&str] = &[
     "connection-reset-instead-of-produce-response",
     "bit-flipped-in-a-log-segment",
     "consumer-caught-a-corrupt-batch",
+    "broker-clock-skewed",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

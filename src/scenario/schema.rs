@@ -164,6 +164,9 @@ pub struct FaultEntry {
     /// disk_slow: how many times slower every disk call is.
     #[serde(default)]
     pub factor: Option<Spanned<u32>>,
+    /// clock_skew: how far the node's wall clock runs ahead (positive) or behind (negative), in milliseconds.
+    #[serde(default)]
+    pub skew_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -131,6 +131,6 @@ fn lasting_faults_need_a_duration_and_only_their_own_parameters() {
     assert!(e.message.contains("(0, 1]"), "{e}");
     let e = err(&pause.replace("kind = \"pause\"", "kind = \"disk_slow\""));
     assert!(e.message.contains("needs factor"), "{e}");
-    let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"clock_skew\""));
+    let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"swizzle\""));
     assert!(e.message.contains("not carried out yet"), "{e}");
 }

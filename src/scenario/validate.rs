@@ -73,13 +73,15 @@ pub enum FaultKind {
     DropResponse,
     /// For `duration_s`, the node resets the connection instead of answering with probability `rate`.
     ConnReset,
+    /// The node's wall clock runs `skew_ms` ahead (or behind) for `duration_s`.
+    ClockSkew,
     /// One bit flips at rest inside a record batch of one of the node's log segments, in the bytes the batch's
     /// CRC-32C covers. Consumers check CRCs (`check.crcs`): the batch must be reported corrupt, never read.
     DiskBitflip,
 }
 
 /// Kinds ARCHITECTURE §7 names that are not carried out yet.
-const PLANNED_KINDS: &[&str] = &["swizzle", "clock_skew"];
+const PLANNED_KINDS: &[&str] = &["swizzle"];
 
 const KINDS: &[(&str, FaultKind)] = &[
     ("crash", FaultKind::Crash),
@@ -96,6 +98,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("drop_response", FaultKind::DropResponse),
     ("conn_reset", FaultKind::ConnReset),
     ("disk_bitflip", FaultKind::DiskBitflip),
+    ("clock_skew", FaultKind::ClockSkew),
 ];
 
 impl FaultKind {
@@ -179,6 +182,7 @@ pub struct FaultParams {
     pub rate: f64,
     pub latency_ms: (f64, f64),
     pub factor: u32,
+    pub skew_ms: i64,
 }
 
 type Validated = (Vec<FaultSpec>, BTreeMap<String, BTreeMap<String, String>>);
@@ -454,6 +458,18 @@ fn fault_params(e: &FaultEntry, kind: FaultKind) -> Result<FaultParams, Invalid>
         }
         (Some(x), _) => return invalid(x.span(), format!("faults.factor does not apply to `{name}`")),
         (None, FaultKind::DiskSlow) => return invalid(e.kind.span(), "faults: `disk_slow` needs factor"),
+        (None, _) => {}
+    }
+    match (&e.skew_ms, kind) {
+        (Some(x), FaultKind::ClockSkew) => {
+            let skew = *x.get_ref();
+            if skew == 0 || skew.abs() > 7 * 24 * 3_600_000 {
+                return invalid(x.span(), "faults.skew_ms: nonzero, at most 7 days either way");
+            }
+            p.skew_ms = skew;
+        }
+        (Some(x), _) => return invalid(x.span(), format!("faults.skew_ms does not apply to `{name}`")),
+        (None, FaultKind::ClockSkew) => return invalid(e.kind.span(), "faults: `clock_skew` needs skew_ms"),
         (None, _) => {}
     }
     Ok(p)

@@ -15,7 +15,7 @@ use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
 use crate::history::{OpBody, OpType, ReadRecord};
 use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
-use crate::node::broker::{run_broker, BrokerNodeConfig, Observer, ResponseHook};
+use crate::node::broker::{run_broker, BrokerNodeConfig, NodeClock, Observer, ResponseHook};
 use crate::rt;
 use crate::scenario::{FaultSpec, Scenario};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
@@ -115,6 +115,7 @@ struct BrokerSlot {
     image: Arc<Mutex<MetadataImage>>,
     incarnation: Arc<AtomicU32>,
     responses: ResponseFaultSwitch,
+    clock: NodeClock,
     up: bool,
 }
 
@@ -220,6 +221,7 @@ impl World {
             );
             let image = Arc::new(Mutex::new(image.clone()));
             let responses = ResponseFaultSwitch::new(derive_seed(self.seed, &format!("responses/{name}")));
+            let clock = NodeClock::default();
             let incarnation = Arc::new(AtomicU32::new(0));
             let mut map: BTreeMap<String, toml::Value> = broker_config
                 .iter()
@@ -240,6 +242,7 @@ impl World {
                     name.clone(),
                 );
                 let hook = ResponseHook(Arc::new(responses.clone()));
+                let node_clock = clock.clone();
                 handle
                     .create_node()
                     .name(&name)
@@ -251,6 +254,7 @@ impl World {
                         cfg.node_name = name.clone();
                         cfg.incarnation = incarnation.load(Ordering::Relaxed);
                         cfg.response_faults = Some(hook.clone());
+                        cfg.clock = node_clock.clone();
                         let disk = disk.clone();
                         async move {
                             let exit = run_broker(cfg, Box::new(disk)).await;
@@ -267,6 +271,7 @@ impl World {
                 image,
                 incarnation,
                 responses,
+                clock,
                 up: true,
             });
         }

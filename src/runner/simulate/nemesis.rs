@@ -195,6 +195,11 @@ impl World {
                 detail.insert("capacity_bytes".into(), serde_json::json!(used));
             }
             FaultKind::DiskBitflip => self.bitflip(idx, &mut detail),
+            FaultKind::ClockSkew => {
+                self.brokers[idx].clock.set_skew_ms(f.spec.params.skew_ms);
+                detail.insert("skew_ms".into(), serde_json::json!(f.spec.params.skew_ms));
+                self.mark("broker-clock-skewed");
+            }
             FaultKind::DropResponse => {
                 self.brokers[idx].responses.set_drop_rate(f.spec.params.rate);
                 detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
@@ -314,6 +319,7 @@ impl World {
                 disk.set_config(c);
             }
             FaultKind::DropResponse => self.brokers[idx].responses.set_drop_rate(0.0),
+            FaultKind::ClockSkew => self.brokers[idx].clock.set_skew_ms(0),
             FaultKind::ConnReset => self.brokers[idx].responses.set_reset_rate(0.0),
             FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown | FaultKind::DiskBitflip => {}
         }
