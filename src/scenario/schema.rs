@@ -27,7 +27,7 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub faults: Vec<FaultEntry>,
     #[serde(default)]
-    pub swarm: Option<Spanned<toml::Table>>,
+    pub swarm: Option<Swarm>,
     #[serde(default)]
     pub expect: Expect,
     /// Reserved: switches that bring back known Kafka defects. All off by default; none exist yet.
@@ -181,4 +181,58 @@ pub struct Expect {
     /// Coverage marks a sweep must hit in at least this share of its seeds.
     #[serde(default)]
     pub sweep_must_hit: BTreeMap<Spanned<String>, Spanned<f64>>,
+}
+
+/// Swarm testing (TigerBeetle's): instead of (or besides) a fixed plan, each seed draws its own fault mix
+/// from these ranges — some seeds quiet, others heavy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// Faults per simulated minute of the safety phase: the seed draws a rate in this range.
+    pub faults_per_minute: Spanned<[f64; 2]>,
+    /// The kinds a seed draws from (each fault picks one uniformly).
+    pub kinds: Vec<Spanned<String>>,
+    /// Lasting faults last this long (simulated seconds).
+    #[serde(default = "swarm_duration")]
+    pub duration_s: Spanned<[f64; 2]>,
+    /// Stopped nodes restart after this long (simulated seconds).
+    #[serde(default = "swarm_restart")]
+    pub restart_after_s: Spanned<[f64; 2]>,
+    /// packet_loss faults lose this share of packets.
+    #[serde(default = "swarm_loss")]
+    pub packet_loss: Spanned<[f64; 2]>,
+    /// drop_response, conn_reset and disk_eio faults hit this share of responses / disk calls.
+    #[serde(default = "swarm_rate")]
+    pub rate: Spanned<[f64; 2]>,
+    /// latency faults set every link's latency to a range inside this one (milliseconds).
+    #[serde(default = "swarm_latency")]
+    pub latency_ms: Spanned<[f64; 2]>,
+    /// disk_slow faults make the disk this many times slower.
+    #[serde(default = "swarm_factor")]
+    pub factor: Spanned<[u32; 2]>,
+    /// clock_skew faults move the node's clock by this much (milliseconds, either way).
+    #[serde(default = "swarm_skew")]
+    pub skew_ms: Spanned<[i64; 2]>,
+}
+
+fn swarm_duration() -> Spanned<[f64; 2]> {
+    Spanned::new(0..0, [0.5, 3.0])
+}
+fn swarm_restart() -> Spanned<[f64; 2]> {
+    Spanned::new(0..0, [0.2, 2.0])
+}
+fn swarm_loss() -> Spanned<[f64; 2]> {
+    Spanned::new(0..0, [0.05, 0.3])
+}
+fn swarm_rate() -> Spanned<[f64; 2]> {
+    Spanned::new(0..0, [0.01, 0.3])
+}
+fn swarm_latency() -> Spanned<[f64; 2]> {
+    Spanned::new(0..0, [5.0, 100.0])
+}
+fn swarm_factor() -> Spanned<[u32; 2]> {
+    Spanned::new(0..0, [10, 500])
+}
+fn swarm_skew() -> Spanned<[i64; 2]> {
+    Spanned::new(0..0, [1_000, 3_600_000])
 }

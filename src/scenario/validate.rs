@@ -198,10 +198,7 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
         );
     }
     if let Some(s) = &f.swarm {
-        return invalid(
-            s.span(),
-            "[swarm] arrives with the testbed at scale; use a fixed [[faults]] plan for now",
-        );
+        validate_swarm(s)?;
     }
     if let Some((k, _)) = f.bugs.iter().next() {
         return invalid(
@@ -672,4 +669,48 @@ pub fn producer_config(p: &Producer) -> BTreeMap<String, String> {
 /// The cluster's broker config as validated strings (Kafka's names).
 pub fn broker_config(c: &Cluster) -> BTreeMap<String, String> {
     check_broker_config(&c.broker_config).unwrap_or_default()
+}
+
+fn validate_swarm(s: &Swarm) -> Result<(), Invalid> {
+    let range = |v: &Spanned<[f64; 2]>, key: &str, max: f64| -> Result<(), Invalid> {
+        let [lo, hi] = *v.get_ref();
+        if !(lo >= 0.0 && lo <= hi && hi <= max) {
+            return invalid(v.span(), format!("swarm.{key} = [{lo}, {hi}]: need 0 <= low <= high <= {max}"));
+        }
+        Ok(())
+    };
+    range(&s.faults_per_minute, "faults_per_minute", 600.0)?;
+    range(&s.duration_s, "duration_s", 3600.0)?;
+    range(&s.restart_after_s, "restart_after_s", 3600.0)?;
+    range(&s.packet_loss, "packet_loss", 1.0)?;
+    range(&s.rate, "rate", 1.0)?;
+    range(&s.latency_ms, "latency_ms", 60_000.0)?;
+    if s.duration_s.get_ref()[0] <= 0.0 {
+        return invalid(s.duration_s.span(), "swarm.duration_s: lasting faults need a positive duration");
+    }
+    for (key, v) in [("packet_loss", &s.packet_loss), ("rate", &s.rate)] {
+        if v.get_ref()[0] <= 0.0 {
+            return invalid(v.span(), format!("swarm.{key}: a share in (0, 1]"));
+        }
+    }
+    let [flo, fhi] = *s.factor.get_ref();
+    if !(2 <= flo && flo <= fhi && fhi <= 10_000) {
+        return invalid(s.factor.span(), "swarm.factor: 2 <= low <= high <= 10000");
+    }
+    let [slo, shi] = *s.skew_ms.get_ref();
+    if !(1 <= slo && slo <= shi && shi <= 7 * 24 * 3_600_000) {
+        return invalid(s.skew_ms.span(), "swarm.skew_ms: 1 <= low <= high <= 7 days (the sign is drawn)");
+    }
+    if s.kinds.is_empty() {
+        return invalid(s.faults_per_minute.span(), "swarm.kinds: name at least one fault kind");
+    }
+    for k in &s.kinds {
+        FaultKind::parse(k)?;
+    }
+    Ok(())
+}
+
+/// A swarm's kinds, parsed (validation already refused unknown ones).
+pub fn swarm_kinds(s: &Swarm) -> Vec<FaultKind> {
+    s.kinds.iter().filter_map(|k| FaultKind::parse(k).ok()).collect()
 }

@@ -17,7 +17,7 @@ use crate::history::{OpBody, OpType, ReadRecord};
 use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use crate::node::broker::{run_broker, BrokerNodeConfig, NodeClock, Observer, ResponseHook};
 use crate::rt;
-use crate::scenario::{FaultSpec, Scenario};
+use crate::scenario::{FaultKind, FaultParams, FaultSpec, Scenario, Swarm, Target, TimeSpec};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
 use crate::sim::faults::ResponseFaultSwitch;
 use crate::sim::recorder::Recorder;
@@ -63,8 +63,80 @@ fn draw_plan(s: &Scenario, seed: u64) -> (Vec<PlannedFault>, BTreeMap<String, f6
             duration_us: duration.map(|d| (d * 1e6) as u64),
         });
     }
+    if let Some(swarm) = &s.file.swarm {
+        draw_swarm(s, swarm, seed, &mut plan, &mut drawn);
+    }
     plan.sort_by_key(|p| p.at_us);
     (plan, drawn)
+}
+
+/// Swarm testing: this seed's fault rate, then each fault's time, kind and parameters, from the scenario's
+/// ranges. Its own stream, so the fixed plan's draws do not move.
+fn draw_swarm(s: &Scenario, swarm: &Swarm, seed: u64, plan: &mut Vec<PlannedFault>, drawn: &mut BTreeMap<String, f64>) {
+    use rand::Rng;
+    let mut rng = sim::stream(seed, "swarm");
+    let within = |rng: &mut rand_chacha::ChaCha8Rng, [lo, hi]: [f64; 2]| lo + (hi - lo) * rng.random::<f64>();
+    let kinds = crate::scenario::swarm_kinds(swarm);
+    let safety_s = *s.file.phases.safety_s.get_ref();
+    let per_minute = within(&mut rng, *swarm.faults_per_minute.get_ref());
+    let expected = per_minute * safety_s / 60.0;
+    let count = expected.floor() as usize + usize::from(rng.random::<f64>() < expected.fract());
+    drawn.insert("swarm.faults_per_minute".into(), round_ms(per_minute));
+    drawn.insert("swarm.faults".into(), count as f64);
+    for i in 0..count {
+        let at = rng.random::<f64>() * safety_s * 0.9;
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let mut params = FaultParams::default();
+        let (mut restart, mut duration) = (None, None);
+        if kind.stops_the_node() {
+            restart = Some(within(&mut rng, *swarm.restart_after_s.get_ref()));
+        } else if !kind.is_instant() {
+            duration = Some(within(&mut rng, *swarm.duration_s.get_ref()));
+        }
+        match kind {
+            FaultKind::PacketLoss => params.rate = within(&mut rng, *swarm.packet_loss.get_ref()),
+            FaultKind::DropResponse | FaultKind::ConnReset | FaultKind::DiskEio => {
+                params.rate = within(&mut rng, *swarm.rate.get_ref())
+            }
+            FaultKind::Latency => {
+                let [lo, hi] = *swarm.latency_ms.get_ref();
+                let a = within(&mut rng, [lo, hi]);
+                params.latency_ms = (a, within(&mut rng, [a, hi]));
+            }
+            FaultKind::DiskSlow => {
+                let [lo, hi] = *swarm.factor.get_ref();
+                params.factor = rng.random_range(lo..=hi);
+            }
+            FaultKind::ClockSkew => {
+                let [lo, hi] = *swarm.skew_ms.get_ref();
+                let sign = if rng.random::<bool>() { 1 } else { -1 };
+                params.skew_ms = sign * rng.random_range(lo..=hi);
+            }
+            _ => {}
+        }
+        drawn.insert(format!("swarm[{i}].at_s"), round_ms(at));
+        drawn.insert(format!("swarm[{i}].kind#{}", kind.name()), 1.0);
+        if let Some(r) = restart {
+            drawn.insert(format!("swarm[{i}].restart_after_s"), round_ms(r));
+        }
+        if let Some(d) = duration {
+            drawn.insert(format!("swarm[{i}].duration_s"), round_ms(d));
+        }
+        let spec = FaultSpec {
+            at_s: TimeSpec::At(at),
+            kind,
+            target: Target::RandomBroker,
+            restart_after_s: restart.map(TimeSpec::At),
+            duration_s: duration.map(TimeSpec::At),
+            params,
+        };
+        plan.push(PlannedFault {
+            at_us: (at * 1e6) as u64,
+            spec,
+            restart_after_us: restart.map(|r| (r * 1e6) as u64),
+            duration_us: duration.map(|d| (d * 1e6) as u64),
+        });
+    }
 }
 
 fn round_ms(s: f64) -> f64 {
