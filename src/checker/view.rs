@@ -18,6 +18,14 @@ pub struct PowerLoss {
     /// observed before it (an ack or a read still on the wire at the power loss included) was written by
     /// the incarnation that lost power.
     pub restart_us: Option<u64>,
+    /// What cut the log: a power loss, or log recovery truncating at a corrupt batch.
+    pub cause: LossCause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LossCause {
+    PowerLoss,
+    RecoveryTruncation,
 }
 
 pub(super) type Tp = (String, i32);
@@ -188,6 +196,7 @@ impl<'a> View<'a> {
                         node,
                         frontier,
                         restart_us: None,
+                        cause: LossCause::PowerLoss,
                     });
                 }
                 (
@@ -233,6 +242,20 @@ impl<'a> View<'a> {
                         .filter(|p| p.node == node && p.restart_us.is_none())
                     {
                         p.restart_us = Some(op.time_us);
+                    }
+                    // Log recovery at this start truncates at a corrupt batch: like a power loss's frontier,
+                    // it may take what was observed before this restart.
+                    let truncates = detail
+                        .get("recovery_truncates")
+                        .and_then(|f| serde_json::from_value::<BTreeMap<String, i64>>(f.clone()).ok());
+                    if let Some(frontier) = truncates {
+                        v.power_losses.push(PowerLoss {
+                            time_us: op.time_us,
+                            node: node.to_string(),
+                            frontier,
+                            restart_us: Some(op.time_us),
+                            cause: LossCause::RecoveryTruncation,
+                        });
                     }
                 }
                 (body, t) if matches!(t, OpType::Ok | OpType::Info) => v.note_restart(op, body),
@@ -303,11 +326,18 @@ impl<'a> View<'a> {
         {
             if let Some(&frontier) = p.frontier.get(&name) {
                 if offset >= frontier {
-                    return Some(format!(
-                        "power loss of {} at {:.3}s: offset {offset} of {name} lay beyond the durable frontier {frontier} (Kafka does not fsync each write)",
-                        p.node,
-                        p.time_us as f64 / 1e6
-                    ));
+                    return Some(match p.cause {
+                        LossCause::PowerLoss => format!(
+                            "power loss of {} at {:.3}s: offset {offset} of {name} lay beyond the durable frontier {frontier} (Kafka does not fsync each write)",
+                            p.node,
+                            p.time_us as f64 / 1e6
+                        ),
+                        LossCause::RecoveryTruncation => format!(
+                            "log recovery when {} restarted at {:.3}s truncated {name} at {frontier}, its first corrupt batch after the recovery point: offset {offset} went with it",
+                            p.node,
+                            p.time_us as f64 / 1e6
+                        ),
+                    });
                 }
             }
         }

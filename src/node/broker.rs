@@ -187,6 +187,9 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     let broker = match started {
         Ok((broker, reports)) => {
             info!(node_id, recovered = reports.len(), "broker started");
+            for r in reports.iter().filter(|r| r.truncated_bytes > 0 || r.first_bad.is_some()) {
+                warn!(node_id, "log recovery of {}: from {} truncated {} bytes, log end {} ({:?})", r.tp, r.recovered_from, r.truncated_bytes, r.log_end_offset, r.first_bad);
+            }
             broker
         }
         Err(e) => {

@@ -1,7 +1,9 @@
 //! The contract monitor (ARCHITECTURE §6): reads the fault timeline and says where the run left the
-//! promise the configuration makes. A partition is out of contract when a power loss (or corruption) hit at
-//! least `min.insync.replicas` of its replicas within one window, or after an unclean election. Process
-//! crashes, any number of them, never take a partition out of contract (the page cache survives).
+//! promise the configuration makes. Today (one replica per partition) every power loss of a broker and every
+//! bit flip at rest in a partition's log hits at least `min.insync.replicas` of its replicas, so each is a
+//! breach; windows (from a replica's loss until it is back in the ISR) and unclean elections arrive with
+//! replication. Process crashes, any number of them, never take a partition out of contract (the page cache
+//! survives).
 
 use crate::history::{FaultPhase, History, OpBody};
 use crate::scenario::Scenario;

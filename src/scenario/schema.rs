@@ -149,7 +149,7 @@ pub struct FaultEntry {
     pub at_s: Spanned<TimeValue>,
     pub kind: Spanned<String>,
     pub target: Spanned<String>,
-    /// For crash and power_loss: restart the node after this long.
+    /// For crash, power_loss and shutdown: restart the node after this long (else at heal).
     #[serde(default)]
     pub restart_after_s: Option<Spanned<TimeValue>>,
     /// For faults that last (pause, partition, clog, ...): how long.

@@ -242,9 +242,10 @@ impl World {
     /// records, per partition, the first offset not wholly on disk (the durable frontier).
     fn power_loss(&mut self, idx: usize, in_flight: bool, detail: &mut Detail) {
         let id = self.brokers[idx].id;
+        let before = logscan::all_records(&self.brokers[idx].disk);
         let report = self.brokers[idx].disk.power_loss();
         let disk = &self.brokers[idx].disk;
-        let mut frontier = logscan::frontiers(disk);
+        let mut frontier = logscan::intact_frontiers(&before, &logscan::all_records(disk));
         let image = self.brokers[idx]
             .image
             .lock()
@@ -270,7 +271,8 @@ impl World {
         use rand::Rng;
         let disk = self.brokers[idx].disk.clone();
         let mut rng = sim::stream(self.seed, &format!("bitflip@{}", self.rec.now_us()));
-        let dirs = logscan::partition_dirs(&disk);
+        let dirs: Vec<String> =
+            logscan::partition_dirs(&disk).into_iter().filter(|d| logscan::frontier(&disk, d) > 0).collect();
         let flipped = (!dirs.is_empty())
             .then(|| dirs[rng.random_range(0..dirs.len())].clone())
             .and_then(|dir| logscan::crc_covered_byte(&disk, &dir, &mut |n| rng.random_range(0..n)))
@@ -312,10 +314,13 @@ impl World {
                 net.update_config(|c| c.send_latency = latency(lo, hi));
             }
             FaultKind::DiskEio | FaultKind::DiskFull | FaultKind::DiskSlow => {
+                // Undo only this fault's own setting: overlapping disk faults end one by one.
                 let mut c = disk.config();
-                c.eio_rate = 0.0;
-                c.capacity_bytes = None;
-                c.slow_factor = 1;
+                match f.spec.kind {
+                    FaultKind::DiskEio => c.eio_rate = 0.0,
+                    FaultKind::DiskFull => c.capacity_bytes = None,
+                    _ => c.slow_factor = 1,
+                }
                 disk.set_config(c);
             }
             FaultKind::DropResponse => self.brokers[idx].responses.set_drop_rate(0.0),
@@ -349,11 +354,17 @@ impl World {
             .unwrap_or_else(|e| e.into_inner())
             .bump_leader_epochs_of(id);
         b.incarnation.fetch_add(1, Ordering::Relaxed);
+        // What log recovery will cut at this start (a corrupt batch after the recovery point): the checkers
+        // need it to tell a legal truncation from a lost write.
+        let truncations = logscan::recovery_truncations(&b.disk);
         let handle = Handle::current();
         handle.kill(b.node.id());
         handle.restart(b.node.id());
         b.up = true;
-        let detail = Detail::from([("node".to_string(), serde_json::json!(b.name))]);
+        let mut detail = Detail::from([("node".to_string(), serde_json::json!(b.name))]);
+        if !truncations.is_empty() {
+            detail.insert("recovery_truncates".into(), serde_json::json!(truncations));
+        }
         let body = OpBody::Fault {
             kind: "restart".into(),
             target: format!("node:{}", b.name),
