@@ -146,6 +146,12 @@ impl Broker {
         &self.logs
     }
 
+    /// Stops serving: every later request is answered `Reply::Fatal` (a controlled shutdown calls this in the
+    /// same critical section as its final flush, so nothing is appended after the clean-shutdown marker).
+    pub fn stop_serving(&mut self, reason: &str) {
+        self.offline.get_or_insert_with(|| reason.to_string());
+    }
+
     /// Why the broker went offline, if its log dir failed.
     pub fn fatal(&self) -> Option<&str> {
         self.offline.as_deref()

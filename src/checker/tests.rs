@@ -673,3 +673,13 @@ fn the_state_trace_invariants_run_with_the_checkers() {
     let r = h.check();
     assert_eq!(violations(&r, "hw-regress"), 1, "{:?}", r.anomalies);
 }
+
+#[test]
+fn a_value_read_at_another_offset_than_its_ack_named_is_inconsistent() {
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(2, "b", OpType::Ok, Some(1))
+        .log(&[(0, "b"), (1, "a")])
+        .check();
+    assert_eq!(violations(&r, "inconsistent-offsets"), 2, "{:?}", r.anomalies);
+}

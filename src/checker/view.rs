@@ -317,13 +317,31 @@ impl<'a> View<'a> {
     /// loss took it (it lay beyond the durable frontier SimDisk recorded then), or, under acks 0/1, leadership
     /// moved to another replica. A power loss counts when the observation came from the incarnation that
     /// lost power: before that node's restart (an ack on the wire at the power loss arrives after it).
+    /// [`Self::loss_explained`] for an acknowledged send: its append may also have come from the incarnation
+    /// that lost power when the send was in flight across the power loss (invoked before it, acked after it
+    /// — an ack delayed past the restart by a slow network). While clients do not retry, that is the only way
+    /// the old incarnation wrote it; with retries this needs the appending incarnation, not times.
+    fn send_loss_explained(&self, s: &Send, offset: i64) -> Option<String> {
+        self.loss_explained_from(&s.tp, offset, s.complete_us, Some(s.invoke_us), Some(&s.process))
+    }
+
     fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
+        self.loss_explained_from(tp, offset, after_us, None, producer)
+    }
+
+    fn loss_explained_from(
+        &self,
+        tp: &Tp,
+        offset: i64,
+        after_us: u64,
+        invoked_us: Option<u64>,
+        producer: Option<&str>,
+    ) -> Option<String> {
         let name = tp_name(tp);
-        for p in self
-            .power_losses
-            .iter()
-            .filter(|p| p.restart_us.is_none_or(|r| after_us < r))
-        {
+        for p in self.power_losses.iter().filter(|p| {
+            p.restart_us.is_none_or(|r| after_us < r)
+                || (p.cause == LossCause::PowerLoss && invoked_us.is_some_and(|i| i <= p.time_us))
+        }) {
             if let Some(&frontier) = p.frontier.get(&name) {
                 if offset >= frontier {
                     return Some(match p.cause {
@@ -405,7 +423,26 @@ impl<'a> View<'a> {
     /// read by the end of the drain.
     pub fn lost_and_unseen(&self, out: &mut Vec<Anomaly>) {
         for s in &self.acked {
-            if self.seen.contains_key(&s.value) {
+            if let Some(seen) = self.seen.get(&s.value) {
+                // The ack named an offset: the value must be read there and nowhere else in its partition
+                // (Jepsen counts the ack's offset in the version order). A retry without idempotence may
+                // add a second copy; that is the duplicate checker's to judge.
+                let acked_at = s.offset.unwrap_or(-1);
+                let elsewhere: BTreeSet<i64> = seen.iter().filter(|x| x.tp == s.tp).map(|x| x.offset).collect();
+                if !elsewhere.is_empty() && !elsewhere.contains(&acked_at) {
+                    let d = format!(
+                        "{} acked at offset {acked_at} by {} but read at {:?}",
+                        s.value, s.process, elsewhere
+                    );
+                    out.push(Self::anomaly(
+                        "inconsistent-offsets",
+                        &s.tp,
+                        Some(acked_at),
+                        Some(&s.value),
+                        d,
+                        None,
+                    ));
+                }
                 continue;
             }
             let offset = s.offset.unwrap_or(-1);
@@ -414,7 +451,7 @@ impl<'a> View<'a> {
             } else {
                 "unseen"
             };
-            let why = self.loss_explained(&s.tp, offset, s.complete_us, Some(&s.process));
+            let why = self.send_loss_explained(s, offset);
             let detail = format!(
                 "{} acked at offset {offset} by {} at {:.3}s, never read",
                 s.value,
@@ -596,7 +633,7 @@ impl<'a> View<'a> {
                 if let Some(prev) = best_by_process.get(s.process.as_str()) {
                     let po = prev.offset.unwrap_or(-1);
                     if o <= po {
-                        let why = self.loss_explained(tp, po, prev.complete_us, Some(&prev.process));
+                        let why = self.send_loss_explained(prev, po);
                         let d = format!(
                             "{} got offset {o} for {} after {po} for {}",
                             s.process, s.value, prev.value
@@ -610,7 +647,7 @@ impl<'a> View<'a> {
                     .max_by_key(|(_, off, _)| *off);
                 if let Some(&(_, po, prev)) = before {
                     if o <= po {
-                        let why = self.loss_explained(tp, po, prev.complete_us, Some(&prev.process));
+                        let why = self.send_loss_explained(prev, po);
                         let d = format!(
                             "{} got offset {o}, at or below offset {po} acked for {} before it was sent",
                             s.value, prev.value

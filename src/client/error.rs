@@ -82,11 +82,29 @@ impl ClientError {
             | ClientError::Decode { .. }
             | ClientError::CorrelationMismatch { .. }
             | ClientError::MissingInResponse { .. } => true,
-            ClientError::Kafka { code, .. } => matches!(
+            // Only the errors a broker gives before any append are definite (ARCHITECTURE §6's table);
+            // anything else (a storage error, an unknown server error, ...) may have followed the write.
+            ClientError::Kafka { code, .. } => !matches!(
                 code,
-                ResponseError::NotEnoughReplicasAfterAppend
-                    | ResponseError::RequestTimedOut
-                    | ResponseError::NotLeaderOrFollower
+                ResponseError::NotEnoughReplicas
+                    | ResponseError::UnknownTopicOrPartition
+                    | ResponseError::CorruptMessage
+                    | ResponseError::MessageTooLarge
+                    | ResponseError::RecordListTooLarge
+                    | ResponseError::InvalidRecord
+                    | ResponseError::InvalidRequiredAcks
+                    | ResponseError::InvalidProducerEpoch
+                    | ResponseError::OutOfOrderSequenceNumber
+                    | ResponseError::InvalidTopicException
+                    | ResponseError::TopicAuthorizationFailed
+                    | ResponseError::UnsupportedVersion
+                    | ResponseError::FencedLeaderEpoch
+                    | ResponseError::UnknownLeaderEpoch
+                    | ResponseError::TopicAlreadyExists
+                    | ResponseError::InvalidReplicationFactor
+                    | ResponseError::InvalidPartitions
+                    | ResponseError::InvalidConfig
+                    | ResponseError::OffsetOutOfRange
             ),
             ClientError::Connect { .. }
             | ClientError::UnsupportedVersion { .. }

@@ -187,8 +187,19 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     let broker = match started {
         Ok((broker, reports)) => {
             info!(node_id, recovered = reports.len(), "broker started");
-            for r in reports.iter().filter(|r| r.truncated_bytes > 0 || r.first_bad.is_some()) {
-                warn!(node_id, "log recovery of {}: from {} truncated {} bytes, log end {} ({:?})", r.tp, r.recovered_from, r.truncated_bytes, r.log_end_offset, r.first_bad);
+            for r in reports
+                .iter()
+                .filter(|r| r.truncated_bytes > 0 || r.first_bad.is_some())
+            {
+                warn!(
+                    node_id,
+                    "log recovery of {}: from {} truncated {} bytes, log end {} ({:?})",
+                    r.tp,
+                    r.recovered_from,
+                    r.truncated_bytes,
+                    r.log_end_offset,
+                    r.first_bad
+                );
             }
             broker
         }
@@ -231,6 +242,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
                 let (result, elapsed) = {
                     let mut guard = node.lock();
                     let s = &mut *guard;
+                    s.broker.stop_serving("controlled shutdown");
                     let result = s.broker.shutdown(s.disk.as_mut());
                     (result, s.disk.take_elapsed())
                 };

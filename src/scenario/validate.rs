@@ -614,7 +614,7 @@ fn value_text(v: &toml::Value) -> String {
 /// A producer config key the scenario accepts, with the type of its value.
 #[derive(Clone, Copy)]
 enum KeyType {
-    Int { min: i64 },
+    Int { min: i64, max: i64 },
     Bool,
     Acks,
 }
@@ -624,9 +624,15 @@ type KeyTable = &'static [(&'static str, KeyType)];
 /// Producer config keys honoured today (Kafka's names).
 const PRODUCER_KEYS: KeyTable = &[
     ("acks", KeyType::Acks),
-    ("linger.ms", KeyType::Int { min: 0 }),
-    ("batch.size", KeyType::Int { min: 0 }),
-    ("request.timeout.ms", KeyType::Int { min: 1 }),
+    ("linger.ms", KeyType::Int { min: 0, max: 3_600_000 }),
+    ("batch.size", KeyType::Int { min: 0, max: 1 << 30 }),
+    (
+        "request.timeout.ms",
+        KeyType::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     ("enable.idempotence", KeyType::Bool),
 ];
 
@@ -646,9 +652,12 @@ fn check_config(map: &ConfigMap, table: KeyTable, section: &str) -> Result<BTree
             );
         };
         let text = match (ty, v.get_ref()) {
-            (KeyType::Int { min }, toml::Value::Integer(i)) if i >= min => i.to_string(),
-            (KeyType::Int { min }, _) => {
-                return invalid(v.span(), format!("{section}.\"{key}\": expected an integer >= {min}"));
+            (KeyType::Int { min, max }, toml::Value::Integer(i)) if i >= min && i <= max => i.to_string(),
+            (KeyType::Int { min, max }, _) => {
+                return invalid(
+                    v.span(),
+                    format!("{section}.\"{key}\": expected an integer from {min} to {max}"),
+                );
             }
             (KeyType::Bool, toml::Value::Boolean(b)) => b.to_string(),
             (KeyType::Bool, _) => return invalid(v.span(), format!("{section}.\"{key}\": expected true or false")),
@@ -675,7 +684,10 @@ fn validate_swarm(s: &Swarm) -> Result<(), Invalid> {
     let range = |v: &Spanned<[f64; 2]>, key: &str, max: f64| -> Result<(), Invalid> {
         let [lo, hi] = *v.get_ref();
         if !(lo >= 0.0 && lo <= hi && hi <= max) {
-            return invalid(v.span(), format!("swarm.{key} = [{lo}, {hi}]: need 0 <= low <= high <= {max}"));
+            return invalid(
+                v.span(),
+                format!("swarm.{key} = [{lo}, {hi}]: need 0 <= low <= high <= {max}"),
+            );
         }
         Ok(())
     };
@@ -686,7 +698,10 @@ fn validate_swarm(s: &Swarm) -> Result<(), Invalid> {
     range(&s.rate, "rate", 1.0)?;
     range(&s.latency_ms, "latency_ms", 60_000.0)?;
     if s.duration_s.get_ref()[0] <= 0.0 {
-        return invalid(s.duration_s.span(), "swarm.duration_s: lasting faults need a positive duration");
+        return invalid(
+            s.duration_s.span(),
+            "swarm.duration_s: lasting faults need a positive duration",
+        );
     }
     for (key, v) in [("packet_loss", &s.packet_loss), ("rate", &s.rate)] {
         if v.get_ref()[0] <= 0.0 {
@@ -699,7 +714,10 @@ fn validate_swarm(s: &Swarm) -> Result<(), Invalid> {
     }
     let [slo, shi] = *s.skew_ms.get_ref();
     if !(1 <= slo && slo <= shi && shi <= 7 * 24 * 3_600_000) {
-        return invalid(s.skew_ms.span(), "swarm.skew_ms: 1 <= low <= high <= 7 days (the sign is drawn)");
+        return invalid(
+            s.skew_ms.span(),
+            "swarm.skew_ms: 1 <= low <= high <= 7 days (the sign is drawn)",
+        );
     }
     if s.kinds.is_empty() {
         return invalid(s.faults_per_minute.span(), "swarm.kinds: name at least one fault kind");

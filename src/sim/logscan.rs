@@ -115,10 +115,18 @@ pub fn recovery_truncations(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
         let mut segments: Vec<(i64, String)> = files
             .paths()
             .into_iter()
-            .filter_map(|p| Some((p.strip_prefix(&prefix)?.strip_suffix(".log")?.parse::<i64>().ok()?, p.clone())))
+            .filter_map(|p| {
+                Some((
+                    p.strip_prefix(&prefix)?.strip_suffix(".log")?.parse::<i64>().ok()?,
+                    p.clone(),
+                ))
+            })
             .collect();
         segments.sort();
-        let start = segments.iter().rposition(|(base, _)| *base <= recovery_point).unwrap_or(0);
+        let start = segments
+            .iter()
+            .rposition(|(base, _)| *base <= recovery_point)
+            .unwrap_or(0);
         'segments: for (base, path) in segments.iter().skip(start) {
             let data = files.contents(path).unwrap_or_default();
             let mut pos = 0;
@@ -147,7 +155,9 @@ pub fn recovery_truncations(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
 /// The recovery points in the log dir's `recovery-point-offset-checkpoint` (`0`, count, `topic partition
 /// offset` lines), by `topic-partition`; empty when missing or unreadable (recovery then starts at 0).
 fn recovery_points(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
-    let text = files.contents(crate::log::checkpoint::RECOVERY_POINT_CHECKPOINT).unwrap_or_default();
+    let text = files
+        .contents(crate::log::checkpoint::RECOVERY_POINT_CHECKPOINT)
+        .unwrap_or_default();
     String::from_utf8_lossy(&text)
         .lines()
         .skip(2)
@@ -161,7 +171,10 @@ fn recovery_points(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
 
 /// Every partition's log as recovery would keep it (see [`records`]), by `topic-partition`.
 pub fn all_records(files: &dyn DiskFiles) -> BTreeMap<String, Vec<ReadRecord>> {
-    partition_dirs(files).into_iter().map(|d| (d.clone(), records(files, &d))).collect()
+    partition_dirs(files)
+        .into_iter()
+        .map(|d| (d.clone(), records(files, &d)))
+        .collect()
 }
 
 /// Per partition, the first offset whose record did not come through a power loss intact: the log after it

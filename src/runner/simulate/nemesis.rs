@@ -271,8 +271,10 @@ impl World {
         use rand::Rng;
         let disk = self.brokers[idx].disk.clone();
         let mut rng = sim::stream(self.seed, &format!("bitflip@{}", self.rec.now_us()));
-        let dirs: Vec<String> =
-            logscan::partition_dirs(&disk).into_iter().filter(|d| logscan::frontier(&disk, d) > 0).collect();
+        let dirs: Vec<String> = logscan::partition_dirs(&disk)
+            .into_iter()
+            .filter(|d| logscan::frontier(&disk, d) > 0)
+            .collect();
         let flipped = (!dirs.is_empty())
             .then(|| dirs[rng.random_range(0..dirs.len())].clone())
             .and_then(|dir| logscan::crc_covered_byte(&disk, &dir, &mut |n| rng.random_range(0..n)))
@@ -305,6 +307,18 @@ impl World {
         let net = NetSim::current();
         let disk = self.brokers[idx].disk.clone();
         let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
+        // Overlapping faults of one kind: the setting stays until the last of them ends (network settings
+        // are global in madsim, so for those any node's counts).
+        let global = matches!(f.spec.kind, FaultKind::PacketLoss | FaultKind::Latency);
+        let still = self
+            .active
+            .iter()
+            .any(|(other, n)| self.plan[*other].spec.kind == f.spec.kind && (global || *n == node));
+        if still {
+            detail.insert("still_in_force".into(), serde_json::json!("another fault of this kind"));
+            self.record(&f, FaultPhase::End, detail);
+            return;
+        }
         match f.spec.kind {
             FaultKind::Pause => handle.resume(node_id),
             FaultKind::Partition | FaultKind::Clog => net.unclog_node(node_id),
