@@ -104,3 +104,8 @@ fn a_bit_flipped_at_rest_is_reported_corrupt_by_the_consumer_never_read_as_data(
 fn clock_skew() {
     check("clock_skew");
 }
+
+#[test]
+fn swizzle_clog() {
+    check("swizzle");
+}

@@ -32,6 +32,7 @@ pub const MARKS: &[&str] = &[
     "bit-flipped-in-a-log-segment",
     "consumer-caught-a-corrupt-batch",
     "broker-clock-skewed",
+    "swizzle-clogged-every-node",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

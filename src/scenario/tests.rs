@@ -132,5 +132,5 @@ fn lasting_faults_need_a_duration_and_only_their_own_parameters() {
     let e = err(&pause.replace("kind = \"pause\"", "kind = \"disk_slow\""));
     assert!(e.message.contains("needs factor"), "{e}");
     let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"swizzle\""));
-    assert!(e.message.contains("not carried out yet"), "{e}");
+    assert!(e.message.contains("restart_after_s does not apply"), "{e}");
 }

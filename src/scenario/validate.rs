@@ -73,6 +73,9 @@ pub enum FaultKind {
     DropResponse,
     /// For `duration_s`, the node resets the connection instead of answering with probability `rate`.
     ConnReset,
+    /// FoundationDB's swizzle-clog: over `duration_s`, every node (brokers and clients) is clogged one by one
+    /// in a seeded order, then unclogged one by one in another.
+    Swizzle,
     /// The node's wall clock runs `skew_ms` ahead (or behind) for `duration_s`.
     ClockSkew,
     /// One bit flips at rest inside a record batch of one of the node's log segments, in the bytes the batch's
@@ -81,7 +84,7 @@ pub enum FaultKind {
 }
 
 /// Kinds ARCHITECTURE §7 names that are not carried out yet.
-const PLANNED_KINDS: &[&str] = &["swizzle"];
+const PLANNED_KINDS: &[&str] = &[];
 
 const KINDS: &[(&str, FaultKind)] = &[
     ("crash", FaultKind::Crash),
@@ -99,6 +102,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("conn_reset", FaultKind::ConnReset),
     ("disk_bitflip", FaultKind::DiskBitflip),
     ("clock_skew", FaultKind::ClockSkew),
+    ("swizzle", FaultKind::Swizzle),
 ];
 
 impl FaultKind {

@@ -202,6 +202,8 @@ struct World {
     pending: BTreeMap<u64, Vec<Pending>>,
     /// Lasting faults in force: (index in the plan, node id), undone at their end or at heal.
     active: Vec<(usize, i32)>,
+    /// The workload's client nodes (swizzle clogs them too).
+    clients: Vec<madsim::task::NodeId>,
 }
 
 impl World {
@@ -215,6 +217,7 @@ impl World {
             marks: BTreeMap::new(),
             pending: BTreeMap::new(),
             active: vec![],
+            clients: vec![],
         }
     }
 
@@ -450,7 +453,7 @@ impl World {
         let _ = task.await;
     }
 
-    fn start_producers(&self, start_us: u64, end_us: u64) -> Vec<madsim::task::JoinHandle<()>> {
+    fn start_producers(&mut self, start_us: u64, end_us: u64) -> Vec<madsim::task::JoinHandle<()>> {
         let handle = Handle::current();
         let mut out = vec![];
         for (i, p) in self.s.file.producers.iter().enumerate() {
@@ -490,6 +493,7 @@ impl World {
                 seed: derive_seed(self.seed, &format!("workload/{name}")),
             };
             let node = handle.create_node().name(&name).ip(client_ip(i as u32 + 1)).build();
+            self.clients.push(node.id());
             out.push(node.spawn(producer::run(w, self.rec.clone())));
         }
         out

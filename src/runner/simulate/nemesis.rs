@@ -21,7 +21,13 @@ pub(super) enum Pending {
     /// Restart a stopped broker.
     Restart(i32),
     /// Undo lasting fault `fault` (index in the plan) on broker `node`.
-    End { fault: usize, node: i32 },
+    End {
+        fault: usize,
+        node: i32,
+    },
+    /// Swizzle steps: clog or unclog one node.
+    Clog(madsim::task::NodeId),
+    Unclog(madsim::task::NodeId),
 }
 
 type Detail = BTreeMap<String, serde_json::Value>;
@@ -48,6 +54,8 @@ impl World {
                     match p {
                         Pending::Restart(id) => self.restart(id),
                         Pending::End { fault, node } => self.end_fault(fault, node),
+                        Pending::Clog(id) => NetSim::current().clog_node(id),
+                        Pending::Unclog(id) => NetSim::current().unclog_node(id),
                     }
                 }
             } else {
@@ -195,6 +203,10 @@ impl World {
                 detail.insert("capacity_bytes".into(), serde_json::json!(used));
             }
             FaultKind::DiskBitflip => self.bitflip(idx, &mut detail),
+            FaultKind::Swizzle => {
+                self.swizzle(f.duration_us.unwrap_or(1_000_000), &mut detail);
+                self.mark("swizzle-clogged-every-node");
+            }
             FaultKind::ClockSkew => {
                 self.brokers[idx].clock.set_skew_ms(f.spec.params.skew_ms);
                 detail.insert("skew_ms".into(), serde_json::json!(f.spec.params.skew_ms));
@@ -266,6 +278,55 @@ impl World {
         detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
     }
 
+    fn swizzle_nodes(&self) -> Vec<madsim::task::NodeId> {
+        self.brokers
+            .iter()
+            .map(|b| b.node.id())
+            .chain(self.clients.iter().copied())
+            .collect()
+    }
+
+    /// Clogs every node one by one over the first half of `duration_us` in a seeded order, and unclogs them one
+    /// by one over the second half in another.
+    fn swizzle(&mut self, duration_us: u64, detail: &mut Detail) {
+        use rand::seq::SliceRandom;
+        let mut rng = sim::stream(self.seed, &format!("swizzle@{}", self.rec.now_us()));
+        let mut nodes = self.swizzle_nodes();
+        let step = duration_us / (2 * nodes.len().max(1) as u64 + 1);
+        let now = self.rec.now_us();
+        nodes.shuffle(&mut rng);
+        for (i, id) in nodes.iter().enumerate() {
+            self.pending
+                .entry(now + step * i as u64)
+                .or_default()
+                .push(Pending::Clog(*id));
+        }
+        let names: BTreeMap<String, String> = self
+            .brokers
+            .iter()
+            .map(|b| (b.node.id().to_string(), b.name.clone()))
+            .chain(
+                self.clients
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (id.to_string(), super::producer_name(&self.s, i))),
+            )
+            .collect();
+        let name = |id: &madsim::task::NodeId| names.get(&id.to_string()).cloned().unwrap_or_else(|| id.to_string());
+        let clog_order: Vec<String> = nodes.iter().map(name).collect();
+        nodes.shuffle(&mut rng);
+        let base = now + step * (nodes.len() as u64 + 1);
+        for (i, id) in nodes.iter().enumerate() {
+            self.pending
+                .entry(base + step * i as u64)
+                .or_default()
+                .push(Pending::Unclog(*id));
+        }
+        let unclog_order: Vec<String> = nodes.iter().map(name).collect();
+        detail.insert("clog_order".into(), serde_json::json!(clog_order));
+        detail.insert("unclog_order".into(), serde_json::json!(unclog_order));
+    }
+
     /// Flips one bit inside what a record batch's CRC covers, in a log segment of one of the node's partitions.
     fn bitflip(&mut self, idx: usize, detail: &mut Detail) {
         use rand::Rng;
@@ -321,6 +382,15 @@ impl World {
         }
         match f.spec.kind {
             FaultKind::Pause => handle.resume(node_id),
+            FaultKind::Swizzle => {
+                // Every node was unclogged step by step; make sure (heal may end it early).
+                for id in self.swizzle_nodes() {
+                    net.unclog_node(id);
+                }
+                self.pending
+                    .values_mut()
+                    .for_each(|v| v.retain(|p| !matches!(p, Pending::Clog(_) | Pending::Unclog(_))));
+            }
             FaultKind::Partition | FaultKind::Clog => net.unclog_node(node_id),
             FaultKind::PacketLoss => net.update_config(|c| c.packet_loss_rate = 0.0),
             FaultKind::Latency => {
