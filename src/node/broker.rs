@@ -191,7 +191,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
                 .iter()
                 .filter(|r| r.truncated_bytes > 0 || r.first_bad.is_some())
             {
-                warn!(
+                info!(
                     node_id,
                     "log recovery of {}: from {} truncated {} bytes, log end {} ({:?})",
                     r.tp,
