@@ -1,5 +1,5 @@
 //! L2: the broker: composes the cores for one broker. Pure and synchronous (no runtime, no clock, no
-//! `.await`): the node shell feeds it parsed requests with `now_ms` and carries out the [`Reply`], awaiting
+//! awaiting): the node shell feeds it parsed requests with `now_ms` and carries out the [`Reply`], awaiting
 //! the simulated disk time (`disk.take_elapsed()`) after each call.
 
 pub mod config;

@@ -16,18 +16,26 @@ pub trait DiskFiles {
     fn contents(&self, path: &str) -> Option<Vec<u8>>;
 }
 
-/// The valid batches of one partition's log in `dir` (`topic-partition`), in order, each with its bytes.
-fn valid_batches(files: &dyn DiskFiles, dir: &str) -> Vec<(BatchHeader, Vec<u8>)> {
+/// The `.log` segments of one partition's log in `dir`, by base offset: `(base offset, path)`.
+fn segments(files: &dyn DiskFiles, dir: &str) -> Vec<(i64, String)> {
     let prefix = format!("{dir}/");
-    let mut segments: Vec<(i64, String)> = files
+    let mut out: Vec<(i64, String)> = files
         .paths()
         .into_iter()
         .filter_map(|p| {
-            let name = p.strip_prefix(&prefix)?.strip_suffix(".log")?.to_string();
-            Some((name.parse::<i64>().ok()?, p))
+            Some((
+                p.strip_prefix(&prefix)?.strip_suffix(".log")?.parse::<i64>().ok()?,
+                p.clone(),
+            ))
         })
         .collect();
-    segments.sort();
+    out.sort();
+    out
+}
+
+/// The valid batches of one partition's log in `dir` (`topic-partition`), in order, each with its bytes.
+fn valid_batches(files: &dyn DiskFiles, dir: &str) -> Vec<(BatchHeader, Vec<u8>)> {
+    let segments = segments(files, dir);
     let mut out = vec![];
     let mut next: Option<i64> = None;
     for (base, path) in segments {
@@ -111,18 +119,7 @@ pub fn recovery_truncations(files: &dyn DiskFiles) -> BTreeMap<String, i64> {
     let points = recovery_points(files);
     for dir in partition_dirs(files) {
         let recovery_point = points.get(&dir).copied().unwrap_or(0);
-        let prefix = format!("{dir}/");
-        let mut segments: Vec<(i64, String)> = files
-            .paths()
-            .into_iter()
-            .filter_map(|p| {
-                Some((
-                    p.strip_prefix(&prefix)?.strip_suffix(".log")?.parse::<i64>().ok()?,
-                    p.clone(),
-                ))
-            })
-            .collect();
-        segments.sort();
+        let segments = segments(files, &dir);
         let start = segments
             .iter()
             .rposition(|(base, _)| *base <= recovery_point)
@@ -252,16 +249,7 @@ impl DiskFiles for super::disk::SimDisk {
 /// skipped (its records are not counted) rather than ending the log — below the recovery point Kafka trusts
 /// the disk and keeps serving what follows; consumers catch the bad batch by its CRC.
 pub fn served_records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
-    let prefix = format!("{dir}/");
-    let mut segments: Vec<(i64, String)> = files
-        .paths()
-        .into_iter()
-        .filter_map(|p| {
-            let name = p.strip_prefix(&prefix)?.strip_suffix(".log")?.to_string();
-            Some((name.parse::<i64>().ok()?, p))
-        })
-        .collect();
-    segments.sort();
+    let segments = segments(files, dir);
     let mut out = vec![];
     for (_, path) in segments {
         let data = files.contents(&path).unwrap_or_default();
