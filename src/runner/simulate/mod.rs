@@ -15,7 +15,7 @@ use crate::checker::{FinalState, ReplicaLog};
 use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
 use crate::history::{OpBody, OpType, ReadRecord};
 use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
-use crate::node::broker::{run_broker, BrokerNodeConfig, NodeClock, Observer, ResponseHook};
+use crate::node::broker::{run_broker, BrokerExit, BrokerNodeConfig, NodeClock, Observer, ResponseHook};
 use crate::rt;
 use crate::scenario::{FaultKind, FaultParams, FaultSpec, Scenario, Swarm, Target, TimeSpec};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
@@ -188,6 +188,8 @@ struct BrokerSlot {
     incarnation: Arc<AtomicU32>,
     responses: ResponseFaultSwitch,
     clock: NodeClock,
+    /// Why the broker's last incarnation stopped by itself, if it did.
+    last_exit: Arc<Mutex<Option<BrokerExit>>>,
     up: bool,
 }
 
@@ -296,6 +298,7 @@ impl World {
             );
             let image = Arc::new(Mutex::new(image.clone()));
             let responses = ResponseFaultSwitch::new(derive_seed(self.seed, &format!("responses/{name}")));
+            let last_exit: Arc<Mutex<Option<BrokerExit>>> = Arc::new(Mutex::new(None));
             let clock = NodeClock::default();
             let incarnation = Arc::new(AtomicU32::new(0));
             let mut map: BTreeMap<String, toml::Value> = broker_config
@@ -318,6 +321,7 @@ impl World {
                 );
                 let hook = ResponseHook(Arc::new(responses.clone()));
                 let node_clock = clock.clone();
+                let last_exit = last_exit.clone();
                 handle
                     .create_node()
                     .name(&name)
@@ -330,10 +334,11 @@ impl World {
                         cfg.incarnation = incarnation.load(Ordering::Relaxed);
                         cfg.response_faults = Some(hook.clone());
                         cfg.clock = node_clock.clone();
-                        let disk = disk.clone();
+                        let (disk, last_exit) = (disk.clone(), last_exit.clone());
                         async move {
                             let exit = run_broker(cfg, Box::new(disk)).await;
                             tracing::warn!("broker {id} stopped: {exit:?}");
+                            *last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(exit);
                         }
                     })
                     .build()
@@ -347,6 +352,7 @@ impl World {
                 incarnation,
                 responses,
                 clock,
+                last_exit,
                 up: true,
             });
         }
@@ -392,7 +398,8 @@ impl World {
         if self.s.file.phases.drain {
             self.rec
                 .op("runner", OpType::Info, OpBody::Phase { name: "drain".into() }, None);
-            self.drain().await;
+            let drain_failures = self.drain().await;
+            final_state.liveness_failures.extend(drain_failures);
             final_state.replica_logs = self.replica_logs();
         }
         for b in &self.brokers {
@@ -553,18 +560,20 @@ impl World {
 
     /// Reads every partition back from its leader, from the log start to the high watermark, recording each
     /// fetch as a poll.
-    async fn drain(&self) {
+    async fn drain(&self) -> Vec<String> {
         let node = self.helper_node("drain", 3);
         let bootstrap = self.bootstrap();
         let tps = self.topic_partitions();
         let rec = self.rec.clone();
         let task = node.spawn(async move {
             let mut client = Client::new(bootstrap, ClientConfig::default());
+            let mut failures = vec![];
             for tp in tps {
-                drain_partition(&mut client, &tp, &rec).await;
+                failures.extend(drain_partition(&mut client, &tp, &rec).await);
             }
+            failures
         });
-        let _ = task.await;
+        task.await.unwrap_or_else(|_| vec!["the drain task died".into()])
     }
 
     /// Every replica's log, read straight off its disk.
@@ -591,10 +600,14 @@ impl World {
 }
 
 /// Drains one partition, retrying errors for up to 30 simulated seconds.
-async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorder) {
+/// Drains one partition, retrying errors for up to 30 simulated seconds; says why if it could not read to the
+/// end (a drain that falls short is a liveness failure, never silently a shorter read).
+async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorder) -> Option<String> {
     let give_up_us = rec.now_us() + 30_000_000;
     let mut offset = None;
     let mut end = None;
+    let mut last_error = String::from("no answer");
+    let mut empty_reads = 0;
     while rec.now_us() < give_up_us {
         if offset.is_none() {
             offset = client.list_offsets(tp, OffsetSpec::Earliest).await.ok();
@@ -607,7 +620,7 @@ async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorde
             continue;
         };
         if from >= to {
-            return;
+            return None;
         }
         let body = |records: Vec<ReadRecord>| OpBody::Poll {
             topic: tp.topic.clone(),
@@ -633,6 +646,8 @@ async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorde
                 rec.op("drain", OpType::Ok, body(records), None);
                 offset = Some(f.next_fetch_offset.max(from));
                 if f.next_fetch_offset <= from {
+                    empty_reads += 1;
+                    last_error = format!("{empty_reads} reads at offset {from} returned nothing");
                     rt::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -655,9 +670,15 @@ async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorde
                 offset = Some(from + 1);
             }
             Err(e) => {
-                rec.op("drain", OpType::Fail, body(vec![]), Some(e.to_string()));
+                last_error = e.to_string();
+                rec.op("drain", OpType::Fail, body(vec![]), Some(last_error.clone()));
                 rt::sleep(Duration::from_millis(200)).await;
             }
         }
     }
+    let at = offset.map_or("its start".to_string(), |o| format!("offset {o}"));
+    let to = end.map_or("its end".to_string(), |e| format!("the high watermark {e}"));
+    Some(format!(
+        "partition {tp}: the drain could not read from {at} to {to} in 30 s (last: {last_error})"
+    ))
 }

@@ -414,8 +414,15 @@ impl World {
         }
         // A broker whose log dir failed shut itself down (KIP-112): bring it back once the disk is healthy.
         if self.brokers[idx].up && handle.is_exit(node_id) {
-            self.mark("storage-failure-stopped-the-broker");
-            detail.insert("broker_stopped".into(), serde_json::json!(true));
+            let exit = self.brokers[idx]
+                .last_exit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if matches!(exit, Some(crate::node::broker::BrokerExit::StorageFailure(_))) {
+                self.mark("storage-failure-stopped-the-broker");
+            }
+            detail.insert("broker_stopped".into(), serde_json::json!(format!("{exit:?}")));
             self.brokers[idx].up = false;
             self.record(&f, FaultPhase::End, detail);
             self.restart(node);
