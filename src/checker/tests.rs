@@ -683,3 +683,19 @@ fn a_value_read_at_another_offset_than_its_ack_named_is_inconsistent() {
         .check();
     assert_eq!(violations(&r, "inconsistent-offsets"), 2, "{:?}", r.anomalies);
 }
+
+#[test]
+fn a_record_that_came_through_one_power_loss_cannot_be_excused_by_a_later_one() {
+    // Acked at offset 1, intact after the first power loss (frontier 2), gone after the second (frontier 0):
+    // what survives a power loss is durable, so only a bug can have lost it.
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(2, "b", OpType::Ok, Some(1))
+        .power_loss(5, 2)
+        .restart(6)
+        .power_loss(8, 0)
+        .restart(9)
+        .log(&[])
+        .check();
+    assert_eq!(violations(&r, "unseen"), 2, "{:?}", r.anomalies);
+}

@@ -338,10 +338,19 @@ impl<'a> View<'a> {
         producer: Option<&str>,
     ) -> Option<String> {
         let name = tp_name(tp);
+        // What survives a power loss is durable from then on (SimDisk syncs the survivors): only the first
+        // power loss that could have hit the observation can explain its loss; later truncations still can.
+        let mut power_loss_seen = false;
         for p in self.power_losses.iter().filter(|p| {
             p.restart_us.is_none_or(|r| after_us < r)
                 || (p.cause == LossCause::PowerLoss && invoked_us.is_some_and(|i| i <= p.time_us))
         }) {
+            if p.cause == LossCause::PowerLoss {
+                if power_loss_seen {
+                    continue;
+                }
+                power_loss_seen = true;
+            }
             if let Some(&frontier) = p.frontier.get(&name) {
                 if offset >= frontier {
                     return Some(match p.cause {
@@ -360,7 +369,7 @@ impl<'a> View<'a> {
             }
         }
         if self.corrupt.get(tp).is_some_and(|c| c.contains(&offset)) {
-            if let Some(flip) = self.bitflips.iter().find(|f| f.contains(&format!("{name}/"))) {
+            if let Some(flip) = self.bitflips.iter().find(|f| f.contains(&format!(":{name}/"))) {
                 return Some(format!(
                     "a bit flipped at rest ({flip}); a consumer found offset {offset} of {name} corrupt (CRC) and did not read it"
                 ));
