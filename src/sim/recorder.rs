@@ -12,8 +12,8 @@ struct Inner {
     start: Instant,
     /// Last state per (node, topic, partition), to record changes only.
     last: BTreeMap<(String, String, i32), ReplicaState>,
-    /// Sends invoked and not yet completed, per process.
-    in_flight: BTreeMap<String, u64>,
+    /// Produce requests written and not yet answered (or failed), over all clients.
+    requests_in_flight: u64,
 }
 
 #[derive(Clone)]
@@ -26,7 +26,7 @@ impl Recorder {
             history: History::default(),
             start: Instant::now(),
             last: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
+            requests_in_flight: 0,
         })))
     }
 
@@ -45,19 +45,22 @@ impl Recorder {
     pub fn op(&self, process: &str, op_type: OpType, body: OpBody, error: Option<String>) {
         let now = self.now_us();
         let mut inner = self.lock();
-        if matches!(body, OpBody::Send { .. }) {
-            let n = inner.in_flight.entry(process.to_string()).or_default();
-            match op_type {
-                OpType::Invoke => *n += 1,
-                _ => *n = n.saturating_sub(1),
-            }
-        }
         inner.history.push(now, process, op_type, body, error);
     }
 
-    /// Sends invoked and not completed, over all processes.
-    pub fn sends_in_flight(&self) -> u64 {
-        self.lock().in_flight.values().sum()
+    /// A client is about to send a produce request (`true`) or has its outcome (`false`).
+    pub fn produce_request(&self, started: bool) {
+        let mut inner = self.lock();
+        inner.requests_in_flight = if started {
+            inner.requests_in_flight + 1
+        } else {
+            inner.requests_in_flight.saturating_sub(1)
+        };
+    }
+
+    /// Produce requests on the wire or awaiting their answer: what the `*-with-sends-in-flight` marks mean.
+    pub fn requests_in_flight(&self) -> u64 {
+        self.lock().requests_in_flight
     }
 
     /// The history so far (a copy).

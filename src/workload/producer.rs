@@ -139,7 +139,9 @@ async fn send_loop(w: ProducerWorkload, tp: TopicPartition, mut rx: mpsc::Unboun
         for p in &batch {
             builder.push(now_ms, Some(p.key.as_bytes()), Some(p.value.as_bytes()), &[]);
         }
+        rec.produce_request(true);
         let outcome = client.produce(&tp, builder.build(), w.acks, timeout_ms).await;
+        rec.produce_request(false);
         for (i, p) in batch.iter().enumerate() {
             let (op_type, offset, error) = match &outcome {
                 Ok(o) => match o.base_offset {

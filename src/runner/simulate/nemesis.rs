@@ -141,7 +141,8 @@ impl World {
             detail.insert("skipped".into(), serde_json::json!("the node is down"));
             return self.record(&f, FaultPhase::Start, detail);
         }
-        let in_flight = self.rec.sends_in_flight() > 0;
+        // A produce request on the wire or awaiting its answer (not merely records queued in a client).
+        let in_flight = self.rec.requests_in_flight() > 0;
         let handle = Handle::current();
         let node_id = self.brokers[idx].node.id();
         let net = NetSim::current();
