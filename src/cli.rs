@@ -54,6 +54,12 @@ pub enum Command {
 
 /// Parses the arguments and runs; the exit code follows ARCHITECTURE §7.
 pub fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of stdout goes away (`gregor bench | head`), instead
+    // of panicking on a broken pipe. SAFETY: restoring a signal's default disposition at startup, before any
+    // thread exists, has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
