@@ -60,12 +60,38 @@ impl World {
                 }
             } else {
                 next += 1;
+                self.await_writes_in_flight(next - 1).await;
                 self.inject(next - 1);
             }
         }
         let now = self.rec.now_us();
         if end_us > now {
             rt::sleep(Duration::from_micros(end_us - now)).await;
+        }
+    }
+
+    /// Faults that exist to hit writes in flight fire at their time, or up to 50 ms later at the first moment
+    /// a produce request is on the wire (FoundationDB-style: aim faults at interesting moments), so the marks
+    /// they must hit are forced, not left to timing. With no writer at all they fire after the 50 ms.
+    async fn await_writes_in_flight(&self, fault: usize) {
+        let aims_at_writes = matches!(
+            self.plan[fault].spec.kind,
+            FaultKind::Crash
+                | FaultKind::PowerLoss
+                | FaultKind::Shutdown
+                | FaultKind::Pause
+                | FaultKind::Partition
+                | FaultKind::Clog
+                | FaultKind::DiskSlow
+        );
+        if !aims_at_writes {
+            return;
+        }
+        for _ in 0..50 {
+            if self.rec.requests_in_flight() > 0 {
+                return;
+            }
+            rt::sleep(Duration::from_millis(1)).await;
         }
     }
 
