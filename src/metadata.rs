@@ -35,7 +35,6 @@ pub struct PartitionImage {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
-    #[serde(with = "uuid_string")]
     pub topic_id: Uuid,
     pub partitions: BTreeMap<i32, PartitionImage>,
     /// Topic-level configs by Kafka's names (`segment.bytes`, `min.insync.replicas`, ...), as KRaft keeps
@@ -102,21 +101,6 @@ impl MetadataImage {
                 }
             }
         }
-    }
-}
-
-/// A topic id as its hyphenated string in JSON/TOML (the `uuid` crate's serde feature is not enabled).
-mod uuid_string {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use uuid::Uuid;
-
-    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&id.hyphenated().to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
-        let s = String::deserialize(d)?;
-        Uuid::parse_str(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -16,7 +16,6 @@ pub enum Record {
     /// A broker (re)registered (BrokerRegistration); it starts fenced (KIP-631).
     RegisterBroker {
         broker_id: BrokerId,
-        #[serde(with = "uuid_string")]
         incarnation_id: Uuid,
         broker_epoch: i64,
         host: String,
@@ -24,18 +23,25 @@ pub enum Record {
         rack: Option<String>,
     },
     /// The broker lost its session or asked to be fenced: it leads nothing and joins no ISR.
-    FenceBroker { id: BrokerId, epoch: i64 },
+    FenceBroker {
+        id: BrokerId,
+        epoch: i64,
+    },
     /// The broker caught up with the metadata log (KIP-631) and is live again.
-    UnfenceBroker { id: BrokerId, epoch: i64 },
+    UnfenceBroker {
+        id: BrokerId,
+        epoch: i64,
+    },
     /// Controlled shutdown begun (BrokerRegistrationChangeRecord.inControlledShutdown, KIP-841).
-    BrokerShutdown { id: BrokerId, epoch: i64 },
+    BrokerShutdown {
+        id: BrokerId,
+        epoch: i64,
+    },
     Topic {
         name: String,
-        #[serde(with = "uuid_string")]
         topic_id: Uuid,
     },
     Partition {
-        #[serde(with = "uuid_string")]
         topic_id: Uuid,
         partition: i32,
         replicas: Vec<BrokerId>,
@@ -47,7 +53,6 @@ pub enum Record {
     /// A change of one partition. Replay bumps `partition_epoch` always, and `leader_epoch` when `leader`
     /// is set, as Kafka's `PartitionRegistration.merge` does.
     PartitionChange {
-        #[serde(with = "uuid_string")]
         topic_id: Uuid,
         partition: i32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,21 +98,6 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordDecodeError> {
         len: data.len(),
         reason: e.to_string(),
     })
-}
-
-/// A Uuid as its hyphenated string (the `uuid` crate's serde feature is not enabled).
-mod uuid_string {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use uuid::Uuid;
-
-    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&id.hyphenated().to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
-        let s = String::deserialize(d)?;
-        Uuid::parse_str(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

@@ -262,35 +262,31 @@ pub fn served_records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
             if validate_batch(bytes).is_err() {
                 continue;
             }
-            for r in decode_records(bytes).unwrap_or_default() {
-                let value = r
-                    .value
-                    .map(|v| String::from_utf8_lossy(&v).into_owned())
-                    .unwrap_or_default();
-                out.push(ReadRecord {
-                    offset: r.offset,
-                    value,
-                });
-            }
+            push_records(bytes, &mut out);
         }
     }
     out
+}
+
+/// Appends a valid batch's records, values as text.
+fn push_records(batch: &[u8], out: &mut Vec<ReadRecord>) {
+    for r in decode_records(batch).unwrap_or_default() {
+        let value = r
+            .value
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        out.push(ReadRecord {
+            offset: r.offset,
+            value,
+        });
+    }
 }
 
 /// Every record of `dir`'s log, in order, with its value as text.
 pub fn records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
     let mut out = vec![];
     for (_, bytes) in valid_batches(files, dir) {
-        for r in decode_records(&bytes).unwrap_or_default() {
-            let value = r
-                .value
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default();
-            out.push(ReadRecord {
-                offset: r.offset,
-                value,
-            });
-        }
+        push_records(&bytes, &mut out);
     }
     out
 }
