@@ -208,6 +208,35 @@ pub struct RaftState {
 pub trait StateObserver: Send + Sync {
     /// `state.time_us` is ignored: the observer stamps the current simulated time.
     fn replica_state(&self, state: ReplicaState);
+    /// A controller's Raft view changed (time stamped by the observer).
+    fn raft_state(&self, _state: RaftState) {}
+    /// A node applied metadata records (time stamped by the observer).
+    fn metadata_state(&self, _state: MetadataState) {}
+}
+
+/// One partition's leadership as a node's metadata says it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// One line of the metadata trace: what a node's applied metadata log says right after it applied records
+/// up to `offset` — a controller's committed state, or a broker's image. Two nodes at one offset must agree.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MetadataState {
+    pub time_us: u64,
+    pub node: String,
+    pub incarnation: u32,
+    /// The offset of the last metadata log entry applied.
+    pub offset: i64,
+    /// Registered brokers that are fenced (KIP-631).
+    pub fenced: Vec<i32>,
+    /// Registered brokers.
+    pub brokers: Vec<i32>,
+    /// By `topic-partition`.
+    pub partitions: BTreeMap<String, Leadership>,
 }
 
 /// A run's record: the history and the state trace.
@@ -215,6 +244,10 @@ pub trait StateObserver: Send + Sync {
 pub struct History {
     pub ops: Vec<Op>,
     pub states: Vec<ReplicaState>,
+    /// The Raft trace: each controller's role, epoch, leader and high watermark as they change.
+    pub raft_states: Vec<RaftState>,
+    /// The metadata trace: what each node's applied metadata says, after each batch it applied.
+    pub metadata_states: Vec<MetadataState>,
 }
 
 impl History {
@@ -236,9 +269,12 @@ impl History {
         to_jsonl(&self.ops)
     }
 
-    /// The state trace as JSONL.
+    /// The state trace as JSONL: replica states, then Raft states, then metadata states.
     pub fn states_jsonl(&self) -> String {
-        to_jsonl(&self.states)
+        let mut out = to_jsonl(&self.states);
+        out.push_str(&to_jsonl(&self.raft_states));
+        out.push_str(&to_jsonl(&self.metadata_states));
+        out
     }
 
     /// SHA-256 of the history and the state trace, hex: equal for byte-identical runs.

@@ -73,6 +73,34 @@ impl MetadataImage {
     }
 
     /// Unfenced brokers, by id.
+    /// What this image says, as a line of the metadata trace (`node`, `incarnation` and `offset` filled in
+    /// by the caller; the observer stamps the time).
+    pub fn trace(&self, node: &str, incarnation: u32, offset: i64) -> crate::history::MetadataState {
+        let partitions = self
+            .topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions.iter().map(move |(p, part)| {
+                    let leadership = crate::history::Leadership {
+                        leader: part.leader,
+                        leader_epoch: part.leader_epoch,
+                        isr: part.isr.clone(),
+                    };
+                    (format!("{name}-{p}"), leadership)
+                })
+            })
+            .collect();
+        crate::history::MetadataState {
+            time_us: 0,
+            node: node.to_string(),
+            incarnation,
+            offset,
+            fenced: self.brokers.values().filter(|b| b.fenced).map(|b| b.id).collect(),
+            brokers: self.brokers.keys().copied().collect(),
+            partitions,
+        }
+    }
+
     pub fn live_brokers(&self) -> Vec<BrokerId> {
         self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
     }

@@ -85,6 +85,8 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
     let report = checker::check(&CheckInput {
         ops: &ops,
         states: &out.history.states,
+        raft_states: &out.history.raft_states,
+        metadata_states: &out.history.metadata_states,
         final_state: &final_state,
         producers: &producers,
     });
@@ -103,6 +105,8 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
     let report = checker::check(&CheckInput {
         ops: &ops,
         states: &out.history.states,
+        raft_states: &out.history.raft_states,
+        metadata_states: &out.history.metadata_states,
         final_state: &final_state,
         producers: &producers,
     });

@@ -119,6 +119,34 @@ impl Broker {
         Ok((broker, reports))
     }
 
+    /// Serves from a newer metadata image (the broker follows the metadata log): creates the logs of
+    /// partitions newly placed on this broker. `Err` is a storage failure (the broker is then offline) or a
+    /// topic config the broker cannot apply.
+    pub fn apply_image(&mut self, disk: &mut dyn Disk, image: MetadataImage, now_ms: i64) -> Result<(), String> {
+        self.image = image;
+        let mine: Vec<_> = self
+            .image
+            .partitions_of(self.config.node_id)
+            .into_iter()
+            .filter(|(tp, _, _)| self.logs.get(tp).is_none())
+            .map(|(tp, id, _)| (tp, id))
+            .collect();
+        for (tp, topic_id) in mine {
+            let cfg = self
+                .topic_log_config(&tp.topic)
+                .map_err(|reason| format!("topic {}: {reason}", tp.topic))?;
+            if let Err(e) = self.logs.create_log(disk, &tp, &topic_id.to_string(), cfg, now_ms) {
+                let failure = partition_error(&e).err();
+                let reason = format!("creating the log of {tp}: {e}");
+                if failure.is_some() {
+                    self.offline.get_or_insert_with(|| reason.clone());
+                }
+                return Err(reason);
+            }
+        }
+        Ok(())
+    }
+
     /// The log config of `topic`: the broker's defaults overridden by the topic's configs in the image.
     fn topic_log_config(&self, topic: &str) -> Result<LogConfig, String> {
         let mut config = log_config(&self.config);

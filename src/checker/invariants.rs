@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::Anomaly;
-use crate::history::{RaftRole, RaftState, ReplicaState};
+use crate::history::{MetadataState, RaftRole, RaftState, ReplicaState};
 
 /// The partition name Raft anomalies carry (KRaft's metadata log).
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -176,6 +176,92 @@ impl RaftMonitor {
     }
 }
 
+/// The metadata invariants of the quorum issue, over what each node reports after applying metadata:
+/// - `metadata-regress`: within one incarnation of a node, the applied offset and each partition's leader
+///   epoch never go back (a restarted broker starts again from the log's start, so only per incarnation);
+/// - `fenced-leader`: no applied metadata ever names a fenced broker as a partition's leader (KIP-631:
+///   fencing and the leader change are one atomic batch);
+/// - `metadata-divergence`: two nodes that applied the log up to the same offset agree on brokers, fencing
+///   and every partition's leader, leader epoch and ISR (the committed log is one log).
+#[derive(Debug, Default)]
+pub struct MetadataMonitor {
+    last: BTreeMap<(String, u32), MetadataState>,
+    by_offset: BTreeMap<i64, MetadataState>,
+}
+
+impl MetadataMonitor {
+    pub fn observe(&mut self, s: &MetadataState) -> Vec<Anomaly> {
+        let mut out = vec![];
+        let who = format!("{} (incarnation {}) at {:.3}s", s.node, s.incarnation, secs(s.time_us));
+        for (tp, p) in &s.partitions {
+            if s.fenced.contains(&p.leader) {
+                let d = format!("{who}: metadata at offset {} has fenced broker {} leading {tp}", s.offset, p.leader);
+                out.push(anomaly("fenced-leader", tp, -1, Some(s.offset), d));
+            }
+        }
+        let key = (s.node.clone(), s.incarnation);
+        if let Some(prev) = self.last.get(&key) {
+            if s.offset < prev.offset {
+                let d = format!("{who}: applied offset {} after {}", s.offset, prev.offset);
+                out.push(anomaly("metadata-regress", METADATA_TOPIC, 0, Some(s.offset), d));
+            }
+            for (tp, p) in &s.partitions {
+                if let Some(before) = prev.partitions.get(tp) {
+                    if p.leader_epoch < before.leader_epoch {
+                        let d = format!("{who}: {tp} leader epoch {} after {}", p.leader_epoch, before.leader_epoch);
+                        out.push(anomaly("metadata-regress", tp, -1, Some(s.offset), d));
+                    }
+                }
+            }
+        }
+        self.last.insert(key, s.clone());
+        match self.by_offset.get(&s.offset) {
+            Some(first) if !same_metadata(first, s) => {
+                let d = format!(
+                    "{who} and {} (incarnation {}) applied offset {} and disagree: {}",
+                    first.node,
+                    first.incarnation,
+                    s.offset,
+                    metadata_difference(first, s)
+                );
+                out.push(anomaly("metadata-divergence", METADATA_TOPIC, 0, Some(s.offset), d));
+            }
+            Some(_) => {}
+            None => {
+                self.by_offset.insert(s.offset, s.clone());
+            }
+        }
+        out
+    }
+}
+
+fn same_metadata(a: &MetadataState, b: &MetadataState) -> bool {
+    a.brokers == b.brokers && a.fenced == b.fenced && a.partitions == b.partitions
+}
+
+fn metadata_difference(a: &MetadataState, b: &MetadataState) -> String {
+    if a.brokers != b.brokers {
+        return format!("brokers {:?} vs {:?}", a.brokers, b.brokers);
+    }
+    if a.fenced != b.fenced {
+        return format!("fenced {:?} vs {:?}", a.fenced, b.fenced);
+    }
+    let tps: std::collections::BTreeSet<&String> = a.partitions.keys().chain(b.partitions.keys()).collect();
+    for tp in tps {
+        let (x, y) = (a.partitions.get(tp), b.partitions.get(tp));
+        if x != y {
+            return format!("{tp}: {x:?} vs {y:?}");
+        }
+    }
+    String::new()
+}
+
+/// Runs [`MetadataMonitor`] over a whole metadata trace.
+pub fn metadata_invariants(states: &[MetadataState]) -> Vec<Anomaly> {
+    let mut m = MetadataMonitor::default();
+    states.iter().flat_map(|s| m.observe(s)).collect()
+}
+
 /// Runs [`RaftMonitor`] over a whole Raft state trace.
 pub fn raft_invariants(states: &[RaftState]) -> Vec<Anomaly> {
     let mut m = RaftMonitor::default();
@@ -185,6 +271,53 @@ pub fn raft_invariants(states: &[RaftState]) -> Vec<Anomaly> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Leadership;
+
+    fn meta(node: &str, incarnation: u32, offset: i64, fenced: &[i32], leader: i32, epoch: i32) -> MetadataState {
+        MetadataState {
+            time_us: offset as u64,
+            node: node.into(),
+            incarnation,
+            offset,
+            fenced: fenced.to_vec(),
+            brokers: vec![1, 2, 3],
+            partitions: BTreeMap::from([(
+                "t-0".to_string(),
+                Leadership {
+                    leader,
+                    leader_epoch: epoch,
+                    isr: vec![1, 2, 3],
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn metadata_that_lets_a_fenced_broker_lead_is_caught() {
+        let found = metadata_invariants(&[meta("controller-1", 0, 4, &[2], 2, 1)]);
+        assert_eq!(classes(&found), ["fenced-leader"]);
+        assert!(metadata_invariants(&[meta("controller-1", 0, 4, &[2], 1, 1)]).is_empty());
+    }
+
+    #[test]
+    fn metadata_going_back_within_an_incarnation_is_caught_but_a_restart_may_start_over() {
+        let trace = [meta("broker-1", 0, 9, &[], 1, 3), meta("broker-1", 0, 7, &[], 1, 2)];
+        let found = metadata_invariants(&trace);
+        assert_eq!(classes(&found), ["metadata-regress", "metadata-regress"]);
+        let restarted = [meta("broker-1", 0, 9, &[], 1, 3), meta("broker-1", 1, 2, &[], 1, 0)];
+        let found = metadata_invariants(&restarted);
+        assert!(found.iter().all(|a| a.class != "metadata-regress"), "{found:?}");
+    }
+
+    #[test]
+    fn two_nodes_disagreeing_at_one_offset_is_divergence() {
+        let trace = [meta("controller-1", 0, 5, &[], 1, 2), meta("broker-2", 0, 5, &[], 3, 2)];
+        let found = metadata_invariants(&trace);
+        assert_eq!(classes(&found), ["metadata-divergence"]);
+        assert!(found[0].detail.contains("t-0"), "{}", found[0].detail);
+        let agree = [meta("controller-1", 0, 5, &[], 1, 2), meta("broker-2", 0, 5, &[], 1, 2)];
+        assert!(metadata_invariants(&agree).is_empty());
+    }
 
     fn replica(time_us: u64, node: &str, incarnation: u32, leader: i32, leader_epoch: i32, hw: i64) -> ReplicaState {
         ReplicaState {

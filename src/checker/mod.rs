@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::history::{Op, ReadRecord, ReplicaState};
+use crate::history::{MetadataState, Op, RaftState, ReadRecord, ReplicaState};
 
 pub use view::PowerLoss;
 
@@ -44,11 +44,13 @@ pub const CLASSES: &[&str] = &[
     "log-bounds",
     "hw-regress",
     "epoch-regress",
+    "raft-leaders",
+    "raft-epoch-regress",
+    "raft-hw-regress",
+    "metadata-regress",
+    "metadata-divergence",
+    "fenced-leader",
 ];
-
-/// The Raft invariants' classes (`invariants::raft_invariants`): reported once the controller quorum feeds
-/// its state trace into runs; until then no run looks for them, so `--json` does not list them.
-pub const RAFT_CLASSES: &[&str] = &["raft-leaders", "raft-epoch-regress", "raft-hw-regress"];
 
 /// One replica's log at the end of the run, read from its disk below the high watermark.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,6 +84,10 @@ pub struct ProducerFacts {
 pub struct CheckInput<'a> {
     pub ops: &'a [Op],
     pub states: &'a [ReplicaState],
+    /// The controllers' Raft trace (empty without a quorum).
+    pub raft_states: &'a [RaftState],
+    /// What each node's applied metadata said (empty without a quorum).
+    pub metadata_states: &'a [MetadataState],
     pub final_state: &'a FinalState,
     pub producers: &'a BTreeMap<String, ProducerFacts>,
 }
@@ -177,6 +183,8 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     g.offset_regress(&v, out);
     g.offset_skip(&v, out);
     out.extend(invariants::replica_invariants(input.states));
+    out.extend(invariants::raft_invariants(input.raft_states));
+    out.extend(invariants::metadata_invariants(input.metadata_states));
     for why in &input.final_state.liveness_failures {
         out.push(Anomaly {
             class: "liveness",

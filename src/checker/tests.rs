@@ -176,6 +176,8 @@ impl H {
         check(&CheckInput {
             ops: &self.h.ops,
             states: &self.h.states,
+            raft_states: &self.h.raft_states,
+            metadata_states: &self.h.metadata_states,
             final_state: &final_state,
             producers: &self.producers,
         })
@@ -392,6 +394,8 @@ fn liveness_failures_are_reported() {
     let r = check(&CheckInput {
         ops: &h.h.ops,
         states: &[],
+        raft_states: &[],
+        metadata_states: &[],
         final_state: &final_state,
         producers: &h.producers,
     });

@@ -73,6 +73,41 @@ impl ControllerConfig {
     }
 }
 
+impl ControllerConfig {
+    /// Sets one setting by Kafka's name (a scenario's `cluster.controller_config`); says why a key or value
+    /// is refused.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let int = |v: &str| v.trim().parse::<i64>().map_err(|_| format!("{key} = {v:?}: not an integer"));
+        match key {
+            "broker.session.timeout.ms" => {
+                let ms = int(value)?;
+                if ms < 1 {
+                    return Err(format!("{key} = {ms}: must be positive"));
+                }
+                self.broker_session_timeout_ms = ms;
+            }
+            UNCLEAN_LEADER_ELECTION_ENABLE => {
+                self.unclean_leader_election_enable = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("{key} = {other:?}: must be true or false")),
+                }
+            }
+            "num.partitions" => {
+                let n = int(value)?;
+                self.num_partitions = i32::try_from(n).ok().filter(|n| *n >= 1).ok_or(format!("{key} = {n}: must be 1 or more"))?;
+            }
+            "default.replication.factor" => {
+                let n = int(value)?;
+                self.default_replication_factor =
+                    i16::try_from(n).ok().filter(|n| *n >= 1).ok_or(format!("{key} = {n}: must be 1 or more"))?;
+            }
+            other => return Err(format!("unknown controller config `{other}`")),
+        }
+        Ok(())
+    }
+}
+
 /// What a handler returns: records to propose as one Raft entry, and the response to send once committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControllerResult<T> {

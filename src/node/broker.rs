@@ -22,6 +22,9 @@ use crate::protocol::api::parse_request;
 use crate::protocol::errors::api_name;
 use crate::rt::{self, TcpListener, TcpStream};
 
+mod link;
+pub use link::{ControllerLinkConfig, BROKER_HEARTBEAT_INTERVAL_MS};
+
 /// What a broker node needs to start.
 #[derive(Debug, Clone)]
 pub struct BrokerNodeConfig {
@@ -41,6 +44,8 @@ pub struct BrokerNodeConfig {
     pub response_faults: Option<ResponseHook>,
     /// The node's wall clock (skewable).
     pub clock: NodeClock,
+    /// The controller quorum to register with and follow; `None` serves the static `image`.
+    pub controllers: Option<ControllerLinkConfig>,
 }
 
 /// What happens to a response the broker is about to send: our own network faults, since madsim's TCP
@@ -92,6 +97,7 @@ impl BrokerNodeConfig {
             incarnation: 0,
             response_faults: None,
             clock: NodeClock::default(),
+            controllers: None,
         }
     }
 }
@@ -145,6 +151,29 @@ impl Node {
 }
 
 impl Node {
+    /// Serves from a newer metadata image (applied up to metadata `offset`), reports it to the state trace and
+    /// awaits the disk time spent creating logs. A storage failure stops the broker.
+    async fn apply_metadata(&self, image: MetadataImage, offset: i64) {
+        let trace = image.trace(&self.node_name, self.incarnation, offset);
+        let (result, elapsed) = {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            let result = s.broker.apply_image(s.disk.as_mut(), image, self.clock.now_ms());
+            self.report_states(&s.broker);
+            (result, s.disk.take_elapsed())
+        };
+        if let Some(Observer(o)) = &self.observer {
+            o.metadata_state(trace);
+        }
+        rt::sleep_for(elapsed).await;
+        if let Err(e) = result {
+            error!("applying metadata at offset {offset}: {e}");
+            if self.lock().broker.fatal().is_some() {
+                self.fatal.notify_one();
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // A poisoned lock means a task panicked: madsim aborts the run before anyone gets here.
         self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -230,6 +259,13 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     };
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
+    let link = cfg.controllers.clone().map(|c| link::Link::new(c, node_id));
+    let link_tasks = link.as_ref().map(|l| {
+        [
+            rt::spawn(link::follow_metadata(node.clone(), l.clone())),
+            rt::spawn(link::lifecycle(l.clone())),
+        ]
+    });
     let mut next_conn: ConnId = 0;
     // One subscription for the whole life of the broker, so a signal sent between two turns is not missed.
     let shutdown_signal = tokio::signal::ctrl_c();
@@ -238,6 +274,13 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         tokio::select! {
             biased;
             _ = &mut shutdown_signal => {
+                if let Some(l) = &link {
+                    // KIP-631: leadership moves away before the broker stops.
+                    let moved = l.controlled_shutdown(Duration::from_secs(CONTROLLED_SHUTDOWN_WAIT_S)).await;
+                    if !moved {
+                        warn!(node_id, "the controller did not release the broker in time; stopping anyway");
+                    }
+                }
                 info!(node_id, "controlled shutdown: flushing logs and writing checkpoints");
                 let (result, elapsed) = {
                     let mut guard = node.lock();
@@ -264,8 +307,14 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         }
     };
     background.abort();
+    for t in link_tasks.into_iter().flatten() {
+        t.abort();
+    }
     exit
 }
+
+/// How long a controlled shutdown waits for the controller to move leadership away.
+const CONTROLLED_SHUTDOWN_WAIT_S: u64 = 30;
 
 /// Serves one connection: one request at a time, in order.
 async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, conn_id: ConnId) {

@@ -1,4 +1,5 @@
 //! node
 
 pub mod broker;
+pub mod controller;
 pub mod real_disk;

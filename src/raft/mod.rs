@@ -64,6 +64,23 @@ impl RaftConfig {
         }
     }
 
+    /// Sets one `controller.quorum.*` timeout by Kafka's name; says why a key or value is refused.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let ms = value
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|ms| *ms >= 1)
+            .ok_or_else(|| format!("{key} = {value:?}: must be a positive number of milliseconds"))?;
+        match key {
+            "controller.quorum.election.timeout.ms" => self.election_timeout_ms = ms,
+            "controller.quorum.fetch.timeout.ms" => self.fetch_timeout_ms = ms,
+            "controller.quorum.election.backoff.max.ms" => self.election_backoff_max_ms = ms,
+            other => return Err(format!("unknown quorum config `{other}`")),
+        }
+        Ok(())
+    }
+
     pub fn majority(&self) -> usize {
         self.voters.len() / 2 + 1
     }

@@ -33,6 +33,14 @@ pub const MARKS: &[&str] = &[
     "consumer-caught-a-corrupt-batch",
     "broker-clock-skewed",
     "swizzle-clogged-every-node",
+    "active-controller-crashed",
+    "active-controller-lost-power",
+    "active-controller-isolated",
+    "active-controller-paused",
+    "broker-fenced",
+    "broker-unfenced",
+    "partition-leader-changed",
+    "topic-created-during-the-run",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
@@ -117,6 +125,8 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
     let report = checker::check(&CheckInput {
         ops: &out.history.ops,
         states: &out.history.states,
+        raft_states: &out.history.raft_states,
+        metadata_states: &out.history.metadata_states,
         final_state: &out.final_state,
         producers: &producers,
     });

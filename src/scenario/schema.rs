@@ -44,6 +44,10 @@ pub struct Cluster {
     /// Every broker's config, by Kafka's names.
     #[serde(default)]
     pub broker_config: ConfigMap,
+    /// The controllers' config, by Kafka's names (`broker.session.timeout.ms`,
+    /// `unclean.leader.election.enable`, `controller.quorum.*.ms`, ...).
+    #[serde(default)]
+    pub controller_config: ConfigMap,
 }
 
 /// madsim's network: one latency range for every link (packet loss and the like are faults).
@@ -80,6 +84,10 @@ pub struct Topic {
     /// Topic config by Kafka's names (`segment.bytes`, `min.insync.replicas`, ...).
     #[serde(default)]
     pub config: ConfigMap,
+    /// With a controller quorum: create the topic at this time of the safety phase (CreateTopics sent to the
+    /// controllers, retried until it succeeds) instead of before the run.
+    #[serde(default)]
+    pub create_at_s: Option<Spanned<f64>>,
 }
 
 fn one() -> Spanned<u32> {

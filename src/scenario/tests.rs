@@ -77,7 +77,7 @@ fn faults_must_target_something_that_exists_and_fire_inside_the_safety_phase() {
     let e = err(&GOOD.replace("node:broker-1", "node:broker-7"));
     assert!(e.message.contains("broker-7"), "{e}");
     let e = err(&GOOD.replace("node:broker-1", "active-controller"));
-    assert!(e.message.contains("no such role"), "{e}");
+    assert!(e.message.contains("no controller quorum"), "{e}");
     let e = err(&GOOD.replace("at_s = [1, 9]", "at_s = [1, 11]"));
     assert!(e.message.contains("at_s"), "{e}");
     let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"explode\""));

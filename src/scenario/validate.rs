@@ -155,6 +155,8 @@ pub enum Target {
     RandomBroker,
     /// `leader:T-P`
     Leader(crate::types::TopicPartition),
+    /// `active-controller`: the quorum leader when the fault fires.
+    ActiveController,
 }
 
 impl Target {
@@ -163,6 +165,7 @@ impl Target {
             Target::Node(n) => format!("node:{n}"),
             Target::RandomBroker => "broker:random".to_string(),
             Target::Leader(tp) => format!("leader:{tp}"),
+            Target::ActiveController => "active-controller".to_string(),
         }
     }
 }
@@ -210,7 +213,7 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
             format!("unknown bug switch `{}`: none exist yet", k.get_ref()),
         );
     }
-    validate_phases(&f.phases)?;
+    validate_phases(&f.phases, &f.cluster)?;
     validate_network(&f.network)?;
     let faults = f
         .faults
@@ -224,13 +227,7 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
 fn validate_cluster(c: &Cluster) -> Result<(), Invalid> {
     let controllers = *c.controllers.get_ref();
     match controllers {
-        0 => {}
-        1 | 3 | 5 => {
-            return invalid(
-                c.controllers.span(),
-                "cluster.controllers: the controller quorum arrives with its own issue; use 0 (a static metadata image) for now",
-            )
-        }
+        0 | 1 | 3 | 5 => {}
         n => {
             return invalid(
                 c.controllers.span(),
@@ -242,19 +239,57 @@ fn validate_cluster(c: &Cluster) -> Result<(), Invalid> {
     if brokers == 0 || brokers > 9 {
         return invalid(c.brokers.span(), format!("cluster.brokers = {brokers}: must be 1 to 9"));
     }
-    if brokers > 1 {
+    if brokers > 1 && controllers == 0 {
         return invalid(
             c.brokers.span(),
-            "cluster.brokers: more than one broker needs replication, which is not built yet; use 1",
+            "cluster.brokers: more than one broker needs a controller quorum (cluster.controllers = 1, 3 or 5) to elect leaders",
         );
     }
     check_broker_config(&c.broker_config)?;
+    if controllers == 0 {
+        if let Some((k, _)) = c.controller_config.iter().next() {
+            return invalid(k.span(), "cluster.controller_config: this cluster has no controllers");
+        }
+    }
+    controller_settings(c)?;
     Ok(())
+}
+
+/// The controllers' settings: `(ControllerConfig, RaftConfig)` built from Kafka's defaults and
+/// `cluster.controller_config` (node ids and voters are the runner's). Errors name the key.
+pub fn controller_settings(
+    c: &Cluster,
+) -> Result<(crate::controller::ControllerConfig, crate::raft::RaftConfig), Invalid> {
+    let mut controller = crate::controller::ControllerConfig::new(0, "gregor");
+    let mut raft = crate::raft::RaftConfig::new(0, vec![0]);
+    for (k, v) in &c.controller_config {
+        let value = value_text(v.get_ref());
+        let key = k.get_ref();
+        let result = if key.starts_with("controller.quorum.") {
+            raft.set(key, &value)
+        } else {
+            controller.set(key, &value)
+        };
+        if let Err(e) = result {
+            let span = if e.starts_with("unknown") { k.span() } else { v.span() };
+            return invalid(span, format!("cluster.controller_config: {e}"));
+        }
+    }
+    Ok((controller, raft))
 }
 
 fn validate_topics(f: &ScenarioFile) -> Result<BTreeMap<String, BTreeMap<String, String>>, Invalid> {
     let mut out = BTreeMap::new();
     for t in &f.topics {
+        if let Some(at) = &t.create_at_s {
+            let at_s = *at.get_ref();
+            if *f.cluster.controllers.get_ref() == 0 {
+                return invalid(at.span(), "topics.create_at_s needs a controller quorum (cluster.controllers = 1, 3 or 5)");
+            }
+            if !(at_s >= 0.0 && at_s < *f.phases.safety_s.get_ref()) {
+                return invalid(at.span(), format!("topics.create_at_s = {at_s}: must fall inside the safety phase"));
+            }
+        }
         let name = t.name.get_ref();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || name.len() > 249
         {
@@ -331,7 +366,7 @@ fn config_span(map: &ConfigMap, key: &str) -> Range<usize> {
         .map_or(0..0, |(_, v)| v.span())
 }
 
-fn validate_phases(p: &Phases) -> Result<(), Invalid> {
+fn validate_phases(p: &Phases, c: &Cluster) -> Result<(), Invalid> {
     for (name, v) in [
         ("safety_s", &p.safety_s),
         ("heal_s", &p.heal_s),
@@ -355,6 +390,25 @@ fn validate_phases(p: &Phases) -> Result<(), Invalid> {
             p.liveness_deadline_s.span(),
             "phases.liveness_deadline_s is shorter than a broker restart and log recovery need (at least 5 s)",
         );
+    }
+    // With a quorum, a partition whose leader died gets a new one only after the broker's session times out
+    // and an election; a restarted broker is fenced until that same timeout (FIELD-NOTES).
+    if *c.controllers.get_ref() > 0 {
+        if let Ok((controller, raft)) = controller_settings(c) {
+            let need_s = (controller.broker_session_timeout_ms + 2 * raft.election_timeout_ms + raft.fetch_timeout_ms)
+                as f64
+                / 1000.0
+                + 5.0;
+            if *p.liveness_deadline_s.get_ref() < need_s {
+                return invalid(
+                    p.liveness_deadline_s.span(),
+                    format!(
+                        "phases.liveness_deadline_s = {}: a leader change needs broker.session.timeout.ms + an election + a restart, at least {need_s} s here",
+                        p.liveness_deadline_s.get_ref()
+                    ),
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -482,18 +536,33 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
     if s == "broker:random" {
         return Ok(Target::RandomBroker);
     }
+    let controllers = *f.cluster.controllers.get_ref();
     if let Some(name) = s.strip_prefix("node:") {
-        let ok = name
-            .strip_prefix("broker-")
-            .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| n >= 1 && n <= brokers);
-        if !ok {
+        let numbered = |prefix: &str, count: u32| {
+            name.strip_prefix(prefix)
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 1 && n <= count)
+        };
+        if !numbered("broker-", brokers) && !numbered("controller-", controllers) {
+            let controllers = match controllers {
+                0 => "no controllers".to_string(),
+                n => format!("controller-1..controller-{n}"),
+            };
             return invalid(
                 t.span(),
-                format!("faults.target `{s}`: no such node (brokers are broker-1..broker-{brokers})"),
+                format!("faults.target `{s}`: no such node (brokers are broker-1..broker-{brokers}; {controllers})"),
             );
         }
         return Ok(Target::Node(name.to_string()));
+    }
+    if s == "active-controller" {
+        if controllers == 0 {
+            return invalid(
+                t.span(),
+                "faults.target `active-controller`: this cluster has no controller quorum (cluster.controllers = 0)",
+            );
+        }
+        return Ok(Target::ActiveController);
     }
     if let Some(tp) = s.strip_prefix("leader:") {
         let parsed = crate::types::TopicPartition::parse(tp);
@@ -510,14 +579,13 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
     for role in [
         "follower:",
         "isr-but-one:",
-        "active-controller",
         "coordinator:",
         "client:",
     ] {
         if s.starts_with(role) {
             return invalid(
                 t.span(),
-                format!("faults.target `{s}`: no such role in this cluster yet (one broker, no controller quorum, no groups)"),
+                format!("faults.target `{s}`: no such role yet (replica roles come with replication, coordinators with consumer groups)"),
             );
         }
     }

@@ -47,6 +47,27 @@ pub fn client_ip(n: u32) -> std::net::IpAddr {
 /// The Kafka listener port of every broker.
 pub const BROKER_PORT: u16 = 9092;
 
+/// The controller listener port (Kafka's `CONTROLLER` listener, 9093 by convention).
+pub const CONTROLLER_PORT: u16 = 9093;
+
+/// Controller node ids start here (`node.id` is one namespace for brokers and controllers in KRaft).
+pub const CONTROLLER_ID_BASE: i32 = 3000;
+
+/// The name of controller `n` (1-based).
+pub fn controller_name(n: i32) -> String {
+    format!("controller-{n}")
+}
+
+/// Controller `n`'s `node.id` (3001, 3002, ...).
+pub fn controller_id(n: i32) -> i32 {
+    CONTROLLER_ID_BASE + n
+}
+
+/// Controller `n`'s IP address.
+pub fn controller_ip(n: i32) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, n as u8))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

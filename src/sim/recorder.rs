@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::history::{History, OpBody, OpType, ReplicaState, StateObserver};
+use crate::history::{History, MetadataState, OpBody, OpType, RaftState, ReplicaState, StateObserver};
 use crate::rt::Instant;
 
 struct Inner {
@@ -80,6 +80,32 @@ impl Default for Recorder {
     }
 }
 
+impl Recorder {
+    /// The node that leads the highest Raft epoch any controller has reported leading, if any.
+    pub fn raft_leader(&self) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .history
+            .raft_states
+            .iter()
+            .filter(|s| s.role == crate::history::RaftRole::Leader)
+            .max_by_key(|s| s.epoch)
+            .map(|s| s.node.clone())
+    }
+
+    /// The newest metadata any controller applied (the highest offset), if any.
+    pub fn latest_controller_metadata(&self) -> Option<MetadataState> {
+        let inner = self.lock();
+        inner
+            .history
+            .metadata_states
+            .iter()
+            .filter(|s| s.node.starts_with("controller-"))
+            .max_by_key(|s| s.offset)
+            .cloned()
+    }
+}
+
 impl StateObserver for Recorder {
     fn replica_state(&self, mut state: ReplicaState) {
         state.time_us = self.now_us();
@@ -96,5 +122,15 @@ impl StateObserver for Recorder {
         }
         inner.last.insert(key, state.clone());
         inner.history.states.push(state);
+    }
+
+    fn raft_state(&self, mut state: RaftState) {
+        state.time_us = self.now_us();
+        self.lock().history.raft_states.push(state);
+    }
+
+    fn metadata_state(&self, mut state: MetadataState) {
+        state.time_us = self.now_us();
+        self.lock().history.metadata_states.push(state);
     }
 }

@@ -12,16 +12,28 @@ use uuid::Uuid;
 use super::{producer_name, RunError, RunOptions, SimOutput};
 use crate::broker::BrokerConfig;
 use crate::checker::{FinalState, ReplicaLog};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::connection::{Connection, ConnectionConfig};
 use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
 use crate::history::{OpBody, OpType, ReadRecord};
 use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
-use crate::node::broker::{run_broker, BrokerExit, BrokerNodeConfig, NodeClock, Observer, ResponseHook};
+use crate::controller::ControllerConfig;
+use crate::node::broker::{
+    run_broker, BrokerExit, BrokerNodeConfig, ControllerLinkConfig, NodeClock, Observer, ResponseHook,
+};
+use crate::node::controller::{run_controller, ControllerNodeConfig};
 use crate::rt;
 use crate::scenario::{FaultKind, FaultParams, FaultSpec, Scenario, Swarm, Target, TimeSpec};
 use crate::sim::disk::{SimDisk, SimDiskConfig};
 use crate::sim::faults::ResponseFaultSwitch;
 use crate::sim::recorder::Recorder;
-use crate::sim::{self, broker_ip, broker_name, client_ip, derive_seed, logscan, BROKER_PORT};
+use crate::sim::{
+    self, broker_ip, broker_name, client_ip, controller_id, controller_ip, controller_name, derive_seed, logscan,
+    BROKER_PORT, CONTROLLER_PORT,
+};
 use crate::types::TopicPartition;
 use crate::workload::producer::{self, ProducerWorkload};
 
@@ -179,7 +191,16 @@ fn simulate_here(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput,
     Ok(out)
 }
 
-struct BrokerSlot {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Broker,
+    Controller,
+}
+
+/// One Kafka process of the cluster (broker or controller) and what the runner keeps about it.
+struct NodeSlot {
+    kind: NodeKind,
+    /// `node.id` (brokers 1..N, controllers 3001..).
     id: i32,
     name: String,
     node: NodeHandle,
@@ -198,7 +219,7 @@ struct World {
     seed: u64,
     plan: Vec<PlannedFault>,
     rec: Recorder,
-    brokers: Vec<BrokerSlot>,
+    nodes: Vec<NodeSlot>,
     marks: BTreeMap<String, u64>,
     /// Fault ends and restarts due, by simulated µs.
     pending: BTreeMap<u64, Vec<Pending>>,
@@ -206,6 +227,10 @@ struct World {
     active: Vec<(usize, i32)>,
     /// The workload's client nodes (swizzle clogs them too).
     clients: Vec<madsim::task::NodeId>,
+    /// Each partition's replicas (from the static image, or from the quorum once the topics exist).
+    assignment: BTreeMap<TopicPartition, Vec<i32>>,
+    /// Topics created during the safety phase: (`create_at_s`, request).
+    late_topics: Vec<(f64, CreatableTopic)>,
 }
 
 impl World {
@@ -215,11 +240,98 @@ impl World {
             seed,
             plan,
             rec: Recorder::new(),
-            brokers: vec![],
+            nodes: vec![],
             marks: BTreeMap::new(),
             pending: BTreeMap::new(),
             active: vec![],
             clients: vec![],
+            assignment: BTreeMap::new(),
+            late_topics: vec![],
+        }
+    }
+
+    fn has_quorum(&self) -> bool {
+        *self.s.file.cluster.controllers.get_ref() > 0
+    }
+
+    fn brokers(&self) -> impl Iterator<Item = &NodeSlot> {
+        self.nodes.iter().filter(|n| n.kind == NodeKind::Broker)
+    }
+
+    /// `controller.quorum.voters`: id and controller listener address of every controller.
+    fn voters(&self) -> BTreeMap<i32, std::net::SocketAddr> {
+        (1..=*self.s.file.cluster.controllers.get_ref() as i32)
+            .map(|n| (controller_id(n), std::net::SocketAddr::new(controller_ip(n), CONTROLLER_PORT)))
+            .collect()
+    }
+
+    fn start_controllers(&mut self) {
+        let handle = Handle::current();
+        let (controller, raft) = crate::scenario::controller_settings(&self.s.file.cluster)
+            .ok()
+            .expect("controller config was validated with the scenario");
+        let voters = self.voters();
+        for n in 1..=*self.s.file.cluster.controllers.get_ref() as i32 {
+            let id = controller_id(n);
+            let name = controller_name(n);
+            let disk = SimDisk::new(
+                &name,
+                derive_seed(self.seed, &format!("disk/{name}")),
+                SimDiskConfig::default(),
+            );
+            let incarnation = Arc::new(AtomicU32::new(0));
+            let last_exit: Arc<Mutex<Option<BrokerExit>>> = Arc::new(Mutex::new(None));
+            let core_seed = derive_seed(self.seed, &format!("controller-core/{name}"));
+            let cfg = ControllerNodeConfig {
+                node_id: id,
+                voters: voters.clone(),
+                listen_addr: std::net::SocketAddr::from(([0, 0, 0, 0], CONTROLLER_PORT)),
+                controller: ControllerConfig {
+                    node_id: id,
+                    ..controller.clone()
+                },
+                raft: crate::raft::RaftConfig {
+                    node_id: id,
+                    voters: voters.keys().copied().collect(),
+                    ..raft.clone()
+                },
+                seed: core_seed,
+                observer: Some(Observer(Arc::new(self.rec.clone()))),
+                node_name: name.clone(),
+                incarnation: 0,
+            };
+            let node = {
+                let (disk, incarnation) = (disk.clone(), incarnation.clone());
+                handle
+                    .create_node()
+                    .name(&name)
+                    .ip(controller_ip(n))
+                    .init(move || {
+                        let mut cfg = cfg.clone();
+                        let inc = incarnation.load(Ordering::Relaxed);
+                        cfg.incarnation = inc;
+                        cfg.seed = derive_seed(cfg.seed, &format!("incarnation/{inc}"));
+                        let disk = disk.clone();
+                        async move {
+                            let exit = run_controller(cfg, Box::new(disk)).await;
+                            tracing::warn!("controller {id} stopped: {exit:?}");
+                        }
+                    })
+                    .build()
+            };
+            self.nodes.push(NodeSlot {
+                kind: NodeKind::Controller,
+                id,
+                name,
+                node,
+                disk,
+                image: Arc::new(Mutex::new(MetadataImage::default())),
+                incarnation,
+                responses: ResponseFaultSwitch::new(derive_seed(self.seed, &format!("responses/controller-{n}"))),
+                clock: NodeClock::default(),
+                last_exit,
+                up: true,
+            });
         }
     }
 
@@ -287,7 +399,19 @@ impl World {
 
     fn start_brokers(&mut self) {
         let handle = Handle::current();
-        let image = self.image();
+        let image = if self.has_quorum() {
+            MetadataImage {
+                cluster_id: "gregor".into(),
+                ..MetadataImage::default()
+            }
+        } else {
+            let image = self.image();
+            self.assignment = image_assignment(&image);
+            image
+        };
+        let voters = self.voters();
+        let has_quorum = self.has_quorum();
+        let seed = self.seed;
         let broker_config = crate::scenario::broker_config(&self.s.file.cluster);
         for id in 1..=*self.s.file.cluster.brokers.get_ref() as i32 {
             let name = broker_name(id);
@@ -321,6 +445,7 @@ impl World {
                 );
                 let hook = ResponseHook(Arc::new(responses.clone()));
                 let node_clock = clock.clone();
+                let voters = voters.clone();
                 let last_exit = last_exit.clone();
                 handle
                     .create_node()
@@ -334,6 +459,20 @@ impl World {
                         cfg.incarnation = incarnation.load(Ordering::Relaxed);
                         cfg.response_faults = Some(hook.clone());
                         cfg.clock = node_clock.clone();
+                        if has_quorum {
+                            let inc = cfg.incarnation;
+                            let incarnation_id = Uuid::from_u64_pair(
+                                derive_seed(seed, &format!("incarnation-id/{name}")),
+                                u64::from(inc),
+                            );
+                            cfg.controllers = Some(ControllerLinkConfig {
+                                controllers: voters.clone(),
+                                cluster_id: "gregor".into(),
+                                advertised_host: broker_ip(id).to_string(),
+                                advertised_port: BROKER_PORT,
+                                incarnation_id,
+                            });
+                        }
                         let (disk, last_exit) = (disk.clone(), last_exit.clone());
                         async move {
                             let exit = run_broker(cfg, Box::new(disk)).await;
@@ -343,7 +482,8 @@ impl World {
                     })
                     .build()
             };
-            self.brokers.push(BrokerSlot {
+            self.nodes.push(NodeSlot {
+                kind: NodeKind::Broker,
                 id,
                 name,
                 node,
@@ -359,9 +499,16 @@ impl World {
     }
 
     async fn run(mut self) -> SimOutput {
+        if self.has_quorum() {
+            self.start_controllers();
+        }
         self.start_brokers();
         let net = NetSim::current();
-        self.wait_until_serving().await;
+        if self.has_quorum() {
+            self.create_topics().await;
+        } else {
+            self.wait_until_serving().await;
+        }
         let safety_start_us = self.rec.now_us();
         let safety_wall = rt::wall_clock();
         let safety_msgs = net.stat().msg_count;
@@ -369,9 +516,17 @@ impl World {
             .op("runner", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
         let safety_end_us = safety_start_us + (*self.s.file.phases.safety_s.get_ref() * 1e6) as u64;
         let producers = self.start_producers(safety_start_us, safety_end_us);
+        let late_topics = self.start_late_topics(safety_start_us);
         self.nemesis(safety_start_us, safety_end_us).await;
         for p in producers {
             let _ = p.await;
+        }
+        if let Some(t) = late_topics {
+            let created = t.await.unwrap_or_default();
+            if !created.is_empty() {
+                *self.marks.entry("topic-created-during-the-run".into()).or_default() += 1;
+            }
+            self.assignment.extend(created);
         }
         let safety_wall_seconds = (rt::wall_clock() - safety_wall).as_secs_f64();
         let safety_sim_seconds = (self.rec.now_us() - safety_start_us) as f64 / 1e6;
@@ -402,8 +557,8 @@ impl World {
             final_state.liveness_failures.extend(drain_failures);
             final_state.replica_logs = self.replica_logs();
         }
-        for b in &self.brokers {
-            let c = b.responses.counts();
+        let counts: Vec<_> = self.brokers().map(|b| b.responses.counts()).collect();
+        for c in counts {
             if c.produce_dropped > 0 {
                 *self.marks.entry("produce-response-dropped".into()).or_default() += c.produce_dropped;
             }
@@ -415,8 +570,12 @@ impl World {
             }
         }
         let sim_seconds = self.rec.now_us() as f64 / 1e6;
+        let history = self.rec.take();
+        for (mark, n) in metadata_marks(&history.metadata_states) {
+            *self.marks.entry(mark.into()).or_default() += n;
+        }
         SimOutput {
-            history: self.rec.take(),
+            history,
             final_state,
             marks: self.marks,
             drawn: BTreeMap::new(),
@@ -438,8 +597,7 @@ impl World {
     }
 
     fn bootstrap(&self) -> Vec<String> {
-        self.brokers
-            .iter()
+        self.brokers()
             .map(|b| format!("{}:{BROKER_PORT}", broker_ip(b.id)))
             .collect()
     }
@@ -504,6 +662,116 @@ impl World {
             out.push(node.spawn(producer::run(w, self.rec.clone())));
         }
         out
+    }
+
+    /// The CreateTopics entry of each scenario topic (configs by Kafka's names), by name.
+    fn creatable_topics(&self) -> Vec<(String, Option<f64>, CreatableTopic)> {
+        self.s
+            .file
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.get_ref().clone();
+                let configs = self
+                    .s
+                    .topic_configs
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.clone()))
+                            .with_value(Some(StrBytes::from_string(v.clone())))
+                    })
+                    .collect();
+                let topic = CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_num_partitions(*t.partitions.get_ref() as i32)
+                    .with_replication_factor(*t.replication_factor.get_ref() as i16)
+                    .with_configs(configs);
+                (name, t.create_at_s.as_ref().map(|a| *a.get_ref()), topic)
+            })
+            .collect()
+    }
+
+    /// With a quorum: creates the topics meant to exist before the run through the controllers (KIP-919: an
+    /// admin client may ask them directly), then waits until every broker's metadata has a leader for each of
+    /// their partitions. Gives up after 60 simulated seconds each (the liveness phase then reports it).
+    async fn create_topics(&mut self) {
+        let node = self.helper_node("admin", 1);
+        let controllers: Vec<String> = self.voters().values().map(|a| a.to_string()).collect();
+        let (now, later): (Vec<_>, Vec<_>) = self.creatable_topics().into_iter().partition(|(_, at, _)| at.is_none());
+        let names: Vec<String> = now.iter().map(|(n, _, _)| n.clone()).collect();
+        let topics: Vec<CreatableTopic> = now.into_iter().map(|(_, _, t)| t).collect();
+        let bootstrap = self.bootstrap();
+        let tps: Vec<TopicPartition> = self.topic_partitions().into_iter().filter(|tp| names.contains(&tp.topic)).collect();
+        let task = node.spawn(async move {
+            if let Err(e) = create_via_controllers(&controllers, topics).await {
+                tracing::warn!("{e}");
+            }
+            let mut assignment = BTreeMap::new();
+            for addr in bootstrap {
+                let mut client = Client::new(vec![addr], ClientConfig::default());
+                for _ in 0..600 {
+                    if let Ok(m) = client.metadata(None).await {
+                        let led = |tp: &TopicPartition| m.partition(tp).is_some_and(|p| p.leader_id >= 0);
+                        if tps.iter().all(led) {
+                            for tp in &tps {
+                                if let Some(p) = m.partition(tp) {
+                                    assignment.insert(tp.clone(), p.replicas.clone());
+                                }
+                            }
+                            break;
+                        }
+                    }
+                    rt::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            assignment
+        });
+        self.assignment = task.await.unwrap_or_default();
+        self.late_topics = later.into_iter().map(|(_, at, t)| (at.unwrap_or(0.0), t)).collect();
+    }
+
+    /// Creates the topics with `create_at_s` at their time in the safety phase, through the controllers, and
+    /// learns their replicas. Runs beside the nemesis.
+    fn start_late_topics(&mut self, start_us: u64) -> Option<madsim::task::JoinHandle<BTreeMap<TopicPartition, Vec<i32>>>> {
+        if self.late_topics.is_empty() {
+            return None;
+        }
+        let node = self.helper_node("admin-late", 4);
+        let controllers: Vec<String> = self.voters().values().map(|a| a.to_string()).collect();
+        let late = std::mem::take(&mut self.late_topics);
+        let bootstrap = self.bootstrap();
+        let rec = self.rec.clone();
+        Some(node.spawn(async move {
+            let mut assignment = BTreeMap::new();
+            for (at_s, topic) in late {
+                let due_us = start_us + (at_s * 1e6) as u64;
+                let now = rec.now_us();
+                if due_us > now {
+                    rt::sleep(Duration::from_micros(due_us - now)).await;
+                }
+                let name = topic.name.0.to_string();
+                if let Err(e) = create_via_controllers(&controllers, vec![topic]).await {
+                    tracing::warn!("{e}");
+                    continue;
+                }
+                let mut client = Client::new(bootstrap.clone(), ClientConfig::default());
+                for _ in 0..600 {
+                    if let Ok(m) = client.metadata(None).await {
+                        if let Some(t) = m.topics.get(&name) {
+                            for (p, part) in &t.partitions {
+                                assignment.insert(TopicPartition::new(name.clone(), *p), part.replicas.clone());
+                            }
+                            break;
+                        }
+                    }
+                    rt::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            assignment
+        }))
     }
 
     /// Demands that every partition takes a produce by the liveness deadline; says why not otherwise.
@@ -579,9 +847,9 @@ impl World {
     /// Every replica's log, read straight off its disk.
     fn replica_logs(&self) -> Vec<ReplicaLog> {
         let mut out = vec![];
-        for b in &self.brokers {
-            let image = b.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            for (tp, _, _) in image.partitions_of(b.id) {
+        for b in self.brokers() {
+            let hosted = self.assignment.iter().filter(|(_, r)| r.contains(&b.id)).map(|(tp, _)| tp);
+            for tp in hosted {
                 let records = logscan::served_records(&b.disk, &tp.dir_name());
                 let high_watermark = records.last().map_or(0, |r| r.offset + 1);
                 let log_start_offset = records.first().map_or(0, |r| r.offset);
@@ -599,7 +867,102 @@ impl World {
     }
 }
 
-/// Drains one partition, retrying errors for up to 30 simulated seconds.
+/// Marks read off the controllers' metadata trace, each change counted once (at the first offset that shows
+/// it): brokers fenced and unfenced after they had registered, partition leaders changed.
+fn metadata_marks(states: &[crate::history::MetadataState]) -> BTreeMap<&'static str, u64> {
+    let mut by_offset = BTreeMap::new();
+    for s in states.iter().filter(|s| s.node.starts_with("controller-")) {
+        by_offset.entry(s.offset).or_insert(s);
+    }
+    let mut marks = BTreeMap::new();
+    let mut prev: Option<&crate::history::MetadataState> = None;
+    for s in by_offset.values() {
+        if let Some(p) = prev {
+            let was_live = |b: &i32| p.brokers.contains(b) && !p.fenced.contains(b);
+            let fenced = s.fenced.iter().filter(|b| was_live(b)).count() as u64;
+            let unfenced = p.fenced.iter().filter(|b| !s.fenced.contains(b) && s.brokers.contains(b)).count() as u64;
+            let changed = s
+                .partitions
+                .iter()
+                .filter(|(tp, l)| p.partitions.get(*tp).is_some_and(|o| o.leader != l.leader))
+                .count() as u64;
+            for (mark, n) in [
+                ("broker-fenced", fenced),
+                ("broker-unfenced", unfenced),
+                ("partition-leader-changed", changed),
+            ] {
+                if n > 0 {
+                    *marks.entry(mark).or_default() += n;
+                }
+            }
+        }
+        prev = Some(s);
+    }
+    marks
+}
+
+/// Sends CreateTopics to the controllers in turn until every topic exists (TOPIC_ALREADY_EXISTS counts: a
+/// retried request may have committed), at most 60 simulated seconds.
+async fn create_via_controllers(controllers: &[String], topics: Vec<CreatableTopic>) -> Result<(), String> {
+    use crate::protocol::errors::{code, ResponseError};
+    let mut conns: Vec<Connection> = controllers
+        .iter()
+        .map(|a| Connection::new_closed(a.clone(), ConnectionConfig::default()))
+        .collect();
+    let mut pending = topics;
+    let mut turn = 0;
+    let mut last = String::from("no answer");
+    for _ in 0..600 {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let req = CreateTopicsRequest::default()
+            .with_topics(pending.clone())
+            .with_timeout_ms(5000);
+        let n = conns.len();
+        match conns[turn % n].request_negotiated(&req, Duration::from_secs(2)).await {
+            Ok(resp) => {
+                let done = |c: i16| c == code::NONE || c == code::TOPIC_ALREADY_EXISTS;
+                let created: Vec<_> = resp
+                    .topics
+                    .iter()
+                    .filter(|t| done(t.error_code))
+                    .map(|t| t.name.clone())
+                    .collect();
+                pending.retain(|t| !created.contains(&t.name));
+                if let Some(t) = resp.topics.iter().find(|t| !done(t.error_code)) {
+                    last = format!("{}: error {}", t.name.0, t.error_code);
+                }
+                if resp.topics.iter().any(|t| t.error_code == ResponseError::NotController.code()) {
+                    turn += 1;
+                }
+            }
+            Err(e) => {
+                last = e.to_string();
+                turn += 1;
+            }
+        }
+        if !pending.is_empty() {
+            rt::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let names: Vec<_> = pending.iter().map(|t| t.name.0.to_string()).collect();
+    Err(format!("topics {names:?} not created in 60 s (last: {last})"))
+}
+
+/// Each partition's replicas in a static image.
+fn image_assignment(image: &MetadataImage) -> BTreeMap<TopicPartition, Vec<i32>> {
+    image
+        .topics
+        .iter()
+        .flat_map(|(name, t)| {
+            t.partitions
+                .iter()
+                .map(move |(p, part)| (TopicPartition::new(name.clone(), *p), part.replicas.clone()))
+        })
+        .collect()
+}
+
 /// Drains one partition, retrying errors for up to 30 simulated seconds; says why if it could not read to the
 /// end (a drain that falls short is a liveness failure, never silently a shorter read).
 async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorder) -> Option<String> {

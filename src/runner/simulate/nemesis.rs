@@ -102,13 +102,13 @@ impl World {
             self.end_fault(fault, node);
         }
         let down: Vec<i32> = self
-            .brokers
+            .nodes
             .iter()
             .filter(|b| !b.up || Handle::current().is_exit(b.node.id()))
             .map(|b| b.id)
             .collect();
         for id in down {
-            self.brokers
+            self.nodes
                 .iter_mut()
                 .filter(|b| b.id == id)
                 .for_each(|b| b.up = false);
@@ -118,22 +118,30 @@ impl World {
 
     fn resolve(&self, target: &Target) -> Option<i32> {
         match target {
-            Target::Node(name) => self.brokers.iter().find(|b| &b.name == name).map(|b| b.id),
+            Target::Node(name) => self.nodes.iter().find(|b| &b.name == name).map(|b| b.id),
             Target::RandomBroker => {
                 use rand::Rng;
                 let mut rng = sim::stream(self.seed, &format!("broker:random@{}", self.rec.now_us()));
-                let up: Vec<i32> = self.brokers.iter().filter(|b| b.up).map(|b| b.id).collect();
+                let up: Vec<i32> = self.brokers().filter(|b| b.up).map(|b| b.id).collect();
                 (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
+            }
+            Target::Leader(tp) if self.has_quorum() => {
+                let metadata = self.rec.latest_controller_metadata()?;
+                metadata.partitions.get(&tp.to_string()).map(|p| p.leader).filter(|l| *l >= 0)
             }
             Target::Leader(tp) => {
                 let image = self
-                    .brokers
-                    .first()?
+                    .brokers()
+                    .next()?
                     .image
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 image.partition(tp).map(|p| p.leader).filter(|l| *l >= 0)
+            }
+            Target::ActiveController => {
+                let name = self.rec.raft_leader()?;
+                self.nodes.iter().find(|n| n.name == name).map(|n| n.id)
             }
         }
     }
@@ -161,18 +169,29 @@ impl World {
             )]);
             return self.record(&f, FaultPhase::Start, detail);
         };
-        let idx = self.brokers.iter().position(|b| b.id == id).unwrap_or(0);
-        let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
-        if !self.brokers[idx].up {
+        let idx = self.nodes.iter().position(|b| b.id == id).unwrap_or(0);
+        let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.nodes[idx].name))]);
+        if !self.nodes[idx].up {
             detail.insert("skipped".into(), serde_json::json!("the node is down"));
             return self.record(&f, FaultPhase::Start, detail);
         }
         // A produce request on the wire or awaiting its answer (not merely records queued in a client).
-        let in_flight = self.rec.requests_in_flight() > 0;
+        let is_broker = self.nodes[idx].kind == super::NodeKind::Broker;
+        let in_flight = is_broker && self.rec.requests_in_flight() > 0;
+        if !is_broker && self.rec.raft_leader().as_deref() == Some(self.nodes[idx].name.as_str()) {
+            detail.insert("active_controller".into(), serde_json::json!(true));
+            match f.spec.kind {
+                FaultKind::Crash => self.mark("active-controller-crashed"),
+                FaultKind::PowerLoss => self.mark("active-controller-lost-power"),
+                FaultKind::Partition | FaultKind::Clog => self.mark("active-controller-isolated"),
+                FaultKind::Pause => self.mark("active-controller-paused"),
+                _ => {}
+            }
+        }
         let handle = Handle::current();
-        let node_id = self.brokers[idx].node.id();
+        let node_id = self.nodes[idx].node.id();
         let net = NetSim::current();
-        let disk = self.brokers[idx].disk.clone();
+        let disk = self.nodes[idx].disk.clone();
         match f.spec.kind {
             FaultKind::Crash => {
                 handle.kill(node_id);
@@ -180,6 +199,12 @@ impl World {
                 if in_flight {
                     self.mark("broker-crashed-with-sends-in-flight");
                 }
+            }
+            FaultKind::PowerLoss if !is_broker => {
+                handle.kill(node_id);
+                let report = disk.power_loss();
+                let lost: usize = report.files.iter().map(|f| f.pending_ops_lost).sum();
+                detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
             }
             FaultKind::PowerLoss => {
                 handle.kill(node_id);
@@ -235,16 +260,16 @@ impl World {
                 self.mark("swizzle-clogged-every-node");
             }
             FaultKind::ClockSkew => {
-                self.brokers[idx].clock.set_skew_ms(f.spec.params.skew_ms);
+                self.nodes[idx].clock.set_skew_ms(f.spec.params.skew_ms);
                 detail.insert("skew_ms".into(), serde_json::json!(f.spec.params.skew_ms));
                 self.mark("broker-clock-skewed");
             }
             FaultKind::DropResponse => {
-                self.brokers[idx].responses.set_drop_rate(f.spec.params.rate);
+                self.nodes[idx].responses.set_drop_rate(f.spec.params.rate);
                 detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
             }
             FaultKind::ConnReset => {
-                self.brokers[idx].responses.set_reset_rate(f.spec.params.rate);
+                self.nodes[idx].responses.set_reset_rate(f.spec.params.rate);
                 detail.insert("rate".into(), serde_json::json!(f.spec.params.rate));
             }
             FaultKind::DiskSlow => {
@@ -258,7 +283,7 @@ impl World {
             }
         }
         if f.spec.kind.stops_the_node() {
-            self.brokers[idx].up = false;
+            self.nodes[idx].up = false;
         }
         self.record(&f, FaultPhase::Start, detail);
         let now = self.rec.now_us();
@@ -280,17 +305,12 @@ impl World {
     /// The power loss itself: the disk keeps what was synced plus a torn prefix of the rest; the history
     /// records, per partition, the first offset not wholly on disk (the durable frontier).
     fn power_loss(&mut self, idx: usize, in_flight: bool, detail: &mut Detail) {
-        let id = self.brokers[idx].id;
-        let before = logscan::all_records(&self.brokers[idx].disk);
-        let report = self.brokers[idx].disk.power_loss();
-        let disk = &self.brokers[idx].disk;
+        let id = self.nodes[idx].id;
+        let before = logscan::all_records(&self.nodes[idx].disk);
+        let report = self.nodes[idx].disk.power_loss();
+        let disk = &self.nodes[idx].disk;
         let mut frontier = logscan::intact_frontiers(&before, &logscan::all_records(disk));
-        let image = self.brokers[idx]
-            .image
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for (tp, _, _) in image.partitions_of(id) {
+        for (tp, _) in self.assignment.iter().filter(|(_, r)| r.contains(&id)) {
             frontier.entry(tp.to_string()).or_insert(0);
         }
         let torn = logscan::has_torn_tail(disk);
@@ -306,7 +326,7 @@ impl World {
     }
 
     fn swizzle_nodes(&self) -> Vec<madsim::task::NodeId> {
-        self.brokers
+        self.nodes
             .iter()
             .map(|b| b.node.id())
             .chain(self.clients.iter().copied())
@@ -329,7 +349,7 @@ impl World {
                 .push(Pending::Clog(*id));
         }
         let names: BTreeMap<String, String> = self
-            .brokers
+            .nodes
             .iter()
             .map(|b| (b.node.id().to_string(), b.name.clone()))
             .chain(
@@ -357,7 +377,7 @@ impl World {
     /// Flips one bit inside what a record batch's CRC covers, in a log segment of one of the node's partitions.
     fn bitflip(&mut self, idx: usize, detail: &mut Detail) {
         use rand::Rng;
-        let disk = self.brokers[idx].disk.clone();
+        let disk = self.nodes[idx].disk.clone();
         let mut rng = sim::stream(self.seed, &format!("bitflip@{}", self.rec.now_us()));
         let dirs: Vec<String> = logscan::partition_dirs(&disk)
             .into_iter()
@@ -387,14 +407,14 @@ impl World {
     fn end_fault(&mut self, fault: usize, node: i32) {
         self.active.retain(|a| *a != (fault, node));
         let f = self.plan[fault].clone();
-        let Some(idx) = self.brokers.iter().position(|b| b.id == node) else {
+        let Some(idx) = self.nodes.iter().position(|b| b.id == node) else {
             return;
         };
         let handle = Handle::current();
-        let node_id = self.brokers[idx].node.id();
+        let node_id = self.nodes[idx].node.id();
         let net = NetSim::current();
-        let disk = self.brokers[idx].disk.clone();
-        let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.brokers[idx].name))]);
+        let disk = self.nodes[idx].disk.clone();
+        let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.nodes[idx].name))]);
         // Overlapping faults of one kind: the setting stays until the last of them ends (network settings
         // are global in madsim, so for those any node's counts).
         let global = matches!(f.spec.kind, FaultKind::PacketLoss | FaultKind::Latency);
@@ -434,14 +454,14 @@ impl World {
                 }
                 disk.set_config(c);
             }
-            FaultKind::DropResponse => self.brokers[idx].responses.set_drop_rate(0.0),
-            FaultKind::ClockSkew => self.brokers[idx].clock.set_skew_ms(0),
-            FaultKind::ConnReset => self.brokers[idx].responses.set_reset_rate(0.0),
+            FaultKind::DropResponse => self.nodes[idx].responses.set_drop_rate(0.0),
+            FaultKind::ClockSkew => self.nodes[idx].clock.set_skew_ms(0),
+            FaultKind::ConnReset => self.nodes[idx].responses.set_reset_rate(0.0),
             FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown | FaultKind::DiskBitflip => {}
         }
         // A broker whose log dir failed shut itself down (KIP-112): bring it back once the disk is healthy.
-        if self.brokers[idx].up && handle.is_exit(node_id) {
-            let exit = self.brokers[idx]
+        if self.nodes[idx].up && handle.is_exit(node_id) {
+            let exit = self.nodes[idx]
                 .last_exit
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -450,7 +470,7 @@ impl World {
                 self.mark("storage-failure-stopped-the-broker");
             }
             detail.insert("broker_stopped".into(), serde_json::json!(format!("{exit:?}")));
-            self.brokers[idx].up = false;
+            self.nodes[idx].up = false;
             self.record(&f, FaultPhase::End, detail);
             self.restart(node);
             return;
@@ -461,16 +481,20 @@ impl World {
     /// Restarts a broker: with a static image, a restarted broker comes back with its partitions' leader
     /// epochs bumped, as the quorum would give it. Always kill before restart (madsim).
     pub(super) fn restart(&mut self, id: i32) {
-        let Some(b) = self.brokers.iter_mut().find(|b| b.id == id) else {
+        let has_quorum = self.has_quorum();
+        let Some(b) = self.nodes.iter_mut().find(|b| b.id == id) else {
             return;
         };
         if b.up {
             return;
         }
-        b.image
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .bump_leader_epochs_of(id);
+        if !has_quorum {
+            // The static image stands in for the quorum: a restarted broker's partitions get new epochs.
+            b.image
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .bump_leader_epochs_of(id);
+        }
         b.incarnation.fetch_add(1, Ordering::Relaxed);
         // What log recovery will cut at this start (a corrupt batch after the recovery point): the checkers
         // need it to tell a legal truncation from a lost write.

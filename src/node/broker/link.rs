@@ -1,0 +1,307 @@
+//! The broker's link to the controller quorum (KIP-631): it follows `__cluster_metadata` as an observer
+//! (KIP-595 Fetch from the quorum leader, committed entries only), replays the records into its own copy of
+//! the metadata state and hands each new image to the broker core; and its lifecycle manager registers the
+//! broker (BrokerRegistration, with a fresh incarnation id per process) and heartbeats every
+//! `broker.heartbeat.interval.ms`, reporting the metadata offset it applied. The controller unfences the
+//! broker once that offset reaches its registration record, and a controlled shutdown is a heartbeat asking
+//! to shut down, repeated until the controller says the broker may stop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::broker_registration_request::Listener as RegistrationListener;
+use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest};
+use kafka_protocol::protocol::StrBytes;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::Node;
+use crate::client::connection::{Connection, ConnectionConfig};
+use crate::controller::{decode_records, ControllerState, ResponseError};
+use crate::node::controller::wire;
+use crate::raft;
+use crate::rt::{self, Notify};
+
+/// Kafka's `broker.heartbeat.interval.ms`.
+pub const BROKER_HEARTBEAT_INTERVAL_MS: u64 = 2000;
+/// Heartbeats while a controlled shutdown is under way come faster, as Kafka's lifecycle manager does.
+const SHUTDOWN_HEARTBEAT_INTERVAL_MS: u64 = 500;
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where the controllers are and who this broker is to them.
+#[derive(Debug, Clone)]
+pub struct ControllerLinkConfig {
+    /// `controller.quorum.voters`: id and controller listener address.
+    pub controllers: BTreeMap<i32, SocketAddr>,
+    pub cluster_id: String,
+    /// The host and port this broker registers (its advertised listener).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// This process's incarnation id (a new one per start).
+    pub incarnation_id: Uuid,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// The offset of the last metadata entry applied (-1: none).
+    applied_offset: i64,
+    /// The quorum leader as last heard of.
+    leader: Option<i32>,
+    broker_epoch: i64,
+    fenced: bool,
+    shutting_down: bool,
+    may_stop: bool,
+}
+
+/// The link's state, shared by its two tasks and the broker's shutdown path.
+pub struct Link {
+    cfg: ControllerLinkConfig,
+    broker_id: i32,
+    shared: Mutex<Shared>,
+    /// Wakes the lifecycle task (a controlled shutdown began).
+    wake: Notify,
+    /// Signalled when the controller lets the broker stop.
+    stopped: Notify,
+}
+
+impl Link {
+    pub fn new(cfg: ControllerLinkConfig, broker_id: i32) -> Arc<Link> {
+        Arc::new(Link {
+            cfg,
+            broker_id,
+            shared: Mutex::new(Shared {
+                applied_offset: -1,
+                fenced: true,
+                ..Shared::default()
+            }),
+            wake: Notify::new(),
+            stopped: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The controller to ask next: the known leader, else the voters in turn.
+    fn target(&self, turn: &mut usize) -> (i32, SocketAddr) {
+        if let Some(l) = self.lock().leader {
+            if let Some(addr) = self.cfg.controllers.get(&l) {
+                return (l, *addr);
+            }
+        }
+        let ids: Vec<_> = self.cfg.controllers.iter().collect();
+        *turn = turn.wrapping_add(1);
+        let (id, addr) = ids[*turn % ids.len()];
+        (*id, *addr)
+    }
+
+    fn learn_leader(&self, leader: Option<i32>) {
+        self.lock().leader = leader;
+    }
+
+    /// Begins a controlled shutdown and waits until the controller lets the broker stop (leadership moved
+    /// away), at most `limit`. Returns whether it did.
+    pub async fn controlled_shutdown(&self, limit: Duration) -> bool {
+        self.lock().shutting_down = true;
+        self.wake.notify_one();
+        let wait = async {
+            loop {
+                let stopped = self.stopped.notified();
+                if self.lock().may_stop {
+                    return;
+                }
+                stopped.await;
+            }
+        };
+        rt::timeout(limit, wait).await.is_ok()
+    }
+}
+
+fn connection<'a>(link: &Link, addr: SocketAddr, conns: &'a mut BTreeMap<SocketAddr, Connection>) -> &'a mut Connection {
+    conns.entry(addr).or_insert_with(|| {
+        let config = ConnectionConfig {
+            client_id: format!("broker-{}", link.broker_id),
+            ..ConnectionConfig::default()
+        };
+        Connection::new_closed(addr.to_string(), config)
+    })
+}
+
+/// Follows the metadata log: fetch committed entries, replay them, hand the image to the broker.
+pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
+    let mut state = ControllerState::default();
+    let mut next: u64 = 0;
+    let mut last_epoch = 0;
+    let mut turn = 0;
+    let mut conns = BTreeMap::new();
+    loop {
+        let (target, addr) = link.target(&mut turn);
+        let fetch = raft::FetchRequest {
+            correlation_id: 0,
+            replica_id: link.broker_id,
+            current_leader_epoch: -1,
+            fetch_offset: next,
+            last_fetched_epoch: last_epoch,
+            max_wait_ms: raft::FETCH_MAX_WAIT_MS,
+        };
+        let req = wire::fetch_request(&fetch, &link.cfg.cluster_id);
+        let conn = connection(&link, addr, &mut conns);
+        let resp = match conn.request_negotiated(&req, REQUEST_TIMEOUT).await {
+            Ok(r) => wire::from_fetch_response(&r, 0),
+            Err(e) => Err(e.to_string()),
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(broker = link.broker_id, controller = target, "metadata fetch failed: {e}");
+                link.learn_leader(None);
+                rt::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+        };
+        if resp.error_code != raft::RaftError::None {
+            link.learn_leader(resp.leader_id.filter(|l| *l != target));
+            rt::sleep(RETRY_BACKOFF).await;
+            continue;
+        }
+        link.learn_leader(Some(target));
+        let fresh: Vec<_> = resp.records.into_iter().filter(|e| e.offset >= next).collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        for e in &fresh {
+            if e.offset != next {
+                warn!(broker = link.broker_id, "metadata fetch skipped from {next} to {}", e.offset);
+                break;
+            }
+            if !e.data.is_empty() {
+                let records = match decode_records(&e.data) {
+                    Ok(r) => r,
+                    Err(err) => {
+                        warn!(broker = link.broker_id, "metadata entry {} does not decode: {err}", e.offset);
+                        break;
+                    }
+                };
+                for r in &records {
+                    if let Err(err) = state.replay(e.offset as i64, r) {
+                        warn!(broker = link.broker_id, "metadata entry {}: {err}", e.offset);
+                    }
+                }
+            }
+            next = e.offset + 1;
+            last_epoch = e.epoch;
+        }
+        let offset = next as i64 - 1;
+        let image = state.image(&link.cfg.cluster_id, target);
+        node.apply_metadata(image, offset).await;
+        link.lock().applied_offset = offset;
+    }
+}
+
+/// Registers the broker, then heartbeats until the process ends.
+pub(super) async fn lifecycle(link: Arc<Link>) {
+    let mut turn = 0;
+    let mut conns = BTreeMap::new();
+    loop {
+        let epoch = register(&link, &mut turn, &mut conns).await;
+        info!(broker = link.broker_id, epoch, "registered with the controller");
+        heartbeat_until_stale(&link, epoch, &mut turn, &mut conns).await;
+    }
+}
+
+async fn register(link: &Link, turn: &mut usize, conns: &mut BTreeMap<SocketAddr, Connection>) -> i64 {
+    loop {
+        let (target, addr) = link.target(turn);
+        let listener = RegistrationListener::default()
+            .with_name(StrBytes::from_static_str("PLAINTEXT"))
+            .with_host(StrBytes::from_string(link.cfg.advertised_host.clone()))
+            .with_port(link.cfg.advertised_port);
+        let req = BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(link.broker_id))
+            .with_cluster_id(StrBytes::from_string(link.cfg.cluster_id.clone()))
+            .with_incarnation_id(link.cfg.incarnation_id)
+            .with_listeners(vec![listener]);
+        let conn = connection(link, addr, conns);
+        match conn.request_negotiated(&req, REQUEST_TIMEOUT).await {
+            Ok(r) if r.error_code == 0 => {
+                let mut s = link.lock();
+                s.broker_epoch = r.broker_epoch;
+                s.leader = Some(target);
+                return r.broker_epoch;
+            }
+            Ok(r) if r.error_code == ResponseError::NotController.code() => {
+                link.learn_leader(None);
+                rt::sleep(RETRY_BACKOFF).await;
+            }
+            Ok(r) => {
+                // DUPLICATE_BROKER_REGISTRATION: the previous incarnation's session still lives; it will be
+                // fenced after `broker.session.timeout.ms`.
+                debug!(broker = link.broker_id, "registration refused: {}", wire::code_name(r.error_code));
+                rt::sleep(Duration::from_millis(BROKER_HEARTBEAT_INTERVAL_MS)).await;
+            }
+            Err(e) => {
+                debug!(broker = link.broker_id, controller = target, "registration failed: {e}");
+                link.learn_leader(None);
+                rt::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Heartbeats with `epoch` until the controller no longer knows it (then the broker registers again).
+async fn heartbeat_until_stale(link: &Link, epoch: i64, turn: &mut usize, conns: &mut BTreeMap<SocketAddr, Connection>) {
+    loop {
+        let (target, addr) = link.target(turn);
+        let (applied, shutting_down) = {
+            let s = link.lock();
+            (s.applied_offset, s.shutting_down)
+        };
+        let req = BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(link.broker_id))
+            .with_broker_epoch(epoch)
+            .with_current_metadata_offset(applied)
+            .with_want_fence(false)
+            .with_want_shut_down(shutting_down);
+        let conn = connection(link, addr, conns);
+        let mut interval = if shutting_down {
+            SHUTDOWN_HEARTBEAT_INTERVAL_MS
+        } else {
+            BROKER_HEARTBEAT_INTERVAL_MS
+        };
+        match conn.request_negotiated(&req, REQUEST_TIMEOUT).await {
+            Ok(r) if r.error_code == 0 => {
+                let mut s = link.lock();
+                s.fenced = r.is_fenced;
+                if r.should_shut_down && s.shutting_down {
+                    s.may_stop = true;
+                    link.stopped.notify_waiters();
+                }
+                if r.is_fenced && !s.shutting_down {
+                    interval = interval.min(SHUTDOWN_HEARTBEAT_INTERVAL_MS);
+                }
+            }
+            Ok(r) if r.error_code == ResponseError::NotController.code() => {
+                link.learn_leader(None);
+                interval = RETRY_BACKOFF.as_millis() as u64;
+            }
+            Ok(r) => {
+                warn!(broker = link.broker_id, "heartbeat refused: {}", wire::code_name(r.error_code));
+                return;
+            }
+            Err(e) => {
+                debug!(broker = link.broker_id, controller = target, "heartbeat failed: {e}");
+                link.learn_leader(None);
+                interval = RETRY_BACKOFF.as_millis() as u64;
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = link.wake.notified() => {}
+            _ = rt::sleep(Duration::from_millis(interval)) => {}
+        }
+    }
+}
