@@ -192,6 +192,7 @@ impl Broker {
         }
         let v = req.api_version();
         let corr = req.correlation_id();
+        let key = req.api_key();
         let outcome = match req.body {
             Request::ApiVersions(_) => handlers::api_versions(v, corr),
             Request::ApiVersionsUnsupported => crate::protocol::api::unsupported_api_versions_response(corr)
@@ -202,6 +203,19 @@ impl Broker {
             Request::Produce(r) => self.produce(disk, &r, v, corr, now_ms),
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
             Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
+            // The controller APIs arrive only on a controller listener (`parse_request_on`); InitProducerId
+            // is advertised here but served by the producer-state work of another branch, not yet.
+            Request::InitProducerId(_)
+            | Request::Vote(_)
+            | Request::BeginQuorumEpoch(_)
+            | Request::EndQuorumEpoch(_)
+            | Request::BrokerRegistration(_)
+            | Request::BrokerHeartbeat(_)
+            | Request::AlterPartition(_)
+            | Request::AllocateProducerIds(_) => Ok(Reply::Close(format!(
+                "{} is not served by a broker",
+                crate::protocol::errors::api_name(key)
+            ))),
         };
         self.settle(outcome)
     }

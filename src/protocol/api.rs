@@ -1,18 +1,39 @@
-//! The APIs and versions this broker advertises, their request schemas, and bounded parsing of a request
-//! frame: header, then body, each validated by [`super::bounded`] before `kafka-protocol` decodes it.
+//! The APIs and versions each listener advertises, and bounded parsing of a request frame: header, then
+//! body, each validated by [`super::bounded`] against [`super::schemas`] before `kafka-protocol` decodes it.
 //!
-//! Version ranges are kept narrow (one schema or two per API); flexible versions (KIP-482) use request
-//! header v2 and response header v1, except ApiVersions whose response header is always v0.
+//! Version ranges are kept narrow (one schema per layout); flexible versions (KIP-482) use request header
+//! v2 and response header v1, except ApiVersions whose response header is always v0.
+//!
+//! Two listeners, as in KRaft: the broker listener (clients and follower replicas) and the controller
+//! listener (`controller.listener.names`: voters, brokers registering and heartbeating, and admin clients
+//! per KIP-919). An API a listener does not advertise is refused like an unknown key: Kafka closes the
+//! connection. Versions chosen for the controller APIs (all flexible, so every request gregor sends or
+//! reads uses header v2 and compact encodings):
+//! - Vote v0: flexible from v0 and free of KIP-853's directory ids and KIP-996's pre-vote.
+//! - BeginQuorumEpoch v1 and EndQuorumEpoch v1: their v0 is not flexible; v1 is, at the cost of KIP-853's
+//!   voter/candidate directory ids (nil when unknown) and leader endpoints (which tell a follower where the
+//!   new leader listens).
+//! - BrokerRegistration v3–4 (one layout): KIP-966's previous broker epoch lets the controller tell a clean
+//!   restart from an unclean one; log dirs (KIP-858) may stay empty.
+//! - BrokerHeartbeat v0–1 (one layout; v1 adds the tagged offline log dirs).
+//! - AlterPartition v2: topics by id, the new ISR as broker ids (v3 adds KIP-903's broker epochs).
+//! - AllocateProducerIds v0 (the only version, KIP-730).
+//! - Fetch v12 and CreateTopics v7: the broker listener's layouts.
+//!
+//! The broker listener adds InitProducerId v3–5 (one layout: producer id and epoch for KIP-360 bumps).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    AllocateProducerIdsRequest, AlterPartitionRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+    BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateTopicsRequest,
+    EndQuorumEpochRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, VoteRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::bounded::{array_of, array_of_structs, field, validate, Kind, Schema};
+use super::bounded::{field, validate, Kind, Schema};
 use super::errors::{code, EncodeError, RequestError};
+pub use super::schemas::request_schema;
 
 /// One advertised API: its key and the versions we accept (both ends included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,52 +45,73 @@ pub struct ApiRange {
     pub first_flexible: i16,
 }
 
-/// What ApiVersions answers. Each range is narrow on purpose: one bounded schema per distinct layout.
-pub const ADVERTISED: &[ApiRange] = &[
+const fn range(key: ApiKey, min: i16, max: i16, first_flexible: i16) -> ApiRange {
     ApiRange {
-        key: ApiKey::Produce,
-        min: 9,
-        max: 11,
-        first_flexible: 9,
-    },
-    ApiRange {
-        key: ApiKey::Fetch,
-        min: 12,
-        max: 12,
-        first_flexible: 12,
-    },
-    ApiRange {
-        key: ApiKey::ListOffsets,
-        min: 6,
-        max: 7,
-        first_flexible: 6,
-    },
-    ApiRange {
-        key: ApiKey::Metadata,
-        min: 12,
-        max: 13,
-        first_flexible: 9,
-    },
-    ApiRange {
-        key: ApiKey::ApiVersions,
-        min: 0,
-        max: 4,
-        first_flexible: 3,
-    },
-    ApiRange {
-        key: ApiKey::CreateTopics,
-        min: 7,
-        max: 7,
-        first_flexible: 5,
-    },
-];
-
-/// The advertised range of `key`, if we serve that API.
-pub fn advertised(key: i16) -> Option<&'static ApiRange> {
-    ADVERTISED.iter().find(|r| r.key as i16 == key)
+        key,
+        min,
+        max,
+        first_flexible,
+    }
 }
 
-/// A decoded request body, one variant per API we serve.
+/// What ApiVersions answers on the broker listener. Each range is narrow on purpose: one bounded schema
+/// per distinct layout.
+pub const ADVERTISED: &[ApiRange] = &[
+    range(ApiKey::Produce, 9, 11, 9),
+    range(ApiKey::Fetch, 12, 12, 12),
+    range(ApiKey::ListOffsets, 6, 7, 6),
+    range(ApiKey::Metadata, 12, 13, 9),
+    range(ApiKey::ApiVersions, 0, 4, 3),
+    range(ApiKey::CreateTopics, 7, 7, 5),
+    range(ApiKey::InitProducerId, 3, 5, 2),
+];
+
+/// What ApiVersions answers on the controller listener (see the module doc for why these versions).
+pub const CONTROLLER_ADVERTISED: &[ApiRange] = &[
+    range(ApiKey::Fetch, 12, 12, 12),
+    range(ApiKey::ApiVersions, 0, 4, 3),
+    range(ApiKey::CreateTopics, 7, 7, 5),
+    range(ApiKey::Vote, 0, 0, 0),
+    range(ApiKey::BeginQuorumEpoch, 1, 1, 1),
+    range(ApiKey::EndQuorumEpoch, 1, 1, 1),
+    range(ApiKey::AlterPartition, 2, 2, 0),
+    range(ApiKey::BrokerRegistration, 3, 4, 0),
+    range(ApiKey::BrokerHeartbeat, 0, 1, 0),
+    range(ApiKey::AllocateProducerIds, 0, 0, 0),
+];
+
+/// Which listener a connection arrived on; each advertises its own APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Listener {
+    /// Clients and follower replicas (Kafka's `listeners` minus the controller's).
+    Broker,
+    /// KRaft voters, registering brokers and KIP-919 admin clients (`controller.listener.names`).
+    Controller,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 2] = [Listener::Broker, Listener::Controller];
+
+    /// The APIs and versions this listener serves.
+    pub fn advertised(self) -> &'static [ApiRange] {
+        match self {
+            Listener::Broker => ADVERTISED,
+            Listener::Controller => CONTROLLER_ADVERTISED,
+        }
+    }
+}
+
+/// The advertised range of `key` on the broker listener, if it serves that API.
+pub fn advertised(key: i16) -> Option<&'static ApiRange> {
+    advertised_on(Listener::Broker, key)
+}
+
+/// The advertised range of `key` on `listener`, if it serves that API.
+pub fn advertised_on(listener: Listener, key: i16) -> Option<&'static ApiRange> {
+    listener.advertised().iter().find(|r| r.key as i16 == key)
+}
+
+/// A decoded request body, one variant per API some listener serves.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     ApiVersions(ApiVersionsRequest),
@@ -81,6 +123,14 @@ pub enum Request {
     Produce(ProduceRequest),
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
+    InitProducerId(InitProducerIdRequest),
+    Vote(VoteRequest),
+    BeginQuorumEpoch(BeginQuorumEpochRequest),
+    EndQuorumEpoch(EndQuorumEpochRequest),
+    BrokerRegistration(BrokerRegistrationRequest),
+    BrokerHeartbeat(BrokerHeartbeatRequest),
+    AlterPartition(AlterPartitionRequest),
+    AllocateProducerIds(AllocateProducerIdsRequest),
 }
 
 /// A request whose header and body passed the bounded validation and decoded.
@@ -102,8 +152,14 @@ impl ParsedRequest {
     }
 }
 
-/// Parses one request frame (the bytes after the 4-byte size): header, then body, both bounded.
+/// Parses one request frame (the bytes after the 4-byte size) that arrived on the broker listener.
 pub fn parse_request(frame: &[u8]) -> Result<ParsedRequest, RequestError> {
+    parse_request_on(Listener::Broker, frame)
+}
+
+/// Parses one request frame (the bytes after the 4-byte size) that arrived on `listener`: header, then
+/// body, both bounded. An API the listener does not advertise is `UnknownApiKey`.
+pub fn parse_request_on(listener: Listener, frame: &[u8]) -> Result<ParsedRequest, RequestError> {
     let malformed = |api, version, at_byte, what: String| RequestError::Malformed {
         api,
         version,
@@ -125,7 +181,7 @@ pub fn parse_request(frame: &[u8]) -> Result<ParsedRequest, RequestError> {
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let range = advertised(key).ok_or(RequestError::UnknownApiKey { key })?;
+    let range = advertised_on(listener, key).ok_or(RequestError::UnknownApiKey { key })?;
     let supported = (range.min..=range.max).contains(&version);
     if !supported && range.key != ApiKey::ApiVersions {
         return Err(RequestError::UnsupportedVersion { key, version });
@@ -173,136 +229,27 @@ fn validate_header(frame: &[u8], header_version: i16) -> Result<usize, (usize, S
 }
 
 fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String> {
-    let mut buf = Bytes::copy_from_slice(body);
-    let buf = &mut buf;
-    let request = match key {
-        ApiKey::ApiVersions => ApiVersionsRequest::decode(buf, version).map(Request::ApiVersions),
-        ApiKey::Metadata => MetadataRequest::decode(buf, version).map(Request::Metadata),
-        ApiKey::CreateTopics => CreateTopicsRequest::decode(buf, version).map(Request::CreateTopics),
-        ApiKey::Produce => ProduceRequest::decode(buf, version).map(Request::Produce),
-        ApiKey::Fetch => FetchRequest::decode(buf, version).map(Request::Fetch),
-        ApiKey::ListOffsets => ListOffsetsRequest::decode(buf, version).map(Request::ListOffsets),
-        other => return Err(format!("no decoder for {other:?}")),
-    };
-    request.map_err(|e| format!("decode: {e}"))
-}
-
-/// The request body schema of `key` at an advertised `version` (Kafka's message JSON, fields whose
-/// `versions` include it). Panics for an API we do not advertise: callers check [`advertised`] first.
-pub fn request_schema(key: ApiKey, version: i16) -> Schema {
-    match key {
-        ApiKey::ApiVersions if version >= 3 => Schema::new(vec![
-            field("client_software_name", Kind::String),
-            field("client_software_version", Kind::String),
-        ]),
-        ApiKey::ApiVersions => Schema::default(),
-        ApiKey::Metadata => metadata_schema(),
-        ApiKey::CreateTopics => create_topics_schema(),
-        ApiKey::Produce => produce_schema(),
-        ApiKey::Fetch => fetch_schema(),
-        ApiKey::ListOffsets => list_offsets_schema(),
-        other => panic!("no request schema for {other:?} v{version}: it is not advertised"),
+    fn de<R: Decodable>(buf: &mut Bytes, version: i16, wrap: fn(R) -> Request) -> Result<Request, String> {
+        R::decode(buf, version).map(wrap).map_err(|e| format!("decode: {e}"))
     }
-}
-
-/// MetadataRequest v12–13 (same layout).
-fn metadata_schema() -> Schema {
-    let topic = Schema::new(vec![field("topic_id", Kind::Uuid), field("name", Kind::NullableString)]);
-    Schema::new(vec![
-        field(
-            "topics",
-            Kind::Array {
-                elem: Box::new(Kind::Struct(topic)),
-                nullable: true,
-            },
-        ),
-        field("allow_auto_topic_creation", Kind::Bool),
-        field("include_topic_authorized_operations", Kind::Bool),
-    ])
-}
-
-/// CreateTopicsRequest v7.
-fn create_topics_schema() -> Schema {
-    let assignment = vec![
-        field("partition_index", Kind::Int32),
-        field("broker_ids", array_of(Kind::Int32)),
-    ];
-    let config = vec![field("name", Kind::String), field("value", Kind::NullableString)];
-    let topic = vec![
-        field("name", Kind::String),
-        field("num_partitions", Kind::Int32),
-        field("replication_factor", Kind::Int16),
-        field("assignments", array_of_structs(assignment)),
-        field("configs", array_of_structs(config)),
-    ];
-    Schema::new(vec![
-        field("topics", array_of_structs(topic)),
-        field("timeout_ms", Kind::Int32),
-        field("validate_only", Kind::Bool),
-    ])
-}
-
-/// ProduceRequest v9–11 (same layout; topics by name).
-fn produce_schema() -> Schema {
-    let partition = vec![field("index", Kind::Int32), field("records", Kind::Records)];
-    let topic = vec![
-        field("name", Kind::String),
-        field("partition_data", array_of_structs(partition)),
-    ];
-    Schema::new(vec![
-        field("transactional_id", Kind::NullableString),
-        field("acks", Kind::Int16),
-        field("timeout_ms", Kind::Int32),
-        field("topic_data", array_of_structs(topic)),
-    ])
-}
-
-/// FetchRequest v12 (topics by name; tagged ClusterId, KIP-595).
-fn fetch_schema() -> Schema {
-    let partition = vec![
-        field("partition", Kind::Int32),
-        field("current_leader_epoch", Kind::Int32),
-        field("fetch_offset", Kind::Int64),
-        field("last_fetched_epoch", Kind::Int32),
-        field("log_start_offset", Kind::Int64),
-        field("partition_max_bytes", Kind::Int32),
-    ];
-    let topic = vec![
-        field("topic", Kind::String),
-        field("partitions", array_of_structs(partition)),
-    ];
-    let forgotten = vec![field("topic", Kind::String), field("partitions", array_of(Kind::Int32))];
-    Schema::new(vec![
-        field("replica_id", Kind::Int32),
-        field("max_wait_ms", Kind::Int32),
-        field("min_bytes", Kind::Int32),
-        field("max_bytes", Kind::Int32),
-        field("isolation_level", Kind::Int8),
-        field("session_id", Kind::Int32),
-        field("session_epoch", Kind::Int32),
-        field("topics", array_of_structs(topic)),
-        field("forgotten_topics_data", array_of_structs(forgotten)),
-        field("rack_id", Kind::String),
-    ])
-    .with_tagged(0, field("cluster_id", Kind::NullableString))
-}
-
-/// ListOffsetsRequest v6–7 (same layout).
-fn list_offsets_schema() -> Schema {
-    let partition = vec![
-        field("partition_index", Kind::Int32),
-        field("current_leader_epoch", Kind::Int32),
-        field("timestamp", Kind::Int64),
-    ];
-    let topic = vec![
-        field("name", Kind::String),
-        field("partitions", array_of_structs(partition)),
-    ];
-    Schema::new(vec![
-        field("replica_id", Kind::Int32),
-        field("isolation_level", Kind::Int8),
-        field("topics", array_of_structs(topic)),
-    ])
+    let buf = &mut Bytes::copy_from_slice(body);
+    match key {
+        ApiKey::ApiVersions => de(buf, version, Request::ApiVersions),
+        ApiKey::Metadata => de(buf, version, Request::Metadata),
+        ApiKey::CreateTopics => de(buf, version, Request::CreateTopics),
+        ApiKey::Produce => de(buf, version, Request::Produce),
+        ApiKey::Fetch => de(buf, version, Request::Fetch),
+        ApiKey::ListOffsets => de(buf, version, Request::ListOffsets),
+        ApiKey::InitProducerId => de(buf, version, Request::InitProducerId),
+        ApiKey::Vote => de(buf, version, Request::Vote),
+        ApiKey::BeginQuorumEpoch => de(buf, version, Request::BeginQuorumEpoch),
+        ApiKey::EndQuorumEpoch => de(buf, version, Request::EndQuorumEpoch),
+        ApiKey::BrokerRegistration => de(buf, version, Request::BrokerRegistration),
+        ApiKey::BrokerHeartbeat => de(buf, version, Request::BrokerHeartbeat),
+        ApiKey::AlterPartition => de(buf, version, Request::AlterPartition),
+        ApiKey::AllocateProducerIds => de(buf, version, Request::AllocateProducerIds),
+        other => Err(format!("no decoder for {other:?}")),
+    }
 }
 
 /// Encodes a response frame body (without the 4-byte size): the response header (v0, or v1 in flexible
@@ -327,9 +274,15 @@ pub fn encode_response<R: Encodable>(
     Ok(buf.to_vec())
 }
 
-/// Our ApiVersions response: the advertised ranges, with `error_code`.
+/// The broker listener's ApiVersions response: its advertised ranges, with `error_code`.
 pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
-    let keys = ADVERTISED
+    api_versions_response_on(Listener::Broker, error_code)
+}
+
+/// `listener`'s ApiVersions response: its advertised ranges, with `error_code`.
+pub fn api_versions_response_on(listener: Listener, error_code: i16) -> ApiVersionsResponse {
+    let keys = listener
+        .advertised()
         .iter()
         .map(|r| {
             kafka_protocol::messages::api_versions_response::ApiVersion::default()
@@ -343,11 +296,17 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
         .with_api_keys(keys)
 }
 
+/// The broker listener's answer to an ApiVersions version it does not know; see
+/// [`unsupported_api_versions_response_on`].
+pub fn unsupported_api_versions_response(correlation_id: i32) -> Result<Vec<u8>, EncodeError> {
+    unsupported_api_versions_response_on(Listener::Broker, correlation_id)
+}
+
 /// The answer to an ApiVersions request at a version we do not know (KIP-511): UNSUPPORTED_VERSION plus our
 /// ApiVersions range only (as Kafka's `ApiVersionsRequest.getErrorResponse`), encoded at v0 so any client
 /// can read it and retry at a version it shares with us.
-pub fn unsupported_api_versions_response(correlation_id: i32) -> Result<Vec<u8>, EncodeError> {
-    let mut resp = api_versions_response(code::UNSUPPORTED_VERSION);
+pub fn unsupported_api_versions_response_on(listener: Listener, correlation_id: i32) -> Result<Vec<u8>, EncodeError> {
+    let mut resp = api_versions_response_on(listener, code::UNSUPPORTED_VERSION);
     resp.api_keys.retain(|k| k.api_key == ApiKey::ApiVersions as i16);
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp)
 }
@@ -381,220 +340,4 @@ pub fn encode_request<R: Encodable>(
 }
 
 #[cfg(test)]
-mod tests {
-    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
-    use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{BrokerId, TopicName};
-    use kafka_protocol::protocol::StrBytes;
-
-    use super::*;
-
-    fn name(s: &str) -> TopicName {
-        TopicName(StrBytes::from_string(s.to_string()))
-    }
-
-    fn sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
-        fn frame<R: Encodable + Clone>(key: ApiKey, v: i16, r: R, wrap: fn(R) -> Request) -> (Vec<u8>, Request) {
-            (encode_request(key, v, 7, "client-1", &r).unwrap(), wrap(r))
-        }
-        match key {
-            ApiKey::ApiVersions => Box::new(move |v| {
-                let mut r = ApiVersionsRequest::default();
-                if v >= 3 {
-                    r = r
-                        .with_client_software_name(StrBytes::from_static_str("gregor"))
-                        .with_client_software_version(StrBytes::from_static_str("0.1"));
-                }
-                frame(key, v, r, Request::ApiVersions)
-            }),
-            ApiKey::Metadata => Box::new(move |v| {
-                let t = MetadataRequestTopic::default().with_name(Some(name("orders")));
-                let r = MetadataRequest::default()
-                    .with_topics(Some(vec![t]))
-                    .with_allow_auto_topic_creation(false);
-                frame(key, v, r, Request::Metadata)
-            }),
-            ApiKey::CreateTopics => Box::new(move |v| {
-                let a = CreatableReplicaAssignment::default().with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
-                let c = CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("segment.bytes"))
-                    .with_value(Some(StrBytes::from_static_str("1024")));
-                let t = CreatableTopic::default()
-                    .with_name(name("orders"))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
-                    .with_assignments(vec![a])
-                    .with_configs(vec![c]);
-                frame(
-                    key,
-                    v,
-                    CreateTopicsRequest::default()
-                        .with_topics(vec![t])
-                        .with_timeout_ms(5000),
-                    Request::CreateTopics,
-                )
-            }),
-            ApiKey::Produce => Box::new(move |v| {
-                let p = PartitionProduceData::default()
-                    .with_index(3)
-                    .with_records(Some(Bytes::from_static(b"0123456789")));
-                let t = TopicProduceData::default()
-                    .with_name(name("orders"))
-                    .with_partition_data(vec![p]);
-                let r = ProduceRequest::default()
-                    .with_acks(1)
-                    .with_timeout_ms(3000)
-                    .with_topic_data(vec![t]);
-                frame(key, v, r, Request::Produce)
-            }),
-            ApiKey::Fetch => Box::new(move |v| {
-                let p = FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(42)
-                    .with_partition_max_bytes(1 << 20);
-                let t = FetchTopic::default()
-                    .with_topic(name("orders"))
-                    .with_partitions(vec![p]);
-                let f = ForgottenTopic::default()
-                    .with_topic(name("old"))
-                    .with_partitions(vec![1, 2]);
-                let r = FetchRequest::default()
-                    .with_max_wait_ms(500)
-                    .with_min_bytes(1)
-                    .with_max_bytes(1 << 24)
-                    .with_topics(vec![t])
-                    .with_forgotten_topics_data(vec![f])
-                    .with_rack_id(StrBytes::from_static_str("rack-a"))
-                    .with_cluster_id(Some(StrBytes::from_static_str("cluster-x")));
-                frame(key, v, r, Request::Fetch)
-            }),
-            ApiKey::ListOffsets => Box::new(move |v| {
-                let p = ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1);
-                let t = ListOffsetsTopic::default()
-                    .with_name(name("orders"))
-                    .with_partitions(vec![p]);
-                frame(
-                    key,
-                    v,
-                    ListOffsetsRequest::default().with_topics(vec![t]),
-                    Request::ListOffsets,
-                )
-            }),
-            other => panic!("no sample for {other:?}"),
-        }
-    }
-
-    #[test]
-    fn every_advertised_version_round_trips_through_the_bounded_parser() {
-        for r in ADVERTISED {
-            for v in r.min..=r.max {
-                let (frame, expected) = sample(r.key)(v);
-                let parsed = parse_request(&frame).unwrap_or_else(|e| panic!("{:?} v{v}: {e}", r.key));
-                assert_eq!(parsed.body, expected, "{:?} v{v}", r.key);
-                assert_eq!(parsed.correlation_id(), 7);
-                assert_eq!(parsed.api_version(), v);
-                assert_eq!(parsed.header.client_id.as_deref(), Some("client-1"));
-            }
-        }
-    }
-
-    #[test]
-    fn advertised_ranges_lie_inside_what_kafka_protocol_knows() {
-        for r in ADVERTISED {
-            let known = r.key.valid_versions();
-            assert!(
-                known.min <= r.min && r.max <= known.max,
-                "{:?} {r:?} vs {known:?}",
-                r.key
-            );
-            assert_eq!(
-                r.key.request_header_version(r.max),
-                if r.max >= r.first_flexible { 2 } else { 1 }
-            );
-        }
-    }
-
-    #[test]
-    fn every_truncation_of_a_valid_request_is_malformed() {
-        for r in ADVERTISED {
-            let (frame, _) = sample(r.key)(r.max);
-            for len in 0..frame.len() {
-                assert!(
-                    matches!(parse_request(&frame[..len]), Err(RequestError::Malformed { .. })),
-                    "{:?} cut at {len}",
-                    r.key
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn metadata_v12_body_7fffffff_is_malformed_not_an_abort() {
-        let mut frame = encode_request(ApiKey::Metadata, 12, 1, "c", &MetadataRequest::default()).unwrap();
-        let header_len = frame.len() - 4; // topics (1) + 2 bools + tags (1)
-        frame.truncate(header_len);
-        frame.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
-        match parse_request(&frame) {
-            Err(RequestError::Malformed {
-                api: 3,
-                version: 12,
-                at_byte,
-                what,
-            }) => {
-                assert_eq!(at_byte, header_len, "{what}");
-                assert!(what.contains("topics"), "{what}");
-            }
-            other => panic!("expected Malformed, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn unknown_keys_and_versions_are_refused_but_apiversions_is_answered() {
-        let (mut frame, _) = sample(ApiKey::Produce)(9);
-        frame[2..4].copy_from_slice(&8i16.to_be_bytes());
-        assert_eq!(
-            parse_request(&frame),
-            Err(RequestError::UnsupportedVersion { key: 0, version: 8 })
-        );
-        frame[0..2].copy_from_slice(&1000i16.to_be_bytes());
-        assert_eq!(parse_request(&frame), Err(RequestError::UnknownApiKey { key: 1000 }));
-        let mut frame = encode_request(ApiKey::ApiVersions, 4, 5, "c", &ApiVersionsRequest::default()).unwrap();
-        frame[2..4].copy_from_slice(&99i16.to_be_bytes());
-        let parsed = parse_request(&frame).unwrap();
-        assert_eq!(parsed.body, Request::ApiVersionsUnsupported);
-        assert_eq!(parsed.correlation_id(), 5);
-    }
-
-    #[test]
-    fn unsupported_api_versions_answer_is_error_35_with_our_apiversions_range_at_v0() {
-        let body = unsupported_api_versions_response(9).unwrap();
-        let mut buf = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut buf, 0).unwrap();
-        assert_eq!(header.correlation_id, 9);
-        let resp = ApiVersionsResponse::decode(&mut buf, 0).unwrap();
-        assert_eq!(resp.error_code, 35);
-        assert_eq!(resp.api_keys.len(), 1);
-        let av = resp.api_keys.iter().find(|k| k.api_key == 18).unwrap();
-        assert_eq!((av.min_version, av.max_version), (0, 4));
-    }
-
-    #[test]
-    fn flexible_responses_carry_header_v1_and_apiversions_header_v0() {
-        let meta = kafka_protocol::messages::MetadataResponse::default();
-        let body = encode_response(ApiKey::Metadata, 12, 3, &meta).unwrap();
-        assert_eq!(&body[..5], &[0, 0, 0, 3, 0]); // correlation id, empty tagged fields
-        let av = encode_response(ApiKey::ApiVersions, 3, 3, &api_versions_response(0)).unwrap();
-        let mut buf = Bytes::from(av);
-        assert_eq!(ResponseHeader::decode(&mut buf, 0).unwrap().correlation_id, 3);
-        assert_eq!(
-            ApiVersionsResponse::decode(&mut buf, 3).unwrap().api_keys.len(),
-            ADVERTISED.len()
-        );
-    }
-}
+mod tests;

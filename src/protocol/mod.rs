@@ -4,5 +4,6 @@ pub mod batch;
 pub mod frame;
 
 pub mod api;
+pub mod schemas;
 pub mod bounded;
 pub mod errors;
