@@ -26,20 +26,29 @@ fn sources(dir: &str) -> Vec<PathBuf> {
 }
 
 /// Lines of code (comments dropped) containing any of `needles`.
-fn hits(dir: &str, needles: &[&str]) -> Vec<String> {
+fn hits(dir: &str, needles: &[&str], whole_paths: bool) -> Vec<String> {
     let mut out = vec![];
     for file in sources(dir) {
         let text = std::fs::read_to_string(&file).unwrap();
         for (i, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             for n in needles {
-                if code.contains(n) {
+                if if whole_paths { contains_path(code, n) } else { code.contains(n) } {
                     out.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
                 }
             }
         }
     }
     out
+}
+
+/// Whether `code` names `needle` as a whole path (so `crate::cli` does not match `crate::client`).
+fn contains_path(code: &str, needle: &str) -> bool {
+    code.match_indices(needle).any(|(i, _)| {
+        let next = code[i + needle.len()..].chars().next();
+        !needle.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            || !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 const IMPURE: &[&str] = &[
@@ -59,13 +68,20 @@ const IMPURE: &[&str] = &[
 fn the_pure_cores_name_no_runtime_clock_global_rng_or_filesystem() {
     for core in ["log", "producer", "broker", "raft", "controller"] {
         assert!(!sources(core).is_empty(), "src/{core} exists");
-        let found = hits(core, IMPURE);
+        let found = hits(core, IMPURE, false);
         assert!(
             found.is_empty(),
             "src/{core} must stay pure (ARCHITECTURE §2):\n{}",
             found.join("\n")
         );
     }
+}
+
+#[test]
+fn a_layer_name_matches_whole_paths_only() {
+    assert!(contains_path("use crate::cli::Args;", "crate::cli"));
+    assert!(!contains_path("use crate::client::Client;", "crate::cli"));
+    assert!(contains_path("x.await", ".await"));
 }
 
 #[test]
@@ -218,7 +234,7 @@ fn each_layer_imports_only_the_layers_before_it() {
         ),
     ];
     for (layer, forbidden) in layers {
-        let found = hits(layer, forbidden);
+        let found = hits(layer, forbidden, true);
         assert!(
             found.is_empty(),
             "src/{layer} imports a later layer:\n{}",

@@ -38,7 +38,7 @@ pub const MARKS: &[&str] = &[
     "active-controller-isolated",
     "active-controller-paused",
     "broker-fenced",
-    "broker-unfenced",
+    "fenced-broker-unfenced-again",
     "partition-leader-changed",
     "topic-created-during-the-run",
 ];

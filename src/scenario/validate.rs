@@ -251,13 +251,24 @@ fn validate_cluster(c: &Cluster) -> Result<(), Invalid> {
             return invalid(k.span(), "cluster.controller_config: this cluster has no controllers");
         }
     }
-    controller_settings(c)?;
+    check_controller_config(c)?;
     Ok(())
+}
+
+/// The controllers' settings of a validated scenario: Kafka's defaults plus `cluster.controller_config`
+/// (node ids and voters are the runner's).
+pub fn controller_settings(c: &Cluster) -> (crate::controller::ControllerConfig, crate::raft::RaftConfig) {
+    check_controller_config(c).unwrap_or_else(|_| {
+        (
+            crate::controller::ControllerConfig::new(0, "gregor"),
+            crate::raft::RaftConfig::new(0, vec![0]),
+        )
+    })
 }
 
 /// The controllers' settings: `(ControllerConfig, RaftConfig)` built from Kafka's defaults and
 /// `cluster.controller_config` (node ids and voters are the runner's). Errors name the key.
-pub fn controller_settings(
+fn check_controller_config(
     c: &Cluster,
 ) -> Result<(crate::controller::ControllerConfig, crate::raft::RaftConfig), Invalid> {
     let mut controller = crate::controller::ControllerConfig::new(0, "gregor");
@@ -394,7 +405,7 @@ fn validate_phases(p: &Phases, c: &Cluster) -> Result<(), Invalid> {
     // With a quorum, a partition whose leader died gets a new one only after the broker's session times out
     // and an election; a restarted broker is fenced until that same timeout (FIELD-NOTES).
     if *c.controllers.get_ref() > 0 {
-        if let Ok((controller, raft)) = controller_settings(c) {
+        if let Ok((controller, raft)) = check_controller_config(c) {
             let need_s = (controller.broker_session_timeout_ms + 2 * raft.election_timeout_ms + raft.fetch_timeout_ms)
                 as f64
                 / 1000.0

@@ -471,7 +471,8 @@ impl Actor {
             ),
             Request::ApiVersions(_) => {
                 let body = crate::protocol::api::api_versions_response_on(Listener::Controller, 0);
-                let _ = reply.send(Some(frame!(ApiKey::ApiVersions, body)));
+                let frame = frame!(ApiKey::ApiVersions, body);
+                let _ = reply.send(Some(frame));
                 return;
             }
             Request::ApiVersionsUnsupported => {

@@ -267,9 +267,7 @@ impl World {
 
     fn start_controllers(&mut self) {
         let handle = Handle::current();
-        let (controller, raft) = crate::scenario::controller_settings(&self.s.file.cluster)
-            .ok()
-            .expect("controller config was validated with the scenario");
+        let (controller, raft) = crate::scenario::controller_settings(&self.s.file.cluster);
         let voters = self.voters();
         for n in 1..=*self.s.file.cluster.controllers.get_ref() as i32 {
             let id = controller_id(n);
@@ -868,7 +866,8 @@ impl World {
 }
 
 /// Marks read off the controllers' metadata trace, each change counted once (at the first offset that shows
-/// it): brokers fenced and unfenced after they had registered, partition leaders changed.
+/// it): live brokers fenced, fenced ones unfenced again (not a broker's first unfencing after it
+/// registered), partition leaders changed.
 fn metadata_marks(states: &[crate::history::MetadataState]) -> BTreeMap<&'static str, u64> {
     let mut by_offset = BTreeMap::new();
     for s in states.iter().filter(|s| s.node.starts_with("controller-")) {
@@ -876,11 +875,18 @@ fn metadata_marks(states: &[crate::history::MetadataState]) -> BTreeMap<&'static
     }
     let mut marks = BTreeMap::new();
     let mut prev: Option<&crate::history::MetadataState> = None;
+    let mut ever_fenced_while_live = std::collections::BTreeSet::new();
     for s in by_offset.values() {
         if let Some(p) = prev {
             let was_live = |b: &i32| p.brokers.contains(b) && !p.fenced.contains(b);
-            let fenced = s.fenced.iter().filter(|b| was_live(b)).count() as u64;
-            let unfenced = p.fenced.iter().filter(|b| !s.fenced.contains(b) && s.brokers.contains(b)).count() as u64;
+            let newly_fenced: Vec<i32> = s.fenced.iter().copied().filter(|b| was_live(b)).collect();
+            let fenced = newly_fenced.len() as u64;
+            let unfenced = p
+                .fenced
+                .iter()
+                .filter(|b| !s.fenced.contains(b) && ever_fenced_while_live.contains(*b))
+                .count() as u64;
+            ever_fenced_while_live.extend(newly_fenced);
             let changed = s
                 .partitions
                 .iter()
@@ -888,7 +894,7 @@ fn metadata_marks(states: &[crate::history::MetadataState]) -> BTreeMap<&'static
                 .count() as u64;
             for (mark, n) in [
                 ("broker-fenced", fenced),
-                ("broker-unfenced", unfenced),
+                ("fenced-broker-unfenced-again", unfenced),
                 ("partition-leader-changed", changed),
             ] {
                 if n > 0 {
