@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor::broker::{BrokerConfig, BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 use gregor::node::broker::{run_broker, BrokerExit, BrokerNodeConfig};
-use gregor::protocol::api::{encode_request, parse_request, ADVERTISED};
+use gregor::protocol::api::{encode_request, parse_request, parse_request_on, ApiRange, Listener, ADVERTISED};
 use gregor::protocol::batch::BatchBuilder;
 use gregor::protocol::errors::RequestError;
 use gregor::rt::{self, TcpStream};
@@ -22,7 +22,7 @@ use proptest::prelude::*;
 
 // ---------------------------------------------------------------- bounded parser fuzzing
 
-fn valid_frames() -> Vec<Vec<u8>> {
+fn valid_frames() -> Vec<(Listener, Vec<u8>)> {
     let name = TopicName(StrBytes::from_static_str("orders"));
     let pd = PartitionProduceData::default()
         .with_index(0)
@@ -38,20 +38,110 @@ fn valid_frames() -> Vec<Vec<u8>> {
     let fetch =
         FetchRequest::default().with_topics(vec![FetchTopic::default().with_topic(name).with_partitions(vec![fp])]);
     vec![
-        encode_request(ApiKey::Produce, 11, 1, "c", &produce).unwrap(),
-        encode_request(ApiKey::Fetch, 12, 2, "c", &fetch).unwrap(),
-        encode_request(
-            ApiKey::Metadata,
-            12,
-            3,
-            "c",
-            &MetadataRequest::default().with_topics(None),
-        )
-        .unwrap(),
-        encode_request(ApiKey::ApiVersions, 3, 4, "c", &ApiVersionsRequest::default()).unwrap(),
-        encode_request(ApiKey::ListOffsets, 6, 5, "c", &ListOffsetsRequest::default()).unwrap(),
-        encode_request(ApiKey::CreateTopics, 7, 6, "c", &CreateTopicsRequest::default()).unwrap(),
+        (
+            Listener::Broker,
+            encode_request(ApiKey::Produce, 11, 1, "c", &produce).unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(ApiKey::Fetch, 12, 2, "c", &fetch).unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(
+                ApiKey::Metadata,
+                12,
+                3,
+                "c",
+                &MetadataRequest::default().with_topics(None),
+            )
+            .unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(ApiKey::ApiVersions, 3, 4, "c", &ApiVersionsRequest::default()).unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(ApiKey::ListOffsets, 6, 5, "c", &ListOffsetsRequest::default()).unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(ApiKey::CreateTopics, 7, 6, "c", &CreateTopicsRequest::default()).unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(ApiKey::InitProducerId, 4, 7, "c", &InitProducerIdRequest::default()).unwrap(),
+        ),
     ]
+    .into_iter()
+    .chain(controller_frames())
+    .collect()
+}
+
+/// One valid frame of each controller-listener API, with its arrays non-empty so mutations hit them.
+fn controller_frames() -> Vec<(Listener, Vec<u8>)> {
+    let s = |x: &str| StrBytes::from_string(x.to_string());
+    let meta = TopicName(s("__cluster_metadata"));
+    let vote = VoteRequest::default().with_topics(vec![vote_request::TopicData::default()
+        .with_topic_name(meta.clone())
+        .with_partitions(vec![vote_request::PartitionData::default().with_replica_epoch(3)])]);
+    let begin = BeginQuorumEpochRequest::default()
+        .with_topics(vec![begin_quorum_epoch_request::TopicData::default()
+            .with_topic_name(meta.clone())
+            .with_partitions(vec![begin_quorum_epoch_request::PartitionData::default()])])
+        .with_leader_endpoints(vec![begin_quorum_epoch_request::LeaderEndpoint::default()
+            .with_name(s("CONTROLLER"))
+            .with_host(s("h"))]);
+    let end = EndQuorumEpochRequest::default().with_topics(vec![end_quorum_epoch_request::TopicData::default()
+        .with_topic_name(meta)
+        .with_partitions(vec![end_quorum_epoch_request::PartitionData::default()
+            .with_preferred_candidates(vec![end_quorum_epoch_request::ReplicaInfo::default()])])]);
+    let register = BrokerRegistrationRequest::default()
+        .with_cluster_id(s("c"))
+        .with_listeners(vec![broker_registration_request::Listener::default()
+            .with_name(s("PLAINTEXT"))
+            .with_host(s("h"))])
+        .with_log_dirs(vec![Default::default()]);
+    let heartbeat = BrokerHeartbeatRequest::default().with_offline_log_dirs(vec![Default::default()]);
+    let alter = AlterPartitionRequest::default()
+        .with_topics(vec![alter_partition_request::TopicData::default().with_partitions(
+            vec![alter_partition_request::PartitionData::default().with_new_isr(vec![BrokerId(1)])],
+        )]);
+    let c = Listener::Controller;
+    vec![
+        (c, encode_request(ApiKey::Vote, 0, 1, "c", &vote).unwrap()),
+        (c, encode_request(ApiKey::BeginQuorumEpoch, 1, 2, "c", &begin).unwrap()),
+        (c, encode_request(ApiKey::EndQuorumEpoch, 1, 3, "c", &end).unwrap()),
+        (
+            c,
+            encode_request(ApiKey::BrokerRegistration, 4, 4, "c", &register).unwrap(),
+        ),
+        (
+            c,
+            encode_request(ApiKey::BrokerHeartbeat, 1, 5, "c", &heartbeat).unwrap(),
+        ),
+        (c, encode_request(ApiKey::AlterPartition, 2, 6, "c", &alter).unwrap()),
+        (
+            c,
+            encode_request(
+                ApiKey::AllocateProducerIds,
+                0,
+                7,
+                "c",
+                &AllocateProducerIdsRequest::default(),
+            )
+            .unwrap(),
+        ),
+    ]
+}
+
+/// Every advertised range on both listeners.
+fn every_range() -> Vec<(Listener, ApiRange)> {
+    Listener::ALL
+        .into_iter()
+        .flat_map(|l| l.advertised().iter().map(move |r| (l, *r)))
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -102,15 +192,18 @@ proptest! {
 
     #[test]
     fn random_frames_never_panic_the_parser(frame in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let _ = parse_request(&frame);
+        for listener in Listener::ALL {
+            let _ = parse_request_on(listener, &frame);
+        }
     }
 
     #[test]
     fn random_bodies_behind_valid_headers_never_panic_the_parser(
-        which in 0usize..ADVERTISED.len(),
+        which in 0usize..64,
         body in proptest::collection::vec(any::<u8>(), 0..128),
     ) {
-        let r = ADVERTISED[which];
+        let ranges = every_range();
+        let (listener, r) = ranges[which % ranges.len()];
         let mut frame = Vec::new();
         frame.extend_from_slice(&(r.key as i16).to_be_bytes());
         frame.extend_from_slice(&r.max.to_be_bytes());
@@ -119,22 +212,46 @@ proptest! {
             frame.push(0);
         }
         frame.extend_from_slice(&body);
-        let _ = parse_request(&frame);
+        let _ = parse_request_on(listener, &frame);
     }
 
     #[test]
     fn mutated_valid_frames_never_panic_the_parser(
-        which in 0usize..6,
+        which in 0usize..64,
         mutations in proptest::collection::vec(mutation(), 1..4),
     ) {
-        let mut frame = valid_frames()[which].clone();
+        let frames = valid_frames();
+        let (listener, mut frame) = frames[which % frames.len()].clone();
         for m in &mutations {
             if frame.is_empty() {
                 break;
             }
             apply(&mut frame, m);
         }
-        let _ = parse_request(&frame);
+        let _ = parse_request_on(listener, &frame);
+    }
+}
+
+#[test]
+fn every_valid_frame_parses_on_its_listener_and_only_shared_apis_on_the_other() {
+    let frames = valid_frames();
+    assert_eq!(
+        frames.len(),
+        every_range().len() - 3,
+        "one frame per API (Fetch/ApiVersions/CreateTopics once)"
+    );
+    for (listener, frame) in frames {
+        let parsed = parse_request_on(listener, &frame).unwrap_or_else(|e| panic!("{listener:?}: {e}"));
+        let other = if listener == Listener::Broker {
+            Listener::Controller
+        } else {
+            Listener::Broker
+        };
+        let shared = gregor::protocol::api::advertised_on(other, parsed.api_key()).is_some();
+        match parse_request_on(other, &frame) {
+            Ok(again) => assert!(shared && again == parsed, "{listener:?} key {}", parsed.api_key()),
+            Err(e) => assert_eq!(e, RequestError::UnknownApiKey { key: parsed.api_key() }),
+        }
     }
 }
 

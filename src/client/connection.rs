@@ -18,8 +18,10 @@ use super::error::ClientError;
 use super::shape::{check_body, check_response_header, BoundedShape, Cursor};
 use crate::rt::{self, TcpStream};
 
-/// The API versions this client speaks (inclusive ranges); it uses the highest one the broker also
-/// advertises. All are flexible versions (KIP-482), which [`super::shape`] describes.
+/// The API versions this client speaks (inclusive ranges); it uses the highest one the broker (or
+/// controller) also advertises. All are flexible versions (KIP-482), which [`super::shape`] describes. The
+/// controller APIs are spoken to a controller listener (`protocol::api::CONTROLLER_ADVERTISED`), by voters,
+/// brokers and admin clients alike.
 pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 3, 3),
     (ApiKey::Metadata, 12, 12),
@@ -27,6 +29,14 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 9, 11),
     (ApiKey::Fetch, 12, 12),
     (ApiKey::ListOffsets, 7, 8),
+    // KRaft, controller listener only.
+    (ApiKey::Vote, 0, 0),
+    (ApiKey::BeginQuorumEpoch, 1, 1),
+    (ApiKey::EndQuorumEpoch, 1, 1),
+    (ApiKey::BrokerRegistration, 3, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+    (ApiKey::AlterPartition, 2, 2),
+    (ApiKey::AllocateProducerIds, 0, 0),
 ];
 
 /// Kafka's default `socket.request.max.bytes`, used here as the largest response frame accepted.

@@ -458,6 +458,9 @@ fn base_offset_at(bytes: &[u8], at: usize) -> Option<Offset> {
 #[cfg(all(test, madsim))]
 mod sim_tests;
 
+#[cfg(all(test, madsim))]
+mod controller_sim_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@
 //! must fill exactly its declared size. Only the (flexible) versions the client negotiates are described;
 //! any other version is refused.
 
+mod controller;
+
 use kafka_protocol::messages::{
     ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceResponse,
 };

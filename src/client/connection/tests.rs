@@ -344,3 +344,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_api_the_client_speaks_negotiates_against_the_listener_that_serves_it() {
+    use crate::protocol::api::{advertised_on, Listener};
+    for &(api, client_min, client_max) in CLIENT_API_VERSIONS {
+        let served: Vec<(Listener, i16)> = Listener::ALL
+            .into_iter()
+            .filter_map(|l| advertised_on(l, api as i16).map(|r| (l, r)))
+            .map(|(l, r)| {
+                (
+                    l,
+                    negotiate("n:1", api, Some((r.min, r.max))).expect("a common version"),
+                )
+            })
+            .collect();
+        assert!(!served.is_empty(), "{api:?} is on no listener");
+        for (listener, version) in served {
+            assert!(
+                (client_min..=client_max).contains(&version),
+                "{api:?} v{version} on the {listener:?} listener"
+            );
+        }
+    }
+    for r in crate::protocol::api::CONTROLLER_ADVERTISED {
+        assert!(
+            CLIENT_API_VERSIONS.iter().any(|(k, _, _)| *k == r.key),
+            "the client cannot speak {:?} to a controller",
+            r.key
+        );
+    }
+}
