@@ -27,6 +27,8 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 9, 11),
     (ApiKey::Fetch, 12, 12),
     (ApiKey::ListOffsets, 7, 8),
+    // The idempotent producer's id (KIP-98); v4 and v5 share one wire shape, v6 adds 2PC fields (KIP-939).
+    (ApiKey::InitProducerId, 4, 5),
 ];
 
 /// Kafka's default `socket.request.max.bytes`, used here as the largest response frame accepted.
