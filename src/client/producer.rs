@@ -61,10 +61,31 @@ impl Future for SendHandle {
     }
 }
 
+/// Where a send's outcome goes.
+enum Waiter {
+    Handle(oneshot::Sender<Outcome>),
+    /// Into a channel shared by many sends, tagged, in the order the core completes them.
+    Sink(u64, mpsc::UnboundedSender<(u64, Outcome)>),
+}
+
+impl Waiter {
+    fn complete(self, outcome: Outcome) {
+        // The caller may have stopped waiting.
+        match self {
+            Waiter::Handle(done) => {
+                let _ = done.send(outcome);
+            }
+            Waiter::Sink(tag, sink) => {
+                let _ = sink.send((tag, outcome));
+            }
+        }
+    }
+}
+
 enum Command {
     Send {
         record: ProducerRecord,
-        done: oneshot::Sender<Outcome>,
+        done: Waiter,
     },
     Flush {
         done: oneshot::Sender<()>,
@@ -106,8 +127,17 @@ impl KafkaProducer {
     pub fn send(&self, record: ProducerRecord) -> SendHandle {
         let (done, rx) = oneshot::channel();
         // If the driver is gone the sender is dropped with the command, and the handle says so.
+        let done = Waiter::Handle(done);
         let _ = self.commands.send(Command::Send { record, done });
         SendHandle(rx)
+    }
+
+    /// Queues `record`; its outcome goes to `sink` tagged with `tag`. Outcomes reach the sink in the order
+    /// the producer completed them (for a history that must record completions in order); if the driver
+    /// is gone, nothing arrives and the sink's receiver sees the channel close once every sender is gone.
+    pub fn send_to(&self, record: ProducerRecord, tag: u64, sink: &mpsc::UnboundedSender<(u64, Outcome)>) {
+        let done = Waiter::Sink(tag, sink.clone());
+        let _ = self.commands.send(Command::Send { record, done });
     }
 
     /// Kafka's `flush()`: makes every queued batch sendable now and waits until every send completed.
@@ -194,7 +224,7 @@ struct Driver {
     next_job: u64,
     events_tx: mpsc::UnboundedSender<Event>,
     events_rx: mpsc::UnboundedReceiver<Event>,
-    waiters: BTreeMap<SendId, oneshot::Sender<Outcome>>,
+    waiters: BTreeMap<SendId, Waiter>,
     flushes: Vec<oneshot::Sender<()>>,
     closing: Option<oneshot::Sender<()>>,
     /// Which Metadata / InitProducerId target to try next (an index into bootstrap ++ known brokers).
@@ -349,8 +379,8 @@ impl Driver {
                 }
             }
             Effect::Complete { send_id, outcome } => {
-                if let Some(done) = self.waiters.remove(&send_id) {
-                    let _ = done.send(outcome); // the caller may have stopped waiting
+                if let Some(waiter) = self.waiters.remove(&send_id) {
+                    waiter.complete(outcome);
                 }
             }
             Effect::WakeAt { at_ms } => self.wake_at_ms = Some(at_ms),

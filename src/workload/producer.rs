@@ -14,7 +14,7 @@
 //! with several requests in flight, reordering) are then correct Kafka behaviour.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -25,7 +25,7 @@ use crate::history::{OpBody, OpType};
 use crate::producer::outcome::{Failure, InfoReason, Outcome};
 use crate::producer::partitioner::partition_for_key;
 use crate::producer::{ProducerConfig, ProducerConfigError, ProducerRecord};
-use crate::rt;
+use crate::rt::{self, mpsc};
 use crate::sim::recorder::Recorder;
 
 /// One producer client's workload.
@@ -91,8 +91,22 @@ pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerC
     let hook_rec = rec.clone();
     let hook: WireHook = Arc::new(move |started| hook_rec.produce_request(started));
     let producer = KafkaProducer::start_with_hook(w.bootstrap.clone(), config, w.name.clone(), core_seed, Some(hook));
+    // Outcomes are recorded by one task in the order the producer completes them (one task per send
+    // would record simultaneous completions in scheduler order).
+    let (sink, mut outcomes) = mpsc::unbounded_channel();
+    let sent: Arc<Mutex<BTreeMap<u64, (i32, String, String)>>> = Arc::default();
+    let recorder = {
+        let (rec, name, topic, sent) = (rec.clone(), w.name.clone(), w.topic.clone(), sent.clone());
+        rt::spawn(async move {
+            while let Some((tag, outcome)) = outcomes.recv().await {
+                let entry = sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
+                if let Some((partition, key, value)) = entry {
+                    record_outcome(&rec, &name, &topic, partition, &key, &value, outcome);
+                }
+            }
+        })
+    };
     let interval_us = (1e6 / w.records_per_s).max(1.0);
-    let mut waiting = vec![];
     let mut i: u64 = 0;
     loop {
         if w.records.is_some_and(|n| i >= n) {
@@ -124,18 +138,16 @@ pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerC
             // Record timestamps stay what the workload always stamped: ms since the run started.
             timestamp_ms: Some((rec.now_us() / 1000) as i64),
         };
-        let handle = producer.send(record);
-        let (rec, name, topic) = (rec.clone(), w.name.clone(), w.topic.clone());
-        waiting.push(rt::spawn(async move {
-            let outcome = handle.await;
-            record_outcome(&rec, &name, &topic, partition, &key, &value, outcome);
-        }));
+        sent.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(i, (partition, key, value));
+        producer.send_to(record, i, &sink);
         i += 1;
     }
+    drop(sink);
     producer.close().await;
-    for t in waiting {
-        let _ = t.await;
-    }
+    // The driver dropped its sink clones with the last completion: the recorder ends once it drained them.
+    let _ = recorder.await;
     Ok(())
 }
 
