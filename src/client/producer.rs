@@ -83,16 +83,9 @@ impl Waiter {
 }
 
 enum Command {
-    Send {
-        record: ProducerRecord,
-        done: Waiter,
-    },
-    Flush {
-        done: oneshot::Sender<()>,
-    },
-    Close {
-        done: oneshot::Sender<()>,
-    },
+    Send { record: ProducerRecord, done: Waiter },
+    Flush { done: oneshot::Sender<()> },
+    Close { done: oneshot::Sender<()> },
 }
 
 /// Kafka's `KafkaProducer`: `send` queues a record and returns at once; batching, retries and idempotence
