@@ -86,12 +86,12 @@ fn disk_slow() {
 }
 
 #[test]
-fn dropped_responses_leave_sends_indeterminate_and_nothing_written_twice() {
+fn dropped_responses_are_retried_and_nothing_acknowledged_is_lost() {
     check("drop_response");
 }
 
 #[test]
-fn reset_connections_leave_sends_indeterminate_and_nothing_written_twice() {
+fn reset_connections_are_retried_and_nothing_acknowledged_is_lost() {
     check("conn_reset");
 }
 

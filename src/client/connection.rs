@@ -37,6 +37,8 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AlterPartition, 2, 2),
     (ApiKey::AllocateProducerIds, 0, 0),
+    // The idempotent producer's id (KIP-98); v4 and v5 share one wire shape, v6 adds 2PC fields (KIP-939).
+    (ApiKey::InitProducerId, 4, 5),
 ];
 
 /// Kafka's default `socket.request.max.bytes`, used here as the largest response frame accepted.

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod metadata;
+pub mod producer;
 pub mod shape;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub use config::{ClientConfig, ConfigError};
 pub use connection::{Connection, ConnectionConfig, CLIENT_API_VERSIONS};
 pub use error::{ClientError, KafkaErrorCode};
 pub use metadata::{BrokerAddress, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use producer::{KafkaProducer, SendHandle, WireHook};
 
 use crate::protocol::batch::{self, BatchBuilder, Record};
 use crate::types::{Offset, TopicPartition};

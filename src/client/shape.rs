@@ -10,7 +10,8 @@
 mod controller;
 
 use kafka_protocol::messages::{
-    ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse, MetadataResponse, ProduceResponse,
+    ApiVersionsResponse, CreateTopicsResponse, FetchResponse, InitProducerIdResponse, ListOffsetsResponse,
+    MetadataResponse, ProduceResponse,
 };
 
 /// Why a body does not have the shape of its message.
@@ -445,6 +446,23 @@ impl BoundedShape for ListOffsetsResponse {
             })?;
             c.no_tags()
         })?;
+        c.no_tags()
+    }
+}
+
+impl BoundedShape for InitProducerIdResponse {
+    /// v2+ (flexible): throttle_time_ms, error_code, producer_id, producer_epoch; v6 adds the ongoing
+    /// transaction's producer id and epoch (KIP-939).
+    fn check_shape(c: &mut Cursor<'_>, version: i16) -> Result<(), ShapeError> {
+        need((2..=6).contains(&version), version)?;
+        c.i32()?;
+        c.i16()?;
+        c.i64()?;
+        c.i16()?;
+        if version >= 6 {
+            c.i64()?;
+            c.i16()?;
+        }
         c.no_tags()
     }
 }

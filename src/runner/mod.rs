@@ -95,13 +95,15 @@ pub fn producer_facts(s: &Scenario) -> BTreeMap<String, ProducerFacts> {
                 Some("1") => 1,
                 _ => -1,
             };
-            let idempotence = cfg.get("enable.idempotence").is_some_and(|v| v == "true");
+            // What the producer core will do with this config (KIP-679 defaults included); the validator
+            // has refused configs it rejects, so the fallback is never used.
+            let core = crate::producer::ProducerConfig::from_map(&cfg).unwrap_or_default();
             (
                 producer_name(s, i),
                 ProducerFacts {
                     acks,
-                    idempotence,
-                    retries: 0,
+                    idempotence: core.enable_idempotence,
+                    retries: core.retries,
                 },
             )
         })

@@ -102,6 +102,25 @@ fn acks_all_without_idempotence_off_is_refused_until_the_producer_issue() {
 }
 
 #[test]
+fn producer_configs_the_producer_core_refuses_are_refused_at_validation_kip_679() {
+    let e = err(&GOOD.replace("acks = \"1\"", "acks = \"1\", \"enable.idempotence\" = true"));
+    assert!(e.message.contains("acks=1") && e.message.contains("idempotence"), "{e}");
+    let e = err(&GOOD.replace(
+        "acks = \"1\"",
+        "acks = \"1\", \"delivery.timeout.ms\" = 100, \"request.timeout.ms\" = 3000",
+    ));
+    assert!(e.message.contains("delivery.timeout.ms=100"), "{e}");
+    Scenario::parse(
+        "s.toml",
+        &GOOD.replace(
+            "acks = \"1\"",
+            "acks = \"1\", retries = 3, \"max.in.flight.requests.per.connection\" = 1, \"retry.backoff.ms\" = 50",
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
 fn line_col_counts_from_one() {
     assert_eq!(line_col("ab\ncd", 0), (1, 1));
     assert_eq!(line_col("ab\ncd", 4), (2, 2));

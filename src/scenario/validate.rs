@@ -358,6 +358,21 @@ fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
                 format!("producers.config.acks = {acks}: must be 0, 1 or all"),
             );
         }
+        // The producer core's own checks: KIP-679 (enable.idempotence=true needs acks=all, retries > 0,
+        // at most 5 in flight) and delivery.timeout.ms >= linger.ms + request.timeout.ms.
+        if let Err(e) = crate::producer::ProducerConfig::from_map(&cfg) {
+            let key = match &e {
+                crate::producer::ProducerConfigError::Invalid { key, .. } => key.as_str(),
+                crate::producer::ProducerConfigError::UnknownKey { key } => key.as_str(),
+            };
+            let span = config_span(&p.config, key);
+            let span = if span.is_empty() {
+                config_span(&p.config, "enable.idempotence")
+            } else {
+                span
+            };
+            return invalid(span, format!("producers.config: {e}"));
+        }
         let idempotence = cfg.get("enable.idempotence").map(String::as_str);
         if idempotence == Some("true") || (idempotence.is_none() && matches!(acks, "all" | "-1")) {
             // Kafka 3.0+ turns idempotence on with acks=all (KIP-679); it arrives with the producer issue.
@@ -717,6 +732,26 @@ const PRODUCER_KEYS: KeyTable = &[
         },
     ),
     ("enable.idempotence", KeyType::Bool),
+    (
+        "retries",
+        KeyType::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+    ),
+    (
+        "max.in.flight.requests.per.connection",
+        KeyType::Int { min: 1, max: 1000 },
+    ),
+    (
+        "delivery.timeout.ms",
+        KeyType::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+    ),
+    ("retry.backoff.ms", KeyType::Int { min: 0, max: 3_600_000 }),
+    ("max.block.ms", KeyType::Int { min: 0, max: 3_600_000 }),
 ];
 
 /// Checks every key and value type; returns the map as strings.

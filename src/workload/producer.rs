@@ -1,29 +1,32 @@
-//! A producer workload: keyed records at a steady rate, batched per partition, each send recorded as an
-//! invoke and its outcome (ARCHITECTURE §6's table).
+//! A producer workload: keyed records at a steady rate through a [`KafkaProducer`] (which partitions by
+//! murmur2 of the key, batches, retries and, with `enable.idempotence`, sequences), each send recorded as an
+//! invoke and its outcome. The outcome table (ARCHITECTURE §6) is decided by the producer core
+//! ([`crate::producer::outcome::final_outcome`]):
 //!
 //! | producer outcome | history type |
 //! |---|---|
-//! | response without error, with an offset | ok |
-//! | rejected before any append (a Kafka error on the only attempt, or no connection) | fail |
-//! | timeout, disconnect after the request was written | info |
+//! | response without error, with an offset | ok (with the partition and offset) |
+//! | rejected before any append on every attempt, or never sent before `delivery.timeout.ms` | fail |
+//! | some attempt may have landed (timeout, disconnect, `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, ...) | info |
 //! | acks=0 | info |
 //!
-//! The minimal client does not retry yet (`retries` arrives with the producer issue), so a send is one
-//! attempt: a duplicate can only come from a bug.
+//! With retries on and idempotence off, a retried batch that had landed is written twice: duplicates (and,
+//! with several requests in flight, reordering) are then correct Kafka behaviour.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::client::{Client, ClientConfig};
+use crate::client::{KafkaProducer, WireHook};
 use crate::history::{OpBody, OpType};
+use crate::producer::outcome::{Failure, InfoReason, Outcome};
 use crate::producer::partitioner::partition_for_key;
-use crate::protocol::batch::BatchBuilder;
+use crate::producer::{ProducerConfig, ProducerConfigError, ProducerRecord};
 use crate::rt::{self, mpsc};
 use crate::sim::recorder::Recorder;
-use crate::types::TopicPartition;
 
 /// One producer client's workload.
 #[derive(Debug, Clone)]
@@ -40,32 +43,69 @@ pub struct ProducerWorkload {
     pub start_at_us: u64,
     /// Stop producing new records at this simulated time (µs since the run started).
     pub stop_at_us: u64,
+    /// `acks`, used when `client_config` does not set it.
     pub acks: i16,
+    /// `linger.ms`, used when `client_config` does not set it.
     pub linger_ms: u64,
+    /// `batch.size`, used when `client_config` does not set it.
     pub batch_size: usize,
-    /// Client config by Kafka's names (`request.timeout.ms`, ...).
+    /// The producer's config by Kafka's names (`acks`, `enable.idempotence`, `retries`, `linger.ms`,
+    /// `batch.size`, `max.in.flight.requests.per.connection`, `delivery.timeout.ms`, `request.timeout.ms`,
+    /// `retry.backoff.ms`, `max.block.ms`).
     pub client_config: BTreeMap<String, String>,
     pub bootstrap: Vec<String>,
-    /// Seed of this workload's own RNG stream (keys).
+    /// Seed of this workload's own RNG stream (keys, and the producer core's RNG).
     pub seed: u64,
 }
 
-struct Pending {
-    key: String,
-    value: String,
+impl ProducerWorkload {
+    /// The producer's configuration: `client_config`, with `acks`, `linger.ms` and `batch.size` taken from
+    /// the fields where the map lacks them. A bad or inconsistent setting (KIP-679: `enable.idempotence=true`
+    /// with `acks=1`) is an error naming the key.
+    pub fn producer_config(&self) -> Result<ProducerConfig, ProducerConfigError> {
+        let mut props = self.client_config.clone();
+        let acks = match self.acks {
+            -1 => "all".to_string(),
+            n => n.to_string(),
+        };
+        props.entry("acks".into()).or_insert(acks);
+        props.entry("linger.ms".into()).or_insert(self.linger_ms.to_string());
+        props.entry("batch.size".into()).or_insert(self.batch_size.to_string());
+        ProducerConfig::from_map(&props)
+    }
 }
 
-/// Runs the workload to completion: every invoked send has its outcome recorded when this returns.
+/// Runs the workload to completion: every invoked send has its outcome recorded when this returns. A bad
+/// config is an error before anything is sent (the scenario validator rejects it earlier).
 pub async fn run(w: ProducerWorkload, rec: Recorder) {
-    let mut rng = ChaCha8Rng::seed_from_u64(w.seed);
-    let mut senders = BTreeMap::new();
-    let mut tasks = vec![];
-    for p in 0..w.partitions {
-        let (tx, rx) = mpsc::unbounded_channel();
-        senders.insert(p, tx);
-        let tp = TopicPartition::new(w.topic.clone(), p);
-        tasks.push(rt::spawn(send_loop(w.clone(), tp, rx, rec.clone())));
+    if let Err(e) = try_run(w.clone(), rec).await {
+        tracing::error!("{}: bad producer config: {e}", w.name);
     }
+}
+
+/// As [`run`], returning the config error.
+pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerConfigError> {
+    let config = w.producer_config()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(w.seed);
+    let core_seed: u64 = rng.random();
+    let hook_rec = rec.clone();
+    let hook: WireHook = Arc::new(move |started| hook_rec.produce_request(started));
+    let producer = KafkaProducer::start_with_hook(w.bootstrap.clone(), config, w.name.clone(), core_seed, Some(hook));
+    // Outcomes are recorded by one task in the order the producer completes them (one task per send
+    // would record simultaneous completions in scheduler order).
+    let (sink, mut outcomes) = mpsc::unbounded_channel();
+    let sent: Arc<Mutex<BTreeMap<u64, (i32, String, String)>>> = Arc::default();
+    let recorder = {
+        let (rec, name, topic, sent) = (rec.clone(), w.name.clone(), w.topic.clone(), sent.clone());
+        rt::spawn(async move {
+            while let Some((tag, outcome)) = outcomes.recv().await {
+                let entry = sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
+                if let Some((partition, key, value)) = entry {
+                    record_outcome(&rec, &name, &topic, partition, &key, &value, outcome);
+                }
+            }
+        })
+    };
     let interval_us = (1e6 / w.records_per_s).max(1.0);
     let mut i: u64 = 0;
     loop {
@@ -82,18 +122,71 @@ pub async fn run(w: ProducerWorkload, rec: Recorder) {
         }
         let key = format!("k{}", rng.random_range(0..w.key_space));
         let value = format!("{}-{i}", w.name);
+        // The core partitions the same way (murmur2 of the key over the topic's partition count).
         let partition = partition_for_key(key.as_bytes(), w.partitions);
-        let body = send_body(&w.topic, partition, &key, &value, None);
-        rec.op(&w.name, OpType::Invoke, body, None);
-        if let Some(tx) = senders.get(&partition) {
-            // The receiver lives as long as its task, which ends only when this sender is dropped.
-            let _ = tx.send(Pending { key, value });
-        }
+        rec.op(
+            &w.name,
+            OpType::Invoke,
+            send_body(&w.topic, partition, &key, &value, None),
+            None,
+        );
+        let record = ProducerRecord {
+            topic: w.topic.clone(),
+            partition: None,
+            key: Some(key.clone().into_bytes()),
+            value: Some(value.clone().into_bytes()),
+            // Record timestamps stay what the workload always stamped: ms since the run started.
+            timestamp_ms: Some((rec.now_us() / 1000) as i64),
+        };
+        sent.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(i, (partition, key, value));
+        producer.send_to(record, i, &sink);
         i += 1;
     }
-    drop(senders);
-    for t in tasks {
-        let _ = t.await;
+    drop(sink);
+    producer.close().await;
+    // The driver dropped its sink clones with the last completion: the recorder ends once it drained them.
+    let _ = recorder.await;
+    Ok(())
+}
+
+fn record_outcome(rec: &Recorder, name: &str, topic: &str, partition: i32, key: &str, value: &str, outcome: Outcome) {
+    let (op_type, body, error) = match outcome {
+        Outcome::Ok { partition: tp, offset } => (
+            OpType::Ok,
+            send_body(&tp.topic, tp.partition, key, value, Some(offset)),
+            None,
+        ),
+        Outcome::Fail(f) => (
+            OpType::Fail,
+            send_body(topic, partition, key, value, None),
+            Some(describe_failure(&f)),
+        ),
+        Outcome::Info(reason) => {
+            let why = match reason {
+                InfoReason::Acks0 => "acks=0: no response".to_string(),
+                InfoReason::MayHaveLanded(f) => format!("may have landed: {}", describe_failure(&f)),
+            };
+            (OpType::Info, send_body(topic, partition, key, value, None), Some(why))
+        }
+    };
+    rec.op(name, op_type, body, error);
+}
+
+fn describe_failure(f: &Failure) -> String {
+    match f {
+        Failure::Broker { code } => match crate::protocol::errors::ResponseError::try_from_code(*code) {
+            Some(e) => format!("{e:?} (Kafka error code {code})"),
+            None => format!("Kafka error code {code}"),
+        },
+        Failure::Disconnected => "disconnected".into(),
+        Failure::RequestTimeout => "no response within request.timeout.ms".into(),
+        Failure::DeliveryTimeout => "delivery.timeout.ms expired".into(),
+        Failure::MetadataTimeout { topic } => format!("no metadata for {topic} within max.block.ms"),
+        Failure::InvalidPartition { partition, count } => {
+            format!("partition {partition} outside the topic's {count} partitions")
+        }
     }
 }
 
@@ -107,56 +200,46 @@ fn send_body(topic: &str, partition: i32, key: &str, value: &str, offset: Option
     }
 }
 
-/// One partition's sender: waits `linger.ms` after the first record, sends up to `batch.size` bytes in one
-/// batch, one request in flight at a time.
-async fn send_loop(w: ProducerWorkload, tp: TopicPartition, mut rx: mpsc::UnboundedReceiver<Pending>, rec: Recorder) {
-    let config = match ClientConfig::from_properties(&w.client_config) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("{}: bad client config: {e}", w.name);
-            return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(config: &[(&str, &str)], acks: i16) -> ProducerWorkload {
+        ProducerWorkload {
+            name: "client-1".into(),
+            topic: "t".into(),
+            partitions: 3,
+            records_per_s: 10.0,
+            key_space: 10,
+            records: None,
+            start_at_us: 0,
+            stop_at_us: 1,
+            acks,
+            linger_ms: 7,
+            batch_size: 1000,
+            client_config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            bootstrap: vec![],
+            seed: 1,
         }
-    };
-    let mut client = Client::new(w.bootstrap.clone(), config);
-    let timeout_ms = client.config().request_timeout().as_millis() as i32;
-    while let Some(first) = rx.recv().await {
-        if w.linger_ms > 0 {
-            rt::sleep(Duration::from_millis(w.linger_ms)).await;
-        }
-        let mut batch = vec![first];
-        let mut bytes = batch[0].key.len() + batch[0].value.len();
-        while bytes < w.batch_size {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.key.len() + p.value.len();
-                    batch.push(p);
-                }
-                Err(_) => break,
-            }
-        }
-        let now_ms = (rec.now_us() / 1000) as i64;
-        let mut builder = BatchBuilder::new(now_ms);
-        for p in &batch {
-            builder.push(now_ms, Some(p.key.as_bytes()), Some(p.value.as_bytes()), &[]);
-        }
-        rec.produce_request(true);
-        let outcome = client.produce(&tp, builder.build(), w.acks, timeout_ms).await;
-        rec.produce_request(false);
-        for (i, p) in batch.iter().enumerate() {
-            let (op_type, offset, error) = match &outcome {
-                Ok(o) => match o.base_offset {
-                    Some(base) => (OpType::Ok, Some(base + i as i64), None),
-                    None => (OpType::Info, None, Some("acks=0: no response".to_string())),
-                },
-                Err(e) if e.is_indefinite() => (OpType::Info, None, Some(e.to_string())),
-                Err(e) => (OpType::Fail, None, Some(e.to_string())),
-            };
-            rec.op(
-                &w.name,
-                op_type,
-                send_body(&tp.topic, tp.partition, &p.key, &p.value, offset),
-                error,
-            );
-        }
+    }
+
+    #[test]
+    fn the_config_map_wins_over_the_fields_and_the_fields_fill_the_gaps() {
+        let c = workload(&[("retries", "3"), ("linger.ms", "1")], 1)
+            .producer_config()
+            .expect("valid");
+        assert_eq!((c.acks, c.linger_ms, c.batch_size, c.retries), (1, 1, 1000, 3));
+        assert!(!c.enable_idempotence, "KIP-679: the default yields to acks=1");
+        let c = workload(&[("acks", "all")], 1).producer_config().expect("valid");
+        assert_eq!(c.acks, -1);
+        assert!(c.enable_idempotence);
+    }
+
+    #[test]
+    fn idempotence_with_acks_1_is_a_config_error() {
+        let e = workload(&[("enable.idempotence", "true")], 1)
+            .producer_config()
+            .expect_err("KIP-679");
+        assert!(e.to_string().starts_with("acks=1"), "{e}");
     }
 }

@@ -634,11 +634,8 @@ impl World {
                 Some("1") => 1,
                 _ => -1,
             };
-            let client_config: BTreeMap<String, String> = cfg
-                .iter()
-                .filter(|(k, _)| k.as_str() == "request.timeout.ms")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            // Every producer key (Kafka's names) reaches the producer core's config.
+            let client_config: BTreeMap<String, String> = cfg.clone();
             let w = ProducerWorkload {
                 name: name.clone(),
                 topic: p.topic.get_ref().clone(),
