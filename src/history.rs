@@ -208,6 +208,8 @@ pub struct RaftState {
 pub trait StateObserver: Send + Sync {
     /// `state.time_us` is ignored: the observer stamps the current simulated time.
     fn replica_state(&self, state: ReplicaState);
+    /// A coverage mark a node hit (stateright's Sometimes), counted in the run summary.
+    fn mark(&self, _mark: &'static str) {}
 }
 
 /// A run's record: the history and the state trace.

@@ -347,6 +347,10 @@ async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::Pars
         if changes_state {
             node.report_states(&s.broker);
         }
+        let marks = s.broker.take_marks();
+        if let Some(Observer(o)) = &node.observer {
+            marks.into_iter().for_each(|m| o.mark(m));
+        }
         (reply, s.disk.take_elapsed())
     };
     rt::sleep_for(elapsed).await;

@@ -33,6 +33,7 @@ pub const MARKS: &[&str] = &[
     "consumer-caught-a-corrupt-batch",
     "broker-clock-skewed",
     "swizzle-clogged-every-node",
+    "duplicate-batch-answered-with-original-offset",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

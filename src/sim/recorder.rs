@@ -14,6 +14,8 @@ struct Inner {
     last: BTreeMap<(String, String, i32), ReplicaState>,
     /// Produce requests written and not yet answered (or failed), over all clients.
     requests_in_flight: u64,
+    /// Coverage marks the nodes hit, by name.
+    marks: BTreeMap<String, u64>,
 }
 
 #[derive(Clone)]
@@ -27,6 +29,7 @@ impl Recorder {
             start: Instant::now(),
             last: BTreeMap::new(),
             requests_in_flight: 0,
+            marks: BTreeMap::new(),
         })))
     }
 
@@ -68,6 +71,11 @@ impl Recorder {
         self.lock().history.clone()
     }
 
+    /// Takes the coverage marks the nodes hit out (the runner adds them to its own counts).
+    pub fn take_marks(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.lock().marks)
+    }
+
     /// Takes the history out.
     pub fn take(&self) -> History {
         std::mem::take(&mut self.lock().history)
@@ -96,5 +104,9 @@ impl StateObserver for Recorder {
         }
         inner.last.insert(key, state.clone());
         inner.history.states.push(state);
+    }
+
+    fn mark(&self, mark: &'static str) {
+        *self.lock().marks.entry(mark.to_string()).or_default() += 1;
     }
 }

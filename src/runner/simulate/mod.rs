@@ -414,6 +414,9 @@ impl World {
                     .or_default() += c.produce_reset;
             }
         }
+        for (mark, n) in self.rec.take_marks() {
+            *self.marks.entry(mark).or_default() += n;
+        }
         let sim_seconds = self.rec.now_us() as f64 / 1e6;
         SimOutput {
             history: self.rec.take(),
