@@ -171,3 +171,7 @@ impl Log {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "log_producers_tests.rs"]
+mod tests;
