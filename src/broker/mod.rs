@@ -319,3 +319,5 @@ fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Resu
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod producer_tests;

@@ -7,7 +7,9 @@
 //! 90% of the current one is used, so a block is usually there before the current one runs out. With no id
 //! left the answer is `COORDINATOR_LOAD_IN_PROGRESS`, which the client retries.
 //!
-//! Transactions are not modelled: a request with a transactional id is `INVALID_REQUEST`.
+//! Transactions are not modelled: a request with a transactional id is `INVALID_REQUEST` (an empty one is
+//! that in Kafka too). An idempotent producer sends a null transactional id; note that kafka-protocol's
+//! `InitProducerIdRequest::default()` holds `Some("")`, as Java's generated default does.
 
 use std::collections::VecDeque;
 
