@@ -212,6 +212,8 @@ pub trait StateObserver: Send + Sync {
     fn raft_state(&self, _state: RaftState) {}
     /// A node applied metadata records (time stamped by the observer).
     fn metadata_state(&self, _state: MetadataState) {}
+    /// A coverage mark a node hit (stateright's Sometimes), counted in the run summary.
+    fn mark(&self, _mark: &'static str) {}
 }
 
 /// One partition's leadership as a node's metadata says it.

@@ -33,7 +33,11 @@ fn hits(dir: &str, needles: &[&str], whole_paths: bool) -> Vec<String> {
         for (i, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             for n in needles {
-                if if whole_paths { contains_path(code, n) } else { code.contains(n) } {
+                if if whole_paths {
+                    contains_path(code, n)
+                } else {
+                    code.contains(n)
+                } {
                     out.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
                 }
             }

@@ -192,7 +192,6 @@ async fn a_dropped_produce_response_is_retried_and_without_idempotence_the_recor
 /// Pending the broker's producer state (InitProducerId and sequence checks, branch `pstate`): until the
 /// broker serves InitProducerId, an idempotent producer never gets an id and its sends expire.
 #[madsim::test]
-#[ignore = "needs the broker side of InitProducerId and producer state (pstate branch)"]
 async fn with_idempotence_a_dropped_produce_response_is_retried_and_the_record_lands_once() {
     let faults = DropNthProduceResponse {
         nth: 1,

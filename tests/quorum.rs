@@ -16,7 +16,11 @@ fn run(name: &str, seed: u64) -> runner::RunOutcome {
     let out = runner::run(&s, seed, RunOptions::default()).expect("the run completes");
     let sum = &out.summary;
     assert_eq!(sum.verdict, "pass", "{name} seed {seed}:\n{}", sum.render());
-    assert!(sum.must_hit_missing.is_empty(), "{name} seed {seed}: missed {:?}", sum.must_hit_missing);
+    assert!(
+        sum.must_hit_missing.is_empty(),
+        "{name} seed {seed}: missed {:?}",
+        sum.must_hit_missing
+    );
     assert!(sum.acked > 5_000, "{name} seed {seed}: acked {}", sum.acked);
     out
 }
@@ -32,9 +36,19 @@ fn controller_failover_elects_new_controllers_and_keeps_the_metadata_consistent(
             .filter(|s| s.role == RaftRole::Leader)
             .map(|s| (s.epoch, s.node.clone()))
             .collect();
-        assert!(leaders.len() >= 3, "seed {seed}: three failovers need three leaders, saw {leaders:?}");
+        assert!(
+            leaders.len() >= 3,
+            "seed {seed}: three failovers need three leaders, saw {leaders:?}"
+        );
         let nodes: BTreeSet<&str> = h.metadata_states.iter().map(|s| s.node.as_str()).collect();
-        for n in ["controller-1", "controller-2", "controller-3", "broker-1", "broker-2", "broker-3"] {
+        for n in [
+            "controller-1",
+            "controller-2",
+            "controller-3",
+            "broker-1",
+            "broker-2",
+            "broker-3",
+        ] {
             assert!(nodes.contains(n), "seed {seed}: {n} applied no metadata ({nodes:?})");
         }
         let audit = h.metadata_states.iter().any(|s| s.partitions.contains_key("audit-2"));
@@ -63,6 +77,10 @@ fn an_isolated_broker_is_fenced_leads_nothing_while_fenced_and_comes_back() {
             .filter(|s| s.node.starts_with("controller-"))
             .max_by_key(|s| s.offset)
             .expect("controllers applied metadata");
-        assert!(last.fenced.is_empty(), "seed {seed}: at the end {:?} are still fenced", last.fenced);
+        assert!(
+            last.fenced.is_empty(),
+            "seed {seed}: at the end {:?} are still fenced",
+            last.fenced
+        );
     }
 }

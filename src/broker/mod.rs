@@ -8,6 +8,7 @@ mod handlers;
 pub use self::handlers::apply_topic_config;
 pub use crate::metadata;
 mod produce;
+mod producer_ids;
 
 use std::collections::BTreeMap;
 
@@ -78,7 +79,14 @@ pub struct Broker {
     parked: BTreeMap<ConnId, fetch::ParkedFetch>,
     /// Set once the log dir failed; every later call answers `Reply::Fatal`.
     offline: Option<String>,
+    /// Producer id blocks for InitProducerId.
+    producer_ids: producer_ids::ProducerIdManager,
+    /// Coverage marks hit since the last [`Broker::take_marks`].
+    marks: Vec<&'static str>,
 }
+
+/// The mark of a duplicate batch answered with its original offset (and not appended again).
+pub const DUPLICATE_BATCH_MARK: &str = "duplicate-batch-answered-with-original-offset";
 
 impl Broker {
     /// Starts the broker: log recovery, then a log for every partition the image places on this broker.
@@ -97,6 +105,8 @@ impl Broker {
             rng: ChaCha8Rng::seed_from_u64(seed),
             parked: BTreeMap::new(),
             offline: None,
+            producer_ids: producer_ids::ProducerIdManager::default(),
+            marks: Vec::new(),
         };
         let mine: Vec<_> = broker
             .image
@@ -180,6 +190,11 @@ impl Broker {
         self.offline.get_or_insert_with(|| reason.to_string());
     }
 
+    /// The coverage marks hit since the last call (the shell forwards them to the state observer).
+    pub fn take_marks(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.marks)
+    }
+
     /// Why the broker went offline, if its log dir failed.
     pub fn fatal(&self) -> Option<&str> {
         self.offline.as_deref()
@@ -203,10 +218,9 @@ impl Broker {
             Request::Produce(r) => self.produce(disk, &r, v, corr, now_ms),
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
             Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
-            // The controller APIs arrive only on a controller listener (`parse_request_on`); InitProducerId
-            // is advertised here but served by the producer-state work of another branch, not yet.
-            Request::InitProducerId(_)
-            | Request::Vote(_)
+            Request::InitProducerId(r) => self.init_producer_id(&r, v, corr),
+            // The controller APIs arrive only on a controller listener (`parse_request_on`).
+            Request::Vote(_)
             | Request::BeginQuorumEpoch(_)
             | Request::EndQuorumEpoch(_)
             | Request::BrokerRegistration(_)
@@ -332,6 +346,8 @@ fn partition_error(e: &LogError) -> Result<i16, Failure> {
         LogError::OffsetOutOfRange { .. } => Ok(code::OFFSET_OUT_OF_RANGE),
         LogError::InvalidRecords { .. } => Ok(code::INVALID_RECORD),
         LogError::UnknownPartition { .. } => Ok(code::UNKNOWN_TOPIC_OR_PARTITION),
+        LogError::OutOfOrderSequence { .. } => Ok(code::OUT_OF_ORDER_SEQUENCE_NUMBER),
+        LogError::InvalidProducerEpoch { .. } => Ok(code::INVALID_PRODUCER_EPOCH),
         LogError::UnexpectedAppendOffset { .. }
         | LogError::MalformedFile { .. }
         | LogError::InconsistentTopicId { .. } => Ok(code::KAFKA_STORAGE_ERROR),
@@ -344,3 +360,5 @@ fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Resu
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod producer_tests;

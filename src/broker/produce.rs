@@ -95,7 +95,13 @@ impl Broker {
             return Ok(Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("no log for {tp}"))));
         };
         match log.append_as_leader(disk, &mut records, leader_epoch, now_ms) {
-            Ok(info) => Ok(Ok(info.first_offset)),
+            Ok(info) => {
+                if info.duplicate {
+                    // A retry of a batch already in the log: NONE with its original offset (Kafka since 2.x).
+                    self.marks.push(super::DUPLICATE_BATCH_MARK);
+                }
+                Ok(Ok(info.first_offset))
+            }
             Err(e) => Ok(Err((partition_error(&e)?, e.to_string()))),
         }
     }

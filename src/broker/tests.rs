@@ -24,9 +24,9 @@ pub(crate) fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
 }
 
 /// A broker and its disk.
-struct Fx {
-    broker: Broker,
-    disk: MemDisk,
+pub(super) struct Fx {
+    pub(super) broker: Broker,
+    pub(super) disk: MemDisk,
 }
 
 impl Fx {
@@ -70,7 +70,7 @@ fn image(brokers: &[i32]) -> MetadataImage {
     img
 }
 
-fn broker(brokers: &[i32]) -> Fx {
+pub(super) fn broker(brokers: &[i32]) -> Fx {
     let mut disk = MemDisk::new();
     let broker = Broker::new(BrokerConfig::new(1), image(brokers), &mut disk, 0, 42)
         .unwrap()
@@ -78,12 +78,12 @@ fn broker(brokers: &[i32]) -> Fx {
     Fx { broker, disk }
 }
 
-fn call<R: Encodable>(b: &mut Fx, key: ApiKey, v: i16, req: &R, now_ms: i64) -> Reply {
+pub(super) fn call<R: Encodable>(b: &mut Fx, key: ApiKey, v: i16, req: &R, now_ms: i64) -> Reply {
     let frame = encode_request(key, v, 11, "t", req).unwrap();
     b.broker.handle(&mut b.disk, 1, parse_request(&frame).unwrap(), now_ms)
 }
 
-fn decode<R: Decodable>(key: ApiKey, v: i16, reply: Reply) -> R {
+pub(super) fn decode<R: Decodable>(key: ApiKey, v: i16, reply: Reply) -> R {
     let Reply::Respond(body) = reply else {
         panic!("expected a response, got {reply:?}")
     };
@@ -97,7 +97,7 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.into()))
 }
 
-fn produce(p: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
+pub(super) fn produce(p: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
     let pd = PartitionProduceData::default()
         .with_index(p)
         .with_records(Some(Bytes::from(records)));
@@ -125,7 +125,7 @@ fn fetch(offset: i64, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
         .with_topics(vec![t])
 }
 
-fn produce_codes(reply: Reply) -> Vec<(i16, i64)> {
+pub(super) fn produce_codes(reply: Reply) -> Vec<(i16, i64)> {
     let resp: ProduceResponse = decode(ApiKey::Produce, 11, reply);
     resp.responses[0]
         .partition_responses

@@ -195,7 +195,10 @@ impl MetadataMonitor {
         let who = format!("{} (incarnation {}) at {:.3}s", s.node, s.incarnation, secs(s.time_us));
         for (tp, p) in &s.partitions {
             if s.fenced.contains(&p.leader) {
-                let d = format!("{who}: metadata at offset {} has fenced broker {} leading {tp}", s.offset, p.leader);
+                let d = format!(
+                    "{who}: metadata at offset {} has fenced broker {} leading {tp}",
+                    s.offset, p.leader
+                );
                 out.push(anomaly("fenced-leader", tp, -1, Some(s.offset), d));
             }
         }
@@ -208,7 +211,10 @@ impl MetadataMonitor {
             for (tp, p) in &s.partitions {
                 if let Some(before) = prev.partitions.get(tp) {
                     if p.leader_epoch < before.leader_epoch {
-                        let d = format!("{who}: {tp} leader epoch {} after {}", p.leader_epoch, before.leader_epoch);
+                        let d = format!(
+                            "{who}: {tp} leader epoch {} after {}",
+                            p.leader_epoch, before.leader_epoch
+                        );
                         out.push(anomaly("metadata-regress", tp, -1, Some(s.offset), d));
                     }
                 }

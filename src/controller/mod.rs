@@ -77,7 +77,11 @@ impl ControllerConfig {
     /// Sets one setting by Kafka's name (a scenario's `cluster.controller_config`); says why a key or value
     /// is refused.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let int = |v: &str| v.trim().parse::<i64>().map_err(|_| format!("{key} = {v:?}: not an integer"));
+        let int = |v: &str| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{key} = {v:?}: not an integer"))
+        };
         match key {
             "broker.session.timeout.ms" => {
                 let ms = int(value)?;
@@ -95,12 +99,17 @@ impl ControllerConfig {
             }
             "num.partitions" => {
                 let n = int(value)?;
-                self.num_partitions = i32::try_from(n).ok().filter(|n| *n >= 1).ok_or(format!("{key} = {n}: must be 1 or more"))?;
+                self.num_partitions = i32::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(format!("{key} = {n}: must be 1 or more"))?;
             }
             "default.replication.factor" => {
                 let n = int(value)?;
-                self.default_replication_factor =
-                    i16::try_from(n).ok().filter(|n| *n >= 1).ok_or(format!("{key} = {n}: must be 1 or more"))?;
+                self.default_replication_factor = i16::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(format!("{key} = {n}: must be 1 or more"))?;
             }
             other => return Err(format!("unknown controller config `{other}`")),
         }

@@ -38,4 +38,19 @@ pub enum LogError {
     },
     #[error("no log for {tp}")]
     UnknownPartition { tp: String },
+    /// Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`: an idempotent batch that does not continue its producer's
+    /// sequence (a gap, or a new epoch not starting at 0).
+    #[error("out of order sequence number for producer {producer_id}: {first_seq} (incoming), {last_seq:?} (last in the log)")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        first_seq: i32,
+        last_seq: Option<i32>,
+    },
+    /// Kafka's `INVALID_PRODUCER_EPOCH`: a batch of a producer epoch older than the partition's (fenced).
+    #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current_epoch}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::log::config::LogConfig;
 use crate::log::disk::{join, Disk};
 use crate::log::epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
+use crate::log::producer_state::{list_snapshots, ProducerStateManager};
 use crate::log::segment::LogSegment;
 use crate::log::LogError;
 use crate::protocol::batch::{batches, set_base_offset, set_partition_leader_epoch, validate_batch, BatchHeader};
@@ -19,6 +20,9 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     pub num_records: u32,
     pub valid_bytes: usize,
+    /// The batch was a producer's retry of one already in the log: nothing was written, and the offsets
+    /// are the original batch's (Kafka answers a duplicate so, with error NONE).
+    pub duplicate: bool,
 }
 
 /// What a read returns: whole batches, and the log's bounds at that moment.
@@ -45,6 +49,8 @@ pub struct Log {
     pub(super) last_flush_ms: i64,
     /// A segment file was created or removed since the directory was last synced.
     pub(super) dir_dirty: bool,
+    /// The idempotent producers' last batches (Kafka's `ProducerStateManager`).
+    pub(super) producer_state: ProducerStateManager,
 }
 
 /// The batches of an append, validated: (position in the buffer, header).
@@ -78,6 +84,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             dir_dirty: false,
+            producer_state: ProducerStateManager::new(),
         })
     }
 
@@ -185,9 +192,11 @@ impl Log {
         Ok(out)
     }
 
-    /// Appends a producer's batches: validates them, assigns offsets from the log end offset and stamps
-    /// `leader_epoch` (both outside the CRC, in place), records a new epoch's start, rolls first if due,
-    /// then flushes per `flush.messages` / `flush.ms`.
+    /// Appends a producer's batches: validates them, checks idempotent batches against the producer state
+    /// (a retry of a batch in the log returns its original offsets with `duplicate` set and writes nothing;
+    /// a gap is `OutOfOrderSequence`, an old epoch `InvalidProducerEpoch`), assigns offsets from the log end
+    /// offset and stamps `leader_epoch` (both outside the CRC, in place), records a new epoch's start, rolls
+    /// first if due, then flushes per `flush.messages` / `flush.ms`.
     pub fn append_as_leader(
         &mut self,
         disk: &mut dyn Disk,
@@ -205,6 +214,16 @@ impl Log {
                     ),
                 });
             }
+        }
+        if let Some((first_offset, last_offset)) = self.analyze_producer_state(headers.iter().map(|(_, h)| h))? {
+            return Ok(AppendInfo {
+                first_offset,
+                last_offset,
+                max_timestamp: -1,
+                num_records: 0,
+                valid_bytes: 0,
+                duplicate: true,
+            });
         }
         let mut next = self.log_end_offset;
         for (pos, h) in &mut headers {
@@ -265,6 +284,7 @@ impl Log {
                 max_timestamp: -1,
                 num_records: 0,
                 valid_bytes: 0,
+                duplicate: false,
             });
         };
         let (first_offset, last_offset) = (first.base_offset, last.last_offset());
@@ -285,6 +305,9 @@ impl Log {
         self.active()
             .append(disk, records, headers, config.index_interval_bytes)?;
         self.log_end_offset = last_offset + 1;
+        for (_, h) in headers {
+            self.producer_state.replay(h);
+        }
         self.unflushed_messages += num_records as u64;
         if self.unflushed_messages >= config.flush_messages {
             self.flush(disk, self.log_end_offset)?;
@@ -298,6 +321,7 @@ impl Log {
             max_timestamp,
             num_records,
             valid_bytes: records.len(),
+            duplicate: false,
         })
     }
 
@@ -350,8 +374,10 @@ impl Log {
     }
 
     /// Removes every batch at or after `offset` — whole batches, so the log end offset becomes the start of
-    /// the batch holding `offset` — deleting later segments and trimming the indexes and the epoch cache.
-    /// Below the log start offset the log is emptied and restarts at `offset`.
+    /// the batch holding `offset` — deleting later segments and trimming the indexes, the epoch cache and the
+    /// producer state (snapshots above the new end are removed, the state rebuilt from the newest one left
+    /// plus the log, as Kafka's `truncateTo` → `rebuildProducerState`). Below the log start offset the log is
+    /// emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, disk: &mut dyn Disk, offset: i64) -> Result<(), LogError> {
         if offset >= self.log_end_offset {
             return Ok(());
@@ -381,6 +407,7 @@ impl Log {
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         let leo = self.log_end_offset;
         self.epoch_cache.truncate_from_end(disk, leo)?;
+        self.reload_producer_state(disk)?;
         Ok(())
     }
 
@@ -406,6 +433,12 @@ impl Log {
         self.log_end_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
         self.epoch_cache.clear(disk)?;
+        // Every snapshot describes batches that are gone (Kafka's `truncateFullyAndStartAt`); the directory
+        // sync that makes the segment deletions durable covers these removals too.
+        for o in list_snapshots(disk, &self.dir)? {
+            disk.remove(&join(&self.dir, &crate::log::producer_state::snapshot_file_name(o)))?;
+        }
+        self.producer_state = ProducerStateManager::starting_at(offset);
         Ok(())
     }
 
@@ -460,10 +493,12 @@ impl Log {
         self.segments.insert(new_base, seg);
         self.dir_dirty = true;
         self.flush(disk, new_base)?;
-        Ok(())
+        // After the flush, so a snapshot never describes batches that are not durable.
+        self.take_producer_snapshot(disk, new_base)
     }
 
-    /// Trims the active segment's indexes and syncs everything (a clean shutdown).
+    /// Trims the active segment's indexes, syncs everything and snapshots the producer state at the log end
+    /// offset (a clean shutdown: the next load replays nothing).
     pub(super) fn close(&mut self, disk: &mut dyn Disk) -> Result<(), LogError> {
         let leo = self.log_end_offset;
         self.flush(disk, leo)?;
@@ -471,7 +506,7 @@ impl Log {
         active.index.file.trim(disk)?;
         active.time_index.file.trim(disk)?;
         active.flush(disk)?;
-        Ok(())
+        self.take_producer_snapshot(disk, leo)
     }
 }
 

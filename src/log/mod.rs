@@ -13,6 +13,7 @@ pub mod error;
 pub mod index;
 #[allow(clippy::module_inception)]
 pub mod log;
+mod log_producers;
 pub mod manager;
 #[cfg(test)]
 pub(crate) mod mem_disk;
@@ -26,5 +27,6 @@ pub use disk::{Disk, DiskError, DiskResult};
 pub use epoch_cache::LeaderEpochCache;
 pub use error::LogError;
 pub use log::{AppendInfo, FetchData, Log};
+pub use log_producers::SNAPSHOTS_TO_RETAIN;
 pub use manager::LogManager;
 pub use recovery::RecoveryReport;

@@ -186,6 +186,12 @@ impl ProducerStateManager {
         self.map_end_offset
     }
 
+    /// Sets the offset the state is complete up to (Kafka's `updateMapEndOffset`): a roll at a new
+    /// segment's base offset, or the end of a rebuild.
+    pub fn update_map_end_offset(&mut self, offset: i64) {
+        self.map_end_offset = offset;
+    }
+
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
         self.producers.get(&producer_id)
     }

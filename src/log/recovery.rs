@@ -2,6 +2,8 @@
 //! and indexes are trusted; otherwise every segment from the one holding the recovery point on is
 //! recovered — each batch validated (length, magic, CRC-32C, offsets), the log truncated at the first bad
 //! one, later segments deleted, indexes rebuilt. Corrupt on-disk data never panics: recovery truncates.
+//! Then the producer state is loaded from the newest readable snapshot at or below the recovered log end
+//! offset and the log replayed from there (`Log::reload_producer_state`).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,7 @@ use crate::log::config::LogConfig;
 use crate::log::disk::{join, Disk};
 use crate::log::epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use crate::log::log::Log;
+use crate::log::producer_state::ProducerStateManager;
 use crate::log::segment::LogSegment;
 use crate::log::LogError;
 use crate::types::TopicPartition;
@@ -25,6 +28,9 @@ pub struct RecoveryReport {
     pub log_end_offset: i64,
     /// The first bad batch: file, byte and what was wrong.
     pub first_bad: Option<String>,
+    /// Producer state snapshots that could not be read (deleted; the state came from an older one or the
+    /// log start instead), each with the reason.
+    pub skipped_snapshots: Vec<String>,
 }
 
 /// The checkpointed offsets a log is loaded with.
@@ -114,6 +120,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             dir_dirty: false,
+            producer_state: ProducerStateManager::new(),
         };
         let mut report = RecoveryReport {
             tp: tp.clone(),
@@ -121,6 +128,7 @@ impl Log {
             truncated_bytes: 0,
             log_end_offset: 0,
             first_bad: None,
+            skipped_snapshots: Vec::new(),
         };
         let recover_from_base = match offsets.clean_shutdown {
             true => i64::MAX,
@@ -133,6 +141,7 @@ impl Log {
         };
         let recovered_any = log.load_segments(disk, &bases, recover_from_base, now_ms, &mut report)?;
         log.finish_load(disk, offsets, recovered_any, now_ms)?;
+        report.skipped_snapshots = log.reload_producer_state(disk)?;
         report.log_end_offset = log.log_end_offset;
         if offsets.clean_shutdown && !recovered_any {
             report.recovered_from = log.log_end_offset;

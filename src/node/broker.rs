@@ -213,7 +213,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     let clock = cfg.clock.clone();
     let started = Broker::new(cfg.broker, cfg.image, disk.as_mut(), clock.now_ms(), cfg.seed);
     rt::sleep_for(disk.take_elapsed()).await;
-    let broker = match started {
+    let mut broker = match started {
         Ok((broker, reports)) => {
             info!(node_id, recovered = reports.len(), "broker started");
             for r in reports
@@ -237,6 +237,12 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
             return BrokerExit::Startup(e.to_string());
         }
     };
+    if cfg.controllers.is_none() {
+        // No controller to hand out producer id blocks (KIP-730): a static image gets a block of its own per
+        // broker and incarnation, so a restarted broker never hands out an id an earlier process used.
+        let first = (i64::from(cfg.incarnation) + 1) * STATIC_PRODUCER_ID_STRIDE + i64::from(node_id) * 10_000;
+        broker.grant_producer_ids(first, 10_000);
+    }
     let listener = match TcpListener::bind(cfg.listen_addr).await {
         Ok(l) => l,
         Err(e) => return BrokerExit::Listen(format!("binding {}: {e}", cfg.listen_addr)),
@@ -263,7 +269,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     let link_tasks = link.as_ref().map(|l| {
         [
             rt::spawn(link::follow_metadata(node.clone(), l.clone())),
-            rt::spawn(link::lifecycle(l.clone())),
+            rt::spawn(link::lifecycle(node.clone(), l.clone())),
         ]
     });
     let mut next_conn: ConnId = 0;
@@ -312,6 +318,9 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     }
     exit
 }
+
+/// Producer ids a static-image broker's incarnations are spaced by.
+const STATIC_PRODUCER_ID_STRIDE: i64 = 1_000_000;
 
 /// How long a controlled shutdown waits for the controller to move leadership away.
 const CONTROLLED_SHUTDOWN_WAIT_S: u64 = 30;
@@ -395,6 +404,10 @@ async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::Pars
         }
         if changes_state {
             node.report_states(&s.broker);
+        }
+        let marks = s.broker.take_marks();
+        if let Some(Observer(o)) = &node.observer {
+            marks.into_iter().for_each(|m| o.mark(m));
         }
         (reply, s.disk.take_elapsed())
     };

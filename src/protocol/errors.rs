@@ -28,6 +28,9 @@ pub mod code {
     pub const UNKNOWN_LEADER_EPOCH: i16 = E::UnknownLeaderEpoch.code();
     pub const UNKNOWN_SERVER_ERROR: i16 = E::UnknownServerError.code();
     pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = E::CoordinatorLoadInProgress.code();
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
+    pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
 }
 
 /// The name Kafka gives an API key, or its number.
@@ -79,6 +82,9 @@ mod tests {
         assert_eq!(code::TOPIC_ALREADY_EXISTS, 36);
         assert_eq!(code::INVALID_REPLICATION_FACTOR, 38);
         assert_eq!(code::KAFKA_STORAGE_ERROR, 56);
+        assert_eq!(code::COORDINATOR_LOAD_IN_PROGRESS, 14);
+        assert_eq!(code::OUT_OF_ORDER_SEQUENCE_NUMBER, 45);
+        assert_eq!(code::INVALID_PRODUCER_EPOCH, 47);
     }
 
     #[test]

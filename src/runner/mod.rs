@@ -41,6 +41,7 @@ pub const MARKS: &[&str] = &[
     "fenced-broker-unfenced-again",
     "partition-leader-changed",
     "topic-created-during-the-run",
+    "duplicate-batch-answered-with-original-offset",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

@@ -14,7 +14,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use schema::*;
-pub use validate::{broker_config, controller_settings, producer_config, swarm_kinds, FaultKind, FaultParams, FaultSpec, Target, TimeSpec};
+pub use validate::{
+    broker_config, controller_settings, producer_config, swarm_kinds, FaultKind, FaultParams, FaultSpec, Target,
+    TimeSpec,
+};
 
 /// A bad scenario: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -91,9 +91,8 @@ fn a_too_short_liveness_deadline_is_refused() {
 }
 
 #[test]
-fn acks_all_without_idempotence_off_is_refused_until_the_producer_issue() {
-    let e = err(&GOOD.replace("acks = \"1\"", "acks = \"all\""));
-    assert!(e.message.contains("enable.idempotence"), "{e}");
+fn acks_all_is_accepted_with_idempotence_on_by_default_or_off() {
+    Scenario::parse("s.toml", &GOOD.replace("acks = \"1\"", "acks = \"all\"")).unwrap();
     Scenario::parse(
         "s.toml",
         &GOOD.replace("acks = \"1\"", "acks = \"all\", \"enable.idempotence\" = false"),

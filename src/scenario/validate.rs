@@ -295,10 +295,16 @@ fn validate_topics(f: &ScenarioFile) -> Result<BTreeMap<String, BTreeMap<String,
         if let Some(at) = &t.create_at_s {
             let at_s = *at.get_ref();
             if *f.cluster.controllers.get_ref() == 0 {
-                return invalid(at.span(), "topics.create_at_s needs a controller quorum (cluster.controllers = 1, 3 or 5)");
+                return invalid(
+                    at.span(),
+                    "topics.create_at_s needs a controller quorum (cluster.controllers = 1, 3 or 5)",
+                );
             }
             if !(at_s >= 0.0 && at_s < *f.phases.safety_s.get_ref()) {
-                return invalid(at.span(), format!("topics.create_at_s = {at_s}: must fall inside the safety phase"));
+                return invalid(
+                    at.span(),
+                    format!("topics.create_at_s = {at_s}: must fall inside the safety phase"),
+                );
             }
         }
         let name = t.name.get_ref();
@@ -372,15 +378,6 @@ fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
                 span
             };
             return invalid(span, format!("producers.config: {e}"));
-        }
-        let idempotence = cfg.get("enable.idempotence").map(String::as_str);
-        if idempotence == Some("true") || (idempotence.is_none() && matches!(acks, "all" | "-1")) {
-            // Kafka 3.0+ turns idempotence on with acks=all (KIP-679); it arrives with the producer issue.
-            let span = config_span(&p.config, "enable.idempotence");
-            return invalid(
-                if span.is_empty() { config_span(&p.config, "acks") } else { span },
-                "producers.config: enable.idempotence (Kafka's default with acks=all) arrives with the producer issue; set \"enable.idempotence\" = false or use acks 0 or 1",
-            );
         }
     }
     Ok(())
@@ -602,12 +599,7 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
             _ => invalid(t.span(), format!("faults.target `{s}`: no such topic partition")),
         };
     }
-    for role in [
-        "follower:",
-        "isr-but-one:",
-        "coordinator:",
-        "client:",
-    ] {
+    for role in ["follower:", "isr-but-one:", "coordinator:", "client:"] {
         if s.starts_with(role) {
             return invalid(
                 t.span(),

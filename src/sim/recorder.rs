@@ -14,6 +14,8 @@ struct Inner {
     last: BTreeMap<(String, String, i32), ReplicaState>,
     /// Produce requests written and not yet answered (or failed), over all clients.
     requests_in_flight: u64,
+    /// Coverage marks the nodes hit, by name.
+    marks: BTreeMap<String, u64>,
 }
 
 #[derive(Clone)]
@@ -27,6 +29,7 @@ impl Recorder {
             start: Instant::now(),
             last: BTreeMap::new(),
             requests_in_flight: 0,
+            marks: BTreeMap::new(),
         })))
     }
 
@@ -66,6 +69,11 @@ impl Recorder {
     /// The history so far (a copy).
     pub fn snapshot(&self) -> History {
         self.lock().history.clone()
+    }
+
+    /// Takes the coverage marks the nodes hit out (the runner adds them to its own counts).
+    pub fn take_marks(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.lock().marks)
     }
 
     /// Takes the history out.
@@ -132,5 +140,9 @@ impl StateObserver for Recorder {
     fn metadata_state(&self, mut state: MetadataState) {
         state.time_us = self.now_us();
         self.lock().history.metadata_states.push(state);
+    }
+
+    fn mark(&self, mark: &'static str) {
+        *self.lock().marks.entry(mark.to_string()).or_default() += 1;
     }
 }

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::broker_registration_request::Listener as RegistrationListener;
-use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest};
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -121,7 +123,11 @@ impl Link {
     }
 }
 
-fn connection<'a>(link: &Link, addr: SocketAddr, conns: &'a mut BTreeMap<SocketAddr, Connection>) -> &'a mut Connection {
+fn connection<'a>(
+    link: &Link,
+    addr: SocketAddr,
+    conns: &'a mut BTreeMap<SocketAddr, Connection>,
+) -> &'a mut Connection {
     conns.entry(addr).or_insert_with(|| {
         let config = ConnectionConfig {
             client_id: format!("broker-{}", link.broker_id),
@@ -157,7 +163,11 @@ pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                debug!(broker = link.broker_id, controller = target, "metadata fetch failed: {e}");
+                debug!(
+                    broker = link.broker_id,
+                    controller = target,
+                    "metadata fetch failed: {e}"
+                );
                 link.learn_leader(None);
                 rt::sleep(RETRY_BACKOFF).await;
                 continue;
@@ -175,14 +185,20 @@ pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
         }
         for e in &fresh {
             if e.offset != next {
-                warn!(broker = link.broker_id, "metadata fetch skipped from {next} to {}", e.offset);
+                warn!(
+                    broker = link.broker_id,
+                    "metadata fetch skipped from {next} to {}", e.offset
+                );
                 break;
             }
             if !e.data.is_empty() {
                 let records = match decode_records(&e.data) {
                     Ok(r) => r,
                     Err(err) => {
-                        warn!(broker = link.broker_id, "metadata entry {} does not decode: {err}", e.offset);
+                        warn!(
+                            broker = link.broker_id,
+                            "metadata entry {} does not decode: {err}", e.offset
+                        );
                         break;
                     }
                 };
@@ -203,13 +219,51 @@ pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
 }
 
 /// Registers the broker, then heartbeats until the process ends.
-pub(super) async fn lifecycle(link: Arc<Link>) {
+pub(super) async fn lifecycle(node: Node, link: Arc<Link>) {
     let mut turn = 0;
     let mut conns = BTreeMap::new();
     loop {
         let epoch = register(&link, &mut turn, &mut conns).await;
         info!(broker = link.broker_id, epoch, "registered with the controller");
-        heartbeat_until_stale(&link, epoch, &mut turn, &mut conns).await;
+        heartbeat_until_stale(&node, &link, epoch, &mut turn, &mut conns).await;
+    }
+}
+
+/// Asks the active controller for a block of producer ids (KIP-730 AllocateProducerIds) when the broker's
+/// InitProducerId handler is out of them or running low.
+async fn maybe_allocate_producer_ids(
+    node: &Node,
+    link: &Link,
+    epoch: i64,
+    turn: &mut usize,
+    conns: &mut BTreeMap<SocketAddr, Connection>,
+) {
+    if !node.lock().broker.wants_producer_ids() {
+        return;
+    }
+    let (target, addr) = link.target(turn);
+    let req = AllocateProducerIdsRequest::default()
+        .with_broker_id(BrokerId(link.broker_id))
+        .with_broker_epoch(epoch);
+    match connection(link, addr, conns)
+        .request_negotiated(&req, REQUEST_TIMEOUT)
+        .await
+    {
+        Ok(r) if r.error_code == 0 => {
+            node.lock()
+                .broker
+                .grant_producer_ids(r.producer_id_start.0, i64::from(r.producer_id_len));
+        }
+        Ok(r) => debug!(
+            broker = link.broker_id,
+            "producer ids refused: {}",
+            wire::code_name(r.error_code)
+        ),
+        Err(e) => debug!(
+            broker = link.broker_id,
+            controller = target,
+            "AllocateProducerIds failed: {e}"
+        ),
     }
 }
 
@@ -240,7 +294,11 @@ async fn register(link: &Link, turn: &mut usize, conns: &mut BTreeMap<SocketAddr
             Ok(r) => {
                 // DUPLICATE_BROKER_REGISTRATION: the previous incarnation's session still lives; it will be
                 // fenced after `broker.session.timeout.ms`.
-                debug!(broker = link.broker_id, "registration refused: {}", wire::code_name(r.error_code));
+                debug!(
+                    broker = link.broker_id,
+                    "registration refused: {}",
+                    wire::code_name(r.error_code)
+                );
                 rt::sleep(Duration::from_millis(BROKER_HEARTBEAT_INTERVAL_MS)).await;
             }
             Err(e) => {
@@ -253,8 +311,15 @@ async fn register(link: &Link, turn: &mut usize, conns: &mut BTreeMap<SocketAddr
 }
 
 /// Heartbeats with `epoch` until the controller no longer knows it (then the broker registers again).
-async fn heartbeat_until_stale(link: &Link, epoch: i64, turn: &mut usize, conns: &mut BTreeMap<SocketAddr, Connection>) {
+async fn heartbeat_until_stale(
+    node: &Node,
+    link: &Link,
+    epoch: i64,
+    turn: &mut usize,
+    conns: &mut BTreeMap<SocketAddr, Connection>,
+) {
     loop {
+        maybe_allocate_producer_ids(node, link, epoch, turn, conns).await;
         let (target, addr) = link.target(turn);
         let (applied, shutting_down) = {
             let s = link.lock();
@@ -289,7 +354,11 @@ async fn heartbeat_until_stale(link: &Link, epoch: i64, turn: &mut usize, conns:
                 interval = RETRY_BACKOFF.as_millis() as u64;
             }
             Ok(r) => {
-                warn!(broker = link.broker_id, "heartbeat refused: {}", wire::code_name(r.error_code));
+                warn!(
+                    broker = link.broker_id,
+                    "heartbeat refused: {}",
+                    wire::code_name(r.error_code)
+                );
                 return;
             }
             Err(e) => {

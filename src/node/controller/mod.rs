@@ -83,9 +83,15 @@ pub enum ControllerExit {
 type Responder = oneshot::Sender<Option<Vec<u8>>>;
 
 enum Event {
-    Request { req: ParsedRequest, reply: Responder },
+    Request {
+        req: ParsedRequest,
+        reply: Responder,
+    },
     /// A voter's answer to one of our quorum requests.
-    Response { from: i32, msg: Message },
+    Response {
+        from: i32,
+        msg: Message,
+    },
 }
 
 /// Which quorum request an inbound response answers.
@@ -303,7 +309,14 @@ impl Actor {
             let (quorum, quorum_rx) = mpsc::unbounded_channel();
             let (fetch, fetch_rx) = mpsc::unbounded_channel();
             let cluster = cfg.controller.cluster_id.clone();
-            rt::spawn(peer_sender(cfg.node_id, id, addr, cluster.clone(), quorum_rx, events.clone()));
+            rt::spawn(peer_sender(
+                cfg.node_id,
+                id,
+                addr,
+                cluster.clone(),
+                quorum_rx,
+                events.clone(),
+            ));
             rt::spawn(peer_sender(cfg.node_id, id, addr, cluster, fetch_rx, events.clone()));
             peers.insert(id, Peer { quorum, fetch });
         }
@@ -336,7 +349,10 @@ impl Actor {
     async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) -> ControllerExit {
         loop {
             if let Err(e) = self.drive().await {
-                error!(node = self.cfg.node_id, "metadata log failed, the controller stops: {e}");
+                error!(
+                    node = self.cfg.node_id,
+                    "metadata log failed, the controller stops: {e}"
+                );
                 return ControllerExit::StorageFailure(e);
             }
             let deadline = self.next_deadline();
@@ -357,7 +373,11 @@ impl Actor {
 
     fn next_deadline(&self) -> i64 {
         let raft = self.raft.next_deadline().unwrap_or(i64::MAX);
-        let session = if self.active.is_some() { self.next_session_check_ms } else { i64::MAX };
+        let session = if self.active.is_some() {
+            self.next_session_check_ms
+        } else {
+            i64::MAX
+        };
         let observers = self.observers.iter().map(|o| o.deadline_ms).min().unwrap_or(i64::MAX);
         raft.min(session).min(observers)
     }
@@ -476,11 +496,15 @@ impl Actor {
                 return;
             }
             Request::ApiVersionsUnsupported => {
-                let _ = reply.send(crate::protocol::api::unsupported_api_versions_response_on(Listener::Controller, corr).ok());
+                let _ = reply
+                    .send(crate::protocol::api::unsupported_api_versions_response_on(Listener::Controller, corr).ok());
                 return;
             }
             other => {
-                warn!(node = self.cfg.node_id, "closing a connection: {other:?} is not a controller API");
+                warn!(
+                    node = self.cfg.node_id,
+                    "closing a connection: {other:?} is not a controller API"
+                );
                 let _ = reply.send(None);
                 return;
             }
@@ -507,20 +531,33 @@ impl Actor {
             }
             Request::CreateTopics(r) => {
                 let res = active.create_topics(requests::create_topics(r), now, &mut self.rng);
-                (res.records, frame!(key, requests::create_topics_response(&res.response)))
+                (
+                    res.records,
+                    frame!(key, requests::create_topics_response(&res.response)),
+                )
             }
             Request::AlterPartition(r) => {
                 let res = active.alter_partition(requests::alter_partition(r));
-                (res.records, frame!(key, requests::alter_partition_response(&res.response)))
+                (
+                    res.records,
+                    frame!(key, requests::alter_partition_response(&res.response)),
+                )
             }
             Request::AllocateProducerIds(r) => {
                 let res = active.allocate_producer_ids(requests::allocate_producer_ids(r));
-                (res.records, frame!(key, requests::allocate_producer_ids_response(&res.response)))
+                (
+                    res.records,
+                    frame!(key, requests::allocate_producer_ids_response(&res.response)),
+                )
             }
             _ => unreachable!("matched above"),
         };
         match self.propose(records, now) {
-            Ok(Some(offset)) => self.waiting.entry(offset).or_default().push(Waiting { frame, refused, reply }),
+            Ok(Some(offset)) => self
+                .waiting
+                .entry(offset)
+                .or_default()
+                .push(Waiting { frame, refused, reply }),
             Ok(None) => {
                 let _ = reply.send(Some(frame));
             }
@@ -544,10 +581,16 @@ impl Actor {
                 return Err(());
             }
         };
-        let active = self.active.as_mut().expect("propose is called by the active controller");
+        let active = self
+            .active
+            .as_mut()
+            .expect("propose is called by the active controller");
         if let Err(e) = active.replay_all(offset as i64, &records) {
             // The handler built these records from this very state: a replay error is a bug.
-            panic!("controller {}: replaying its own records at {offset}: {e}", self.cfg.node_id);
+            panic!(
+                "controller {}: replaying its own records at {offset}: {e}",
+                self.cfg.node_id
+            );
         }
         self.last_proposed = Some(offset);
         Ok(Some(offset))
@@ -612,7 +655,11 @@ impl Actor {
         };
         let Some(kind) = kind else {
             let Some(peer) = self.peers.get(&to) else { return };
-            let queue = if matches!(msg, Message::Fetch(_)) { &peer.fetch } else { &peer.quorum };
+            let queue = if matches!(msg, Message::Fetch(_)) {
+                &peer.fetch
+            } else {
+                &peer.quorum
+            };
             let _ = queue.send(msg);
             return;
         };
@@ -666,7 +713,8 @@ impl Actor {
     /// Becomes the active controller once this leader has replayed its own epoch's first entry (so the whole
     /// log before it); stops being it on losing leadership, refusing every answer still waiting.
     fn update_activity(&mut self, now: i64) {
-        let leads = self.raft.role() == Role::Leader && (self.active.is_none() || self.active_epoch == self.raft.epoch());
+        let leads =
+            self.raft.role() == Role::Leader && (self.active.is_none() || self.active_epoch == self.raft.epoch());
         if !leads {
             if self.active.take().is_some() {
                 info!(node = self.cfg.node_id, "no longer the active controller");
@@ -785,9 +833,7 @@ impl Actor {
 /// The wire frame of a quorum response at the request's version.
 fn encode_quorum_response(msg: &Message, version: i16, corr: i32) -> Option<Vec<u8>> {
     fn enc<R: Encodable>(key: ApiKey, v: i16, corr: i32, body: &R) -> Option<Vec<u8>> {
-        encode_response(key, v, corr, body)
-            .map_err(|e| error!("{e}"))
-            .ok()
+        encode_response(key, v, corr, body).map_err(|e| error!("{e}")).ok()
     }
     match msg {
         Message::VoteResponse(r) => enc(ApiKey::Vote, version, corr, &wire::vote_response(r)),
@@ -797,9 +843,12 @@ fn encode_quorum_response(msg: &Message, version: i16, corr: i32) -> Option<Vec<
             corr,
             &wire::begin_quorum_epoch_response(r),
         ),
-        Message::EndQuorumEpochResponse(r) => {
-            enc(ApiKey::EndQuorumEpoch, version, corr, &wire::end_quorum_epoch_response(r))
-        }
+        Message::EndQuorumEpochResponse(r) => enc(
+            ApiKey::EndQuorumEpoch,
+            version,
+            corr,
+            &wire::end_quorum_epoch_response(r),
+        ),
         Message::FetchResponse(r) => enc(ApiKey::Fetch, version, corr, &wire::fetch_response(r)),
         _ => None,
     }

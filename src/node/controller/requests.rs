@@ -18,7 +18,10 @@ fn code(e: Option<ResponseError>) -> i16 {
 
 pub fn registration(r: &BrokerRegistrationRequest) -> Result<controller::BrokerRegistrationRequest, String> {
     let Some(listener) = r.listeners.first() else {
-        return Err(format!("BrokerRegistration of broker {} names no listener", r.broker_id.0));
+        return Err(format!(
+            "BrokerRegistration of broker {} names no listener",
+            r.broker_id.0
+        ));
     };
     Ok(controller::BrokerRegistrationRequest {
         broker_id: r.broker_id.0,
@@ -80,7 +83,9 @@ pub fn create_topics_response(r: &controller::CreateTopicsReply) -> CreateTopics
         .iter()
         .map(|t| {
             let result = CreatableTopicResult::default()
-                .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(t.name.clone())))
+                .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                    t.name.clone(),
+                )))
                 .with_topic_id(t.topic_id)
                 .with_error_code(code(t.error))
                 .with_error_message(t.error_message.clone().map(StrBytes::from_string))

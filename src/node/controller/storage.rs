@@ -60,7 +60,10 @@ impl MetadataStore {
     }
 
     fn read_all(&mut self, disk: &mut dyn Disk) -> Result<Vec<Entry>, String> {
-        let log = self.logs.get_mut(&self.tp).expect("the metadata log was created at open");
+        let log = self
+            .logs
+            .get_mut(&self.tp)
+            .expect("the metadata log was created at open");
         let mut entries = vec![];
         let mut next = log.log_start_offset();
         while next < log.log_end_offset() {
@@ -80,7 +83,12 @@ impl MetadataStore {
         Ok(entries)
     }
 
-    pub fn persist_quorum_state(&mut self, disk: &mut dyn Disk, epoch: i32, voted_for: Option<i32>) -> Result<(), String> {
+    pub fn persist_quorum_state(
+        &mut self,
+        disk: &mut dyn Disk,
+        epoch: i32,
+        voted_for: Option<i32>,
+    ) -> Result<(), String> {
         let text = format!(
             "{{\"leaderEpoch\":{epoch},\"votedId\":{},\"data_version\":0}}\n",
             voted_for.unwrap_or(-1)
@@ -95,7 +103,10 @@ impl MetadataStore {
     }
 
     pub fn append(&mut self, disk: &mut dyn Disk, entries: &[Entry], now_ms: i64) -> Result<(), String> {
-        let log = self.logs.get_mut(&self.tp).expect("the metadata log was created at open");
+        let log = self
+            .logs
+            .get_mut(&self.tp)
+            .expect("the metadata log was created at open");
         for e in entries {
             log.append_as_follower(disk, &entry_to_batch(e), now_ms)
                 .map_err(|err| format!("appending metadata entry {}: {err}", e.offset))?;
@@ -104,9 +115,13 @@ impl MetadataStore {
     }
 
     pub fn flush(&mut self, disk: &mut dyn Disk) -> Result<(), String> {
-        let log = self.logs.get_mut(&self.tp).expect("the metadata log was created at open");
+        let log = self
+            .logs
+            .get_mut(&self.tp)
+            .expect("the metadata log was created at open");
         let end = log.log_end_offset();
-        log.flush(disk, end).map_err(|e| format!("flushing the metadata log: {e}"))
+        log.flush(disk, end)
+            .map_err(|e| format!("flushing the metadata log: {e}"))
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -120,7 +135,9 @@ fn read_quorum_state(disk: &mut dyn Disk, path: &str) -> Result<(i32, Option<i32
         return Ok((0, None));
     }
     let len = disk.len(path).map_err(|e| format!("{path}: {e}"))?;
-    let bytes = disk.read_at(path, 0, len as usize).map_err(|e| format!("{path}: {e}"))?;
+    let bytes = disk
+        .read_at(path, 0, len as usize)
+        .map_err(|e| format!("{path}: {e}"))?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{path}: not JSON: {e}"))?;
     let int = |k: &str| {
         v.get(k)

@@ -12,10 +12,10 @@ use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData as FetchPartitionData,
 };
 use kafka_protocol::messages::{
-    begin_quorum_epoch_request as bqe_req, begin_quorum_epoch_response as bqe_resp, end_quorum_epoch_request as eqe_req,
-    end_quorum_epoch_response as eqe_resp, vote_request as vote_req, vote_response as vote_resp,
-    BeginQuorumEpochRequest, BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest, EndQuorumEpochResponse,
-    FetchRequest, FetchResponse, TopicName, VoteRequest, VoteResponse,
+    begin_quorum_epoch_request as bqe_req, begin_quorum_epoch_response as bqe_resp,
+    end_quorum_epoch_request as eqe_req, end_quorum_epoch_response as eqe_resp, vote_request as vote_req,
+    vote_response as vote_resp, BeginQuorumEpochRequest, BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest,
+    EndQuorumEpochResponse, FetchRequest, FetchResponse, TopicName, VoteRequest, VoteResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -75,7 +75,10 @@ fn only<'a, T>(what: &str, topics: impl IntoIterator<Item = (&'a TopicName, &'a 
         return Err(format!("{what} names {} topics, expected 1", topics.len()));
     };
     if name.0.as_str() != METADATA_TOPIC {
-        return Err(format!("{what} names topic {:?}, expected {METADATA_TOPIC}", name.0.as_str()));
+        return Err(format!(
+            "{what} names topic {:?}, expected {METADATA_TOPIC}",
+            name.0.as_str()
+        ));
     }
     match partitions {
         [p] => Ok(p),
@@ -99,7 +102,9 @@ pub fn vote_request(r: &raft::VoteRequest, cluster_id: &str) -> VoteRequest {
     let t = vote_req::TopicData::default()
         .with_topic_name(topic_name())
         .with_partitions(vec![p]);
-    VoteRequest::default().with_cluster_id(cluster(cluster_id)).with_topics(vec![t])
+    VoteRequest::default()
+        .with_cluster_id(cluster(cluster_id))
+        .with_topics(vec![t])
 }
 
 pub fn from_vote_request(r: &VoteRequest) -> Result<raft::VoteRequest, String> {
@@ -127,7 +132,10 @@ pub fn vote_response(r: &raft::VoteResponse) -> VoteResponse {
 
 pub fn from_vote_response(r: &VoteResponse) -> Result<raft::VoteResponse, String> {
     top_level("VoteResponse", r.error_code)?;
-    let p = only("VoteResponse", r.topics.iter().map(|t| (&t.topic_name, &t.partitions[..])))?;
+    let p = only(
+        "VoteResponse",
+        r.topics.iter().map(|t| (&t.topic_name, &t.partitions[..])),
+    )?;
     Ok(raft::VoteResponse {
         error_code: raft_error(p.error_code)?,
         leader_id: from_leader_id(p.leader_id),
@@ -160,7 +168,10 @@ pub fn begin_quorum_epoch_request(r: &raft::BeginQuorumEpochRequest, cluster_id:
 }
 
 pub fn from_begin_quorum_epoch_request(r: &BeginQuorumEpochRequest) -> Result<raft::BeginQuorumEpochRequest, String> {
-    let p = only("BeginQuorumEpoch", r.topics.iter().map(|t| (&t.topic_name, &t.partitions[..])))?;
+    let p = only(
+        "BeginQuorumEpoch",
+        r.topics.iter().map(|t| (&t.topic_name, &t.partitions[..])),
+    )?;
     Ok(raft::BeginQuorumEpochRequest {
         leader_id: p.leader_id.0,
         leader_epoch: p.leader_epoch,
@@ -209,7 +220,10 @@ pub fn end_quorum_epoch_request(r: &raft::EndQuorumEpochRequest, cluster_id: &st
 }
 
 pub fn from_end_quorum_epoch_request(r: &EndQuorumEpochRequest) -> Result<raft::EndQuorumEpochRequest, String> {
-    let p = only("EndQuorumEpoch", r.topics.iter().map(|t| (&t.topic_name, &t.partitions[..])))?;
+    let p = only(
+        "EndQuorumEpoch",
+        r.topics.iter().map(|t| (&t.topic_name, &t.partitions[..])),
+    )?;
     Ok(raft::EndQuorumEpochRequest {
         leader_id: p.leader_id.0,
         leader_epoch: p.leader_epoch,
@@ -302,7 +316,10 @@ pub fn fetch_response(r: &raft::FetchResponse) -> FetchResponse {
 
 pub fn from_fetch_response(r: &FetchResponse, correlation_id: u64) -> Result<raft::FetchResponse, String> {
     top_level("FetchResponse", r.error_code)?;
-    let p = only("FetchResponse", r.responses.iter().map(|t| (&t.topic, &t.partitions[..])))?;
+    let p = only(
+        "FetchResponse",
+        r.responses.iter().map(|t| (&t.topic, &t.partitions[..])),
+    )?;
     let diverging_epoch = if p.diverging_epoch.epoch >= 0 {
         Some(OffsetAndEpoch {
             epoch: p.diverging_epoch.epoch,
@@ -344,7 +361,8 @@ pub fn batches_to_entries(bytes: &[u8]) -> Result<Vec<Entry>, String> {
     let mut iter = batches(bytes);
     for item in iter.by_ref() {
         let (h, batch) = item.map_err(|e| format!("metadata records: {e}"))?;
-        crate::protocol::batch::validate_batch(batch).map_err(|e| format!("metadata batch at {}: {e}", h.base_offset))?;
+        crate::protocol::batch::validate_batch(batch)
+            .map_err(|e| format!("metadata batch at {}: {e}", h.base_offset))?;
         let records = decode_records(batch).map_err(|e| format!("metadata batch at {}: {e}", h.base_offset))?;
         let [record] = &records[..] else {
             return Err(format!(
@@ -360,7 +378,10 @@ pub fn batches_to_entries(bytes: &[u8]) -> Result<Vec<Entry>, String> {
         });
     }
     if iter.has_remainder() {
-        return Err(format!("metadata records: {} bytes of a partial batch", bytes.len() - iter.position()));
+        return Err(format!(
+            "metadata records: {} bytes of a partial batch",
+            bytes.len() - iter.position()
+        ));
     }
     Ok(out)
 }
@@ -398,14 +419,23 @@ mod tests {
             leader_id: Some(1),
             leader_epoch: 6,
         };
-        assert_eq!(from_begin_quorum_epoch_response(&begin_quorum_epoch_response(&q)).unwrap(), q);
-        assert_eq!(from_end_quorum_epoch_response(&end_quorum_epoch_response(&q)).unwrap(), q);
+        assert_eq!(
+            from_begin_quorum_epoch_response(&begin_quorum_epoch_response(&q)).unwrap(),
+            q
+        );
+        assert_eq!(
+            from_end_quorum_epoch_response(&end_quorum_epoch_response(&q)).unwrap(),
+            q
+        );
         let e = raft::EndQuorumEpochRequest {
             leader_id: 3,
             leader_epoch: 7,
             preferred_successors: vec![2, 1],
         };
-        assert_eq!(from_end_quorum_epoch_request(&end_quorum_epoch_request(&e, "c")).unwrap(), e);
+        assert_eq!(
+            from_end_quorum_epoch_request(&end_quorum_epoch_request(&e, "c")).unwrap(),
+            e
+        );
         let f = raft::FetchRequest {
             correlation_id: 9,
             replica_id: 2,
@@ -471,7 +501,9 @@ mod tests {
         }];
         let mut bytes = entries_to_batches(&entries);
         assert_eq!(batches_to_entries(&bytes).unwrap(), entries);
-        assert!(batches_to_entries(&bytes[..bytes.len() - 1]).unwrap_err().contains("partial"));
+        assert!(batches_to_entries(&bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .contains("partial"));
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert!(batches_to_entries(&bytes).is_err());

@@ -18,9 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::client::connection::{Connection, ConnectionConfig};
 use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
+use crate::controller::ControllerConfig;
 use crate::history::{OpBody, OpType, ReadRecord};
 use crate::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
-use crate::controller::ControllerConfig;
 use crate::node::broker::{
     run_broker, BrokerExit, BrokerNodeConfig, ControllerLinkConfig, NodeClock, Observer, ResponseHook,
 };
@@ -261,7 +261,12 @@ impl World {
     /// `controller.quorum.voters`: id and controller listener address of every controller.
     fn voters(&self) -> BTreeMap<i32, std::net::SocketAddr> {
         (1..=*self.s.file.cluster.controllers.get_ref() as i32)
-            .map(|n| (controller_id(n), std::net::SocketAddr::new(controller_ip(n), CONTROLLER_PORT)))
+            .map(|n| {
+                (
+                    controller_id(n),
+                    std::net::SocketAddr::new(controller_ip(n), CONTROLLER_PORT),
+                )
+            })
             .collect()
     }
 
@@ -567,6 +572,9 @@ impl World {
                     .or_default() += c.produce_reset;
             }
         }
+        for (mark, n) in self.rec.take_marks() {
+            *self.marks.entry(mark).or_default() += n;
+        }
         let sim_seconds = self.rec.now_us() as f64 / 1e6;
         let history = self.rec.take();
         for (mark, n) in metadata_marks(&history.metadata_states) {
@@ -699,7 +707,11 @@ impl World {
         let names: Vec<String> = now.iter().map(|(n, _, _)| n.clone()).collect();
         let topics: Vec<CreatableTopic> = now.into_iter().map(|(_, _, t)| t).collect();
         let bootstrap = self.bootstrap();
-        let tps: Vec<TopicPartition> = self.topic_partitions().into_iter().filter(|tp| names.contains(&tp.topic)).collect();
+        let tps: Vec<TopicPartition> = self
+            .topic_partitions()
+            .into_iter()
+            .filter(|tp| names.contains(&tp.topic))
+            .collect();
         let task = node.spawn(async move {
             if let Err(e) = create_via_controllers(&controllers, topics).await {
                 tracing::warn!("{e}");
@@ -730,7 +742,10 @@ impl World {
 
     /// Creates the topics with `create_at_s` at their time in the safety phase, through the controllers, and
     /// learns their replicas. Runs beside the nemesis.
-    fn start_late_topics(&mut self, start_us: u64) -> Option<madsim::task::JoinHandle<BTreeMap<TopicPartition, Vec<i32>>>> {
+    fn start_late_topics(
+        &mut self,
+        start_us: u64,
+    ) -> Option<madsim::task::JoinHandle<BTreeMap<TopicPartition, Vec<i32>>>> {
         if self.late_topics.is_empty() {
             return None;
         }
@@ -843,7 +858,11 @@ impl World {
     fn replica_logs(&self) -> Vec<ReplicaLog> {
         let mut out = vec![];
         for b in self.brokers() {
-            let hosted = self.assignment.iter().filter(|(_, r)| r.contains(&b.id)).map(|(tp, _)| tp);
+            let hosted = self
+                .assignment
+                .iter()
+                .filter(|(_, r)| r.contains(&b.id))
+                .map(|(tp, _)| tp);
             for tp in hosted {
                 let records = logscan::served_records(&b.disk, &tp.dir_name());
                 let high_watermark = records.last().map_or(0, |r| r.offset + 1);
@@ -936,7 +955,11 @@ async fn create_via_controllers(controllers: &[String], topics: Vec<CreatableTop
                 if let Some(t) = resp.topics.iter().find(|t| !done(t.error_code)) {
                     last = format!("{}: error {}", t.name.0, t.error_code);
                 }
-                if resp.topics.iter().any(|t| t.error_code == ResponseError::NotController.code()) {
+                if resp
+                    .topics
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code())
+                {
                     turn += 1;
                 }
             }

@@ -108,10 +108,7 @@ impl World {
             .map(|b| b.id)
             .collect();
         for id in down {
-            self.nodes
-                .iter_mut()
-                .filter(|b| b.id == id)
-                .for_each(|b| b.up = false);
+            self.nodes.iter_mut().filter(|b| b.id == id).for_each(|b| b.up = false);
             self.restart(id);
         }
     }
@@ -127,7 +124,11 @@ impl World {
             }
             Target::Leader(tp) if self.has_quorum() => {
                 let metadata = self.rec.latest_controller_metadata()?;
-                metadata.partitions.get(&tp.to_string()).map(|p| p.leader).filter(|l| *l >= 0)
+                metadata
+                    .partitions
+                    .get(&tp.to_string())
+                    .map(|p| p.leader)
+                    .filter(|l| *l >= 0)
             }
             Target::Leader(tp) => {
                 let image = self
