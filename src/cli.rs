@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! gregor run SCENARIO --seed N [--json] [--history FILE]   exit 0 pass, 1 violated, 2 bad input
+//! gregor sweep SCENARIO... --seeds A..B [--jobs J] [--shard I/N] [--json]
+//!                                                          exit 0 all pass, 1 some failed, 2 bad input
 //! gregor bench [SCENARIO] [--seed N]                       speed and memory (release build)
 //! ```
+
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +43,24 @@ pub enum Command {
         /// Write the history (JSONL) to FILE and the state trace to FILE.states.jsonl.
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+    },
+    /// Run many seeds of one or more scenarios, one process per seed, and summarize.
+    Sweep {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Seeds to run, both ends included: A..B.
+        #[arg(long)]
+        seeds: String,
+        /// Child processes at a time (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only the I-th of N interleaved shares of the runs (1 <= I <= N).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// End stdout with one JSON object holding every run's summary (`runs`).
+        #[arg(long)]
+        json: bool,
     },
     /// Measure the simulator's speed and memory on a scenario (build with --release).
     Bench {
@@ -76,6 +98,13 @@ pub fn main() -> ExitCode {
             json,
             history,
         } => cmd_run(&scenario, seed, json, history.as_deref()),
+        Command::Sweep {
+            scenarios,
+            seeds,
+            jobs,
+            shard,
+            json,
+        } => sweep::cmd_sweep(&scenarios, &seeds, jobs, shard.as_deref(), json),
         Command::Bench { scenario, seed, runs } => cmd_bench(&scenario, seed, runs),
     }
 }

@@ -79,3 +79,58 @@ fn a_passing_run_exits_0_and_ends_stdout_with_the_json_summary() {
     // Every anomaly class is listed, zeros included.
     assert!(summary["anomalies"].as_object().unwrap().len() >= 14);
 }
+
+#[test]
+fn sweep_runs_each_seed_in_its_own_process_and_ends_with_json_runs() {
+    let out = gregor(&[
+        "sweep",
+        "scenarios/smoke.toml",
+        "--seeds",
+        "1..3",
+        "--jobs",
+        "2",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 runs, 3 pass, 0 fail"), "{stdout}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let seeds: Vec<u64> = last["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [1, 2, 3]);
+    let shard = gregor(&[
+        "sweep",
+        "scenarios/smoke.toml",
+        "--seeds",
+        "1..3",
+        "--shard",
+        "2/2",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&shard.stdout);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["runs"].as_array().unwrap().len(), 1, "{stdout}");
+    assert_eq!(last["runs"][0]["seed"], 2);
+}
+
+#[test]
+fn sweep_refuses_bad_ranges_shards_and_scenarios_with_exit_2() {
+    for args in [
+        &["sweep", "scenarios/smoke.toml", "--seeds", "5..1"][..],
+        &["sweep", "scenarios/smoke.toml", "--seeds", "1..2", "--shard", "3/2"],
+        &["sweep", "scenarios/nope.toml", "--seeds", "1..2"],
+    ] {
+        let out = gregor(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why");
+    }
+}
