@@ -84,3 +84,49 @@ fn an_isolated_broker_is_fenced_leads_nothing_while_fenced_and_comes_back() {
         );
     }
 }
+
+#[test]
+fn a_rolling_restart_moves_leadership_away_before_each_broker_is_fenced_and_stops() {
+    for seed in [1, 2] {
+        let out = run("rolling-restart", seed);
+        let h = &out.history;
+        let controller: Vec<_> = h
+            .metadata_states
+            .iter()
+            .filter(|s| s.node.starts_with("controller-"))
+            .collect();
+        for broker in [1, 2, 3] {
+            let fenced = controller
+                .iter()
+                .filter(|s| s.offset > 0)
+                .find(|s| {
+                    s.fenced.contains(&broker)
+                        && h.metadata_states
+                            .iter()
+                            .any(|e| e.offset < s.offset && !e.fenced.contains(&broker) && e.brokers.contains(&broker))
+                })
+                .unwrap_or_else(|| panic!("seed {seed}: broker {broker} was never fenced by its shutdown"));
+            assert!(
+                fenced.partitions.values().all(|p| p.leader != broker),
+                "seed {seed}: broker {broker} fenced at offset {} while still leading",
+                fenced.offset
+            );
+            let last_led = controller
+                .iter()
+                .filter(|s| s.offset < fenced.offset && s.partitions.values().any(|p| p.leader == broker))
+                .map(|s| s.offset)
+                .max()
+                .unwrap_or_else(|| panic!("seed {seed}: broker {broker} never led before its shutdown"));
+            let moved_first = controller.iter().any(|s| {
+                s.offset > last_led
+                    && s.offset < fenced.offset
+                    && !s.fenced.contains(&broker)
+                    && s.partitions.values().all(|p| p.leader != broker)
+            });
+            assert!(
+                moved_first,
+                "seed {seed}: broker {broker}'s leadership did not move before it was fenced"
+            );
+        }
+    }
+}

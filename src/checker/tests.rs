@@ -703,3 +703,51 @@ fn a_record_that_came_through_one_power_loss_cannot_be_excused_by_a_later_one() 
         .check();
     assert_eq!(violations(&r, "unseen"), 2, "{:?}", r.anomalies);
 }
+
+fn replica(t: u64, node: &str, leader: i32, leo: i64) -> ReplicaState {
+    ReplicaState {
+        time_us: t,
+        node: node.into(),
+        incarnation: 0,
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch: leader,
+        isr: vec![1, 2],
+        log_start_offset: 0,
+        log_end_offset: leo,
+        high_watermark: leo,
+    }
+}
+
+/// acks=1: send `a` is invoked while broker 1 leads; leadership moves to broker 2 (its shorter log) before
+/// `a`'s ack arrives; `b` then lands at a lower offset on broker 2. If the move came after `a`'s invoke this
+/// is legal (the old leader acked `a` before it learnt it was replaced); if broker 2 already led when `a`
+/// was invoked, nothing explains `b`'s lower offset.
+fn leader_moves_at(move_us: u64) -> CheckReport {
+    let mut h = H::new();
+    let body = |value: &str, offset| OpBody::Send {
+        topic: "t".into(),
+        partition: 0,
+        key: "k".into(),
+        value: value.into(),
+        offset,
+    };
+    h.h.states.push(replica(1, "broker-1", 1, 5));
+    h.h.states.push(replica(move_us, "broker-2", 2, 0));
+    h.h.push(10, "p", OpType::Invoke, body("a", None), None);
+    h.h.push(30, "p", OpType::Ok, body("a", Some(5)), None);
+    h.h.push(40, "p", OpType::Invoke, body("b", None), None);
+    h.h.push(41, "p", OpType::Ok, body("b", Some(0)), None);
+    h.log(&[(0, "b")]).check()
+}
+
+#[test]
+fn under_acks_1_a_leader_change_between_a_sends_invoke_and_ack_explains_a_later_lower_offset() {
+    let r = leader_moves_at(20);
+    assert_eq!(violations(&r, "nonmonotonic-send"), 0, "{:?}", r.anomalies);
+    assert_eq!(violations(&r, "realtime-offset"), 0, "{:?}", r.anomalies);
+    assert!(r.explained()["nonmonotonic-send"] >= 1, "{:?}", r.anomalies);
+    let r = leader_moves_at(5);
+    assert!(violations(&r, "nonmonotonic-send") >= 1, "{:?}", r.anomalies);
+}

@@ -377,7 +377,10 @@ impl<'a> View<'a> {
         }
         let acks = producer.and_then(|p| self.input.producers.get(p)).map(|f| f.acks);
         if matches!(acks, Some(0 | 1)) {
-            if let Some(why) = self.leader_moved(tp, after_us) {
+            // A send's append happened somewhere between its invoke and its ack, on whichever broker led then
+            // (a leader that has not yet learnt it was replaced still acks acks=1 writes): leadership moving
+            // any time after the invoke explains its loss.
+            if let Some(why) = self.leader_moved(tp, invoked_us.unwrap_or(after_us)) {
                 return Some(format!("acks={}: {why}", acks.unwrap_or(1)));
             }
         }
