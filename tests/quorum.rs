@@ -130,3 +130,26 @@ fn a_rolling_restart_moves_leadership_away_before_each_broker_is_fenced_and_stop
         }
     }
 }
+
+#[test]
+fn network_splits_elect_a_new_controller_on_the_majority_side() {
+    let out = run("network-splits", 1);
+    let h = &out.history;
+    let split = h
+        .ops
+        .iter()
+        .find(|o| matches!(&o.body, gregor::history::OpBody::Fault { kind, detail, .. } if kind == "partition" && detail.contains_key("minority")))
+        .expect("the halves split is in the history");
+    let cut_off = match &split.body {
+        gregor::history::OpBody::Fault { detail, .. } => detail["node"].as_str().unwrap().to_string(),
+        _ => unreachable!(),
+    };
+    let new_leader = h
+        .raft_states
+        .iter()
+        .find(|s| s.time_us > split.time_us && s.role == RaftRole::Leader && s.node != cut_off);
+    assert!(
+        new_leader.is_some(),
+        "no controller of the majority led after {cut_off} was cut off"
+    );
+}

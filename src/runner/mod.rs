@@ -41,6 +41,8 @@ pub const MARKS: &[&str] = &[
     "fenced-broker-unfenced-again",
     "partition-leader-changed",
     "topic-created-during-the-run",
+    "network-split-in-halves",
+    "network-split-in-a-majorities-ring",
     "duplicate-batch-answered-with-original-offset",
 ];
 

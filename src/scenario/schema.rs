@@ -175,6 +175,11 @@ pub struct FaultEntry {
     /// clock_skew: how far the node's wall clock runs ahead (positive) or behind (negative), in milliseconds.
     #[serde(default)]
     pub skew_ms: Option<Spanned<i64>>,
+    /// `partition` only: `isolate` (default: the target is cut off from every node), `one-way` (the target
+    /// receives nothing but can still send), `halves` (the nodes split into a minority holding the target and
+    /// a majority), `ring` (Jepsen's majorities ring: each node sees only its ring neighbours).
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -190,6 +190,32 @@ pub struct FaultParams {
     pub latency_ms: (f64, f64),
     pub factor: u32,
     pub skew_ms: i64,
+    pub mode: PartitionMode,
+}
+
+/// How a `partition` fault cuts the network (Jepsen's partition nemeses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartitionMode {
+    /// The target is cut off from every other node, both ways.
+    #[default]
+    Isolate,
+    /// The target receives nothing; what it sends still arrives.
+    OneWay,
+    /// The cluster's nodes split in two: a minority holding the target, and the majority.
+    Halves,
+    /// Every node sees only its neighbours on a seeded ring (each a different majority, where the count allows).
+    Ring,
+}
+
+impl PartitionMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionMode::Isolate => "isolate",
+            PartitionMode::OneWay => "one-way",
+            PartitionMode::Halves => "halves",
+            PartitionMode::Ring => "ring",
+        }
+    }
 }
 
 type Validated = (Vec<FaultSpec>, BTreeMap<String, BTreeMap<String, String>>);
@@ -548,6 +574,24 @@ fn fault_params(e: &FaultEntry, kind: FaultKind) -> Result<FaultParams, Invalid>
         }
         (Some(x), _) => return invalid(x.span(), format!("faults.skew_ms does not apply to `{name}`")),
         (None, FaultKind::ClockSkew) => return invalid(e.kind.span(), "faults: `clock_skew` needs skew_ms"),
+        (None, _) => {}
+    }
+    match (&e.mode, kind) {
+        (Some(m), FaultKind::Partition) => {
+            p.mode = match m.get_ref().as_str() {
+                "isolate" => PartitionMode::Isolate,
+                "one-way" => PartitionMode::OneWay,
+                "halves" => PartitionMode::Halves,
+                "ring" => PartitionMode::Ring,
+                other => {
+                    return invalid(
+                        m.span(),
+                        format!("faults.mode = {other:?}: one of isolate, one-way, halves, ring"),
+                    )
+                }
+            }
+        }
+        (Some(m), _) => return invalid(m.span(), format!("faults.mode does not apply to `{name}`")),
         (None, _) => {}
     }
     Ok(p)

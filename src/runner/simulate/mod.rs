@@ -231,6 +231,8 @@ struct World {
     assignment: BTreeMap<TopicPartition, Vec<i32>>,
     /// Topics created during the safety phase: (`create_at_s`, request).
     late_topics: Vec<(f64, CreatableTopic)>,
+    /// Links a `halves` or `ring` partition clogged, by fault, restored at its end.
+    cut_links: BTreeMap<usize, Vec<(madsim::task::NodeId, madsim::task::NodeId)>>,
 }
 
 impl World {
@@ -247,6 +249,7 @@ impl World {
             clients: vec![],
             assignment: BTreeMap::new(),
             late_topics: vec![],
+            cut_links: BTreeMap::new(),
         }
     }
 

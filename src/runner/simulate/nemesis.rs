@@ -12,7 +12,7 @@ use madsim::runtime::Handle;
 use super::{PlannedFault, World};
 use crate::history::{FaultPhase, OpBody, OpType};
 use crate::rt;
-use crate::scenario::{FaultKind, Target};
+use crate::scenario::{FaultKind, PartitionMode, Target};
 use crate::sim::{self, logscan};
 
 /// Something the nemesis must do later.
@@ -224,7 +224,15 @@ impl World {
                     self.mark("broker-paused-with-sends-in-flight");
                 }
             }
-            FaultKind::Partition | FaultKind::Clog => {
+            FaultKind::Partition => {
+                let mode = f.spec.params.mode;
+                detail.insert("mode".into(), serde_json::json!(mode.name()));
+                self.partition(fault, idx, mode, &mut detail);
+                if in_flight && matches!(mode, PartitionMode::Isolate) {
+                    self.mark("broker-isolated-with-sends-in-flight");
+                }
+            }
+            FaultKind::Clog => {
                 net.clog_node(node_id);
                 if in_flight {
                     self.mark("broker-isolated-with-sends-in-flight");
@@ -326,6 +334,59 @@ impl World {
         detail.insert("pending_ops_lost".into(), serde_json::json!(lost));
     }
 
+    /// A network partition among the cluster's nodes (brokers and controllers; clients stay connected), as
+    /// Jepsen's nemeses cut it. Links cut one by one are remembered so that the fault's end restores them.
+    fn partition(&mut self, fault: usize, idx: usize, mode: PartitionMode, detail: &mut Detail) {
+        use rand::seq::SliceRandom;
+        let net = NetSim::current();
+        let target = self.nodes[idx].node.id();
+        match mode {
+            PartitionMode::Isolate => net.clog_node(target),
+            PartitionMode::OneWay => net.clog_node_in(target),
+            PartitionMode::Halves | PartitionMode::Ring => {
+                let mut rng = sim::stream(self.seed, &format!("partition@{}", self.rec.now_us()));
+                let mut others: Vec<usize> = (0..self.nodes.len()).filter(|i| *i != idx).collect();
+                others.shuffle(&mut rng);
+                let order: Vec<usize> = std::iter::once(idx).chain(others).collect();
+                let n = order.len();
+                let connected: Box<dyn Fn(usize, usize) -> bool> = if mode == PartitionMode::Halves {
+                    // The target and (n-1)/2 - 1 others form the minority.
+                    let minority = ((n - 1) / 2).max(1);
+                    Box::new(move |a, b| (a < minority) == (b < minority))
+                } else {
+                    // Each node sees its ring neighbours within `reach`: itself and them make a majority.
+                    let majority = n / 2 + 1;
+                    let reach = majority / 2;
+                    Box::new(move |a, b| {
+                        let d = a.abs_diff(b);
+                        d.min(n - d) <= reach
+                    })
+                };
+                let mut cut = vec![];
+                for a in 0..n {
+                    for b in 0..n {
+                        if a != b && !connected(a, b) {
+                            let (x, y) = (self.nodes[order[a]].node.id(), self.nodes[order[b]].node.id());
+                            net.clog_link(x, y);
+                            cut.push((x, y));
+                        }
+                    }
+                }
+                let names: Vec<String> = order.iter().map(|i| self.nodes[*i].name.clone()).collect();
+                if mode == PartitionMode::Halves {
+                    let minority = ((n - 1) / 2).max(1);
+                    detail.insert("minority".into(), serde_json::json!(names[..minority]));
+                    detail.insert("majority".into(), serde_json::json!(names[minority..]));
+                    self.mark("network-split-in-halves");
+                } else {
+                    detail.insert("ring".into(), serde_json::json!(names));
+                    self.mark("network-split-in-a-majorities-ring");
+                }
+                self.cut_links.insert(fault, cut);
+            }
+        }
+    }
+
     fn swizzle_nodes(&self) -> Vec<madsim::task::NodeId> {
         self.nodes
             .iter()
@@ -416,6 +477,14 @@ impl World {
         let net = NetSim::current();
         let disk = self.nodes[idx].disk.clone();
         let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.nodes[idx].name))]);
+        // A split's own links are restored whatever else is in force (each split remembers the links it cut).
+        if let Some(links) = self.cut_links.remove(&fault) {
+            for (a, b) in links {
+                net.unclog_link(a, b);
+            }
+            self.record(&f, FaultPhase::End, detail);
+            return;
+        }
         // Overlapping faults of one kind: the setting stays until the last of them ends (network settings
         // are global in madsim, so for those any node's counts).
         let global = matches!(f.spec.kind, FaultKind::PacketLoss | FaultKind::Latency);
@@ -439,7 +508,12 @@ impl World {
                     .values_mut()
                     .for_each(|v| v.retain(|p| !matches!(p, Pending::Clog(_) | Pending::Unclog(_))));
             }
-            FaultKind::Partition | FaultKind::Clog => net.unclog_node(node_id),
+            FaultKind::Partition => match f.spec.params.mode {
+                PartitionMode::Isolate => net.unclog_node(node_id),
+                PartitionMode::OneWay => net.unclog_node_in(node_id),
+                PartitionMode::Halves | PartitionMode::Ring => {} // restored above
+            },
+            FaultKind::Clog => net.unclog_node(node_id),
             FaultKind::PacketLoss => net.update_config(|c| c.packet_loss_rate = 0.0),
             FaultKind::Latency => {
                 let [lo, hi] = *self.s.file.network.latency_ms.get_ref();
