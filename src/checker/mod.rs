@@ -78,6 +78,8 @@ pub struct ProducerFacts {
     pub idempotence: bool,
     /// How many times a failed send is retried (`retries`); 0 means a send is tried once.
     pub retries: u32,
+    /// `max.in.flight.requests.per.connection`: above 1, without idempotence, retries may reorder sends.
+    pub max_in_flight: usize,
 }
 
 /// Everything the checkers read.

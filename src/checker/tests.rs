@@ -21,6 +21,7 @@ impl H {
                 acks: 1,
                 idempotence: false,
                 retries: 0,
+                max_in_flight: 5,
             },
         );
         H {
@@ -31,15 +32,18 @@ impl H {
     }
 
     fn send(&mut self, t: u64, value: &str, ty: OpType, offset: Option<i64>) -> &mut Self {
-        let body = |offset| OpBody::Send {
-            topic: "t".into(),
-            partition: 0,
-            key: "k".into(),
-            value: value.into(),
-            offset,
-        };
-        self.h.push(t, "p", OpType::Invoke, body(None), None);
-        self.h.push(t + 1, "p", ty, body(offset), None);
+        self.h.push(t, "p", OpType::Invoke, send_body(value, None), None);
+        self.h.push(t + 1, "p", ty, send_body(value, offset), None);
+        self
+    }
+
+    fn invoke(&mut self, t: u64, value: &str) -> &mut Self {
+        self.h.push(t, "p", OpType::Invoke, send_body(value, None), None);
+        self
+    }
+
+    fn ack(&mut self, t: u64, value: &str, offset: i64) -> &mut Self {
+        self.h.push(t, "p", OpType::Ok, send_body(value, Some(offset)), None);
         self
     }
 
@@ -181,6 +185,16 @@ impl H {
             final_state: &final_state,
             producers: &self.producers,
         })
+    }
+}
+
+fn send_body(value: &str, offset: Option<i64>) -> OpBody {
+    OpBody::Send {
+        topic: "t".into(),
+        partition: 0,
+        key: "k".into(),
+        value: value.into(),
+        offset,
     }
 }
 
@@ -359,6 +373,47 @@ fn a_later_send_with_a_lower_offset_is_nonmonotonic_and_breaks_realtime_order() 
         .check();
     assert_eq!(violations(&r, "nonmonotonic-send"), 1, "{:?}", r.anomalies);
     assert_eq!(violations(&r, "realtime-offset"), 1, "{:?}", r.anomalies);
+}
+
+/// `a` is sent before `b` (both in flight at once), `b` lands and is acknowledged first, `a` is retried and
+/// lands after it: offsets follow completion order but not send order.
+fn a_retried_batch_landing_after_a_later_one() -> H {
+    let mut h = H::new();
+    h.invoke(1, "a").invoke(2, "b").ack(3, "b", 0).ack(9, "a", 1);
+    h.log(&[(0, "b"), (1, "a")]);
+    h
+}
+
+#[test]
+fn a_send_landing_after_one_sent_later_is_nonmonotonic_even_when_acks_come_in_offset_order() {
+    let mut h = a_retried_batch_landing_after_a_later_one();
+    let r = h.check();
+    assert_eq!(violations(&r, "nonmonotonic-send"), 1, "{:?}", r.anomalies);
+    assert_eq!(violations(&r, "realtime-offset"), 0, "{:?}", r.anomalies);
+    h.producers.get_mut("p").unwrap().idempotence = true;
+    h.producers.get_mut("p").unwrap().retries = 5;
+    assert_eq!(
+        violations(&h.check(), "nonmonotonic-send"),
+        1,
+        "idempotence keeps the send order"
+    );
+}
+
+#[test]
+fn a_reordering_is_explained_only_by_retries_without_idempotence_and_several_requests_in_flight() {
+    let mut h = a_retried_batch_landing_after_a_later_one();
+    h.producers.get_mut("p").unwrap().retries = 5;
+    let r = h.check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.explained()["nonmonotonic-send"], 1);
+    let why = &r.anomalies[0].explained_by;
+    assert!(why.as_deref().is_some_and(|w| w.contains("max.in.flight")), "{why:?}");
+    h.producers.get_mut("p").unwrap().max_in_flight = 1;
+    assert_eq!(
+        violations(&h.check(), "nonmonotonic-send"),
+        1,
+        "one in flight keeps the order"
+    );
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub(super) struct Send {
     pub value: String,
     pub offset: Option<i64>,
     pub invoke_us: u64,
+    /// The invoke op's index in the history: the producer's send order, even within one microsecond.
+    pub invoke_index: u64,
     pub complete_us: u64,
 }
 
@@ -113,11 +115,11 @@ impl<'a> View<'a> {
             bitflips: vec![],
             end_us: input.ops.last().map_or(0, |o| o.time_us),
         };
-        let mut invoked: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut invoked: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
         for op in input.ops {
             match (&op.body, op.op_type) {
                 (OpBody::Send { value, .. }, OpType::Invoke) => {
-                    invoked.insert((op.process.clone(), value.clone()), op.time_us);
+                    invoked.insert((op.process.clone(), value.clone()), (op.time_us, op.index));
                     v.outcome.insert(value.clone(), None);
                 }
                 (
@@ -130,16 +132,17 @@ impl<'a> View<'a> {
                     },
                     t,
                 ) => {
-                    let invoke_us = invoked
+                    let (invoke_us, invoke_index) = invoked
                         .get(&(op.process.clone(), value.clone()))
                         .copied()
-                        .unwrap_or(op.time_us);
+                        .unwrap_or((op.time_us, op.index));
                     let send = Send {
                         process: op.process.clone(),
                         tp: (topic.clone(), *partition),
                         value: value.clone(),
                         offset: *offset,
                         invoke_us,
+                        invoke_index,
                         complete_us: op.time_us,
                     };
                     v.outcome.insert(value.clone(), Some(t));
@@ -628,53 +631,82 @@ impl<'a> View<'a> {
         }
     }
 
-    /// nonmonotonic-send: one producer's later ok send to a partition got a lower offset than its earlier
-    /// one; realtime-offset: an ok send got an offset below one acknowledged before it was invoked.
+    /// nonmonotonic-send: one producer's ok send to a partition got an offset no higher than a send it made
+    /// to that partition before (in send order, the invoke order: Kafka appends one producer's records to a
+    /// partition in the order they were sent, KIP-98); realtime-offset: an ok send got an offset at or below
+    /// one acknowledged before it was invoked.
     pub fn send_order(&self, out: &mut Vec<Anomaly>) {
         let mut by_tp: BTreeMap<&Tp, Vec<&Send>> = BTreeMap::new();
         for s in &self.acked {
             by_tp.entry(&s.tp).or_default().push(s);
         }
-        for (tp, mut sends) in by_tp {
-            sends.sort_by_key(|s| (s.complete_us, s.offset));
-            let mut best_by_process: BTreeMap<&str, &Send> = BTreeMap::new();
-            // (complete time, offset) of acked sends so far, to find the highest acked before an invoke.
-            let mut acked_max: Vec<(u64, i64, &Send)> = vec![];
-            for s in &sends {
+        for (tp, sends) in by_tp {
+            self.producer_order(tp, &sends, out);
+            self.realtime_order(tp, sends, out);
+        }
+    }
+
+    fn producer_order(&self, tp: &Tp, sends: &[&Send], out: &mut Vec<Anomaly>) {
+        let mut by_process: BTreeMap<&str, Vec<&Send>> = BTreeMap::new();
+        for s in sends {
+            by_process.entry(s.process.as_str()).or_default().push(s);
+        }
+        for (process, mut sends) in by_process {
+            sends.sort_by_key(|s| s.invoke_index);
+            let mut best: Option<&Send> = None;
+            for s in sends {
                 let o = s.offset.unwrap_or(-1);
-                if let Some(prev) = best_by_process.get(s.process.as_str()) {
+                if let Some(prev) = best.filter(|p| o <= p.offset.unwrap_or(-1)) {
                     let po = prev.offset.unwrap_or(-1);
-                    if o <= po {
-                        let why = self.send_loss_explained(prev, po);
-                        let d = format!(
-                            "{} got offset {o} for {} after {po} for {}",
-                            s.process, s.value, prev.value
-                        );
-                        out.push(Self::anomaly("nonmonotonic-send", tp, Some(o), Some(&s.value), d, why));
-                    }
+                    let why = self
+                        .send_loss_explained(prev, po)
+                        .or_else(|| self.reorder_explained(process));
+                    let d = format!(
+                        "{process} got offset {o} for {} after offset {po} for {}, sent before it",
+                        s.value, prev.value
+                    );
+                    out.push(Self::anomaly("nonmonotonic-send", tp, Some(o), Some(&s.value), d, why));
                 }
-                let before = acked_max
-                    .iter()
-                    .filter(|(t, _, _)| *t < s.invoke_us)
-                    .max_by_key(|(_, off, _)| *off);
-                if let Some(&(_, po, prev)) = before {
-                    if o <= po {
-                        let why = self.send_loss_explained(prev, po);
-                        let d = format!(
-                            "{} got offset {o}, at or below offset {po} acked for {} before it was sent",
-                            s.value, prev.value
-                        );
-                        out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(&s.value), d, why));
-                    }
+                if best.is_none_or(|p| p.offset.unwrap_or(-1) < o) {
+                    best = Some(s);
                 }
-                if best_by_process
-                    .get(s.process.as_str())
-                    .is_none_or(|p| p.offset.unwrap_or(-1) < o)
-                {
-                    best_by_process.insert(&s.process, s);
-                }
-                acked_max.push((s.complete_us, o, s));
             }
+        }
+    }
+
+    /// Without idempotence, a retried batch lands after the later batches that were in flight with it
+    /// (`max.in.flight.requests.per.connection` > 1 and `retries` > 0): Kafka then keeps no send order.
+    fn reorder_explained(&self, process: &str) -> Option<String> {
+        let f = self.input.producers.get(process)?;
+        (!f.idempotence && f.retries > 0 && f.max_in_flight > 1).then(|| {
+            format!(
+                "idempotence off, retries on and max.in.flight.requests.per.connection={}: a retried batch may land after a later one",
+                f.max_in_flight
+            )
+        })
+    }
+
+    fn realtime_order(&self, tp: &Tp, mut sends: Vec<&Send>, out: &mut Vec<Anomaly>) {
+        sends.sort_by_key(|s| (s.complete_us, s.offset));
+        // (complete time, offset) of acked sends so far, to find the highest acked before an invoke.
+        let mut acked_max: Vec<(u64, i64, &Send)> = vec![];
+        for s in &sends {
+            let o = s.offset.unwrap_or(-1);
+            let before = acked_max
+                .iter()
+                .filter(|(t, _, _)| *t < s.invoke_us)
+                .max_by_key(|(_, off, _)| *off);
+            if let Some(&(_, po, prev)) = before {
+                if o <= po {
+                    let why = self.send_loss_explained(prev, po);
+                    let d = format!(
+                        "{} got offset {o}, at or below offset {po} acked for {} before it was sent",
+                        s.value, prev.value
+                    );
+                    out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(&s.value), d, why));
+                }
+            }
+            acked_max.push((s.complete_us, o, s));
         }
     }
 

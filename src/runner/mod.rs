@@ -107,6 +107,7 @@ pub fn producer_facts(s: &Scenario) -> BTreeMap<String, ProducerFacts> {
                     acks,
                     idempotence: core.enable_idempotence,
                     retries: core.retries,
+                    max_in_flight: core.max_in_flight_requests_per_connection,
                 },
             )
         })
