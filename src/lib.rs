@@ -19,6 +19,7 @@ pub mod producer;
 pub mod raft;
 pub mod controller;
 pub mod group;
+pub mod consumer;
 
 pub mod broker;
 
