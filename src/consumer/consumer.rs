@@ -22,23 +22,51 @@ use crate::types::{LeaderEpoch, Offset, TopicPartition};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Find the group's coordinator; answer with [`Consumer::on_coordinator`].
-    FindCoordinator { group_id: String },
+    FindCoordinator {
+        group_id: String,
+    },
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
-    Heartbeat { group_id: String, generation_id: i32, member_id: String },
-    LeaveGroup { group_id: String, member_id: String },
-    OffsetFetch { group_id: String, partitions: Vec<TopicPartition> },
-    OffsetCommit { commit_id: u64, request: OffsetCommitRequest },
+    Heartbeat {
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+    },
+    LeaveGroup {
+        group_id: String,
+        member_id: String,
+    },
+    OffsetFetch {
+        group_id: String,
+        partitions: Vec<TopicPartition>,
+    },
+    OffsetCommit {
+        commit_id: u64,
+        request: OffsetCommitRequest,
+    },
     /// ListOffsets for a reset (-2 earliest, -1 latest).
-    ListOffsets { tp: TopicPartition, timestamp: i64 },
+    ListOffsets {
+        tp: TopicPartition,
+        timestamp: i64,
+    },
     /// Fetch `tp` from `position` at its leader.
-    Fetch { tp: TopicPartition, position: FetchPosition },
+    Fetch {
+        tp: TopicPartition,
+        position: FetchPosition,
+    },
     /// The leader needs these topics' partition counts: answer with [`Consumer::on_metadata`].
-    Metadata { topics: Vec<String> },
+    Metadata {
+        topics: Vec<String>,
+    },
     Rebalance(RebalanceEvent),
     /// A commit's answer, per partition.
-    CommitDone { commit_id: u64, partitions: Vec<(TopicPartition, i16)> },
-    WakeAt { at_ms: i64 },
+    CommitDone {
+        commit_id: u64,
+        partitions: Vec<(TopicPartition, i16)>,
+    },
+    WakeAt {
+        at_ms: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -155,15 +183,24 @@ impl Consumer {
     }
 
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<(), ConsumerError> {
-        self.positions.seek(tp, offset).then_some(()).ok_or(ConsumerError::NotAssigned { tp: tp.clone() })
+        self.positions
+            .seek(tp, offset)
+            .then_some(())
+            .ok_or(ConsumerError::NotAssigned { tp: tp.clone() })
     }
 
     pub fn seek_to_beginning(&mut self, tp: &TopicPartition) -> Result<(), ConsumerError> {
-        self.positions.request_reset(tp, -2).then_some(()).ok_or(ConsumerError::NotAssigned { tp: tp.clone() })
+        self.positions
+            .request_reset(tp, -2)
+            .then_some(())
+            .ok_or(ConsumerError::NotAssigned { tp: tp.clone() })
     }
 
     pub fn seek_to_end(&mut self, tp: &TopicPartition) -> Result<(), ConsumerError> {
-        self.positions.request_reset(tp, -1).then_some(()).ok_or(ConsumerError::NotAssigned { tp: tp.clone() })
+        self.positions
+            .request_reset(tp, -1)
+            .then_some(())
+            .ok_or(ConsumerError::NotAssigned { tp: tp.clone() })
     }
 
     /// The application's `poll`: auto-commits what earlier polls returned when due, drives the group and the
@@ -207,10 +244,18 @@ impl Consumer {
             member_id,
             offsets: offsets
                 .into_iter()
-                .map(|(tp, pos)| CommitOffset { tp, offset: pos.offset, leader_epoch: pos.leader_epoch, metadata: String::new() })
+                .map(|(tp, pos)| CommitOffset {
+                    tp,
+                    offset: pos.offset,
+                    leader_epoch: pos.leader_epoch,
+                    metadata: String::new(),
+                })
                 .collect(),
         };
-        self.outbox.push(Effect::OffsetCommit { commit_id: self.next_commit_id, request });
+        self.outbox.push(Effect::OffsetCommit {
+            commit_id: self.next_commit_id,
+            request,
+        });
         Some(self.next_commit_id)
     }
 
@@ -249,7 +294,9 @@ impl Consumer {
         if !self.coordinator_known {
             if !self.find_in_flight {
                 self.find_in_flight = true;
-                self.outbox.push(Effect::FindCoordinator { group_id: self.group_id() });
+                self.outbox.push(Effect::FindCoordinator {
+                    group_id: self.group_id(),
+                });
             }
             return;
         }
@@ -257,7 +304,10 @@ impl Consumer {
         if in_group && now_ms > self.last_app_poll_ms + self.config.max_poll_interval_ms {
             // `maybeLeaveGroup("consumer poll timeout has expired")`.
             let member_id = self.member.member_id.clone();
-            self.outbox.push(Effect::LeaveGroup { group_id: self.group_id(), member_id });
+            self.outbox.push(Effect::LeaveGroup {
+                group_id: self.group_id(),
+                member_id,
+            });
             self.lose_partitions();
             self.left_for_poll_timeout = true;
             return;
@@ -285,12 +335,19 @@ impl Consumer {
             }
             let partitions = std::mem::take(&mut self.member.owned);
             let generation_id = self.member.generation_id;
-            self.outbox.push(Effect::Rebalance(RebalanceEvent::Revoked { generation_id, partitions }));
+            self.outbox.push(Effect::Rebalance(RebalanceEvent::Revoked {
+                generation_id,
+                partitions,
+            }));
             self.positions.set_assignment(&[], Awaiting::Committed);
         }
         let topics = self.subscription.clone().unwrap_or_default();
-        let protocols =
-            member::join_protocols(&self.config.assignors, &topics, &self.member.owned, self.member.generation_id);
+        let protocols = member::join_protocols(
+            &self.config.assignors,
+            &topics,
+            &self.member.owned,
+            self.member.generation_id,
+        );
         self.member.state = MemberState::Joining;
         self.outbox.push(Effect::JoinGroup(JoinGroupRequest {
             group_id: self.group_id(),
@@ -315,7 +372,10 @@ impl Consumer {
             }
         }
         if !committed.is_empty() {
-            self.outbox.push(Effect::OffsetFetch { group_id: self.group_id(), partitions: committed });
+            self.outbox.push(Effect::OffsetFetch {
+                group_id: self.group_id(),
+                partitions: committed,
+            });
         }
         for (tp, position) in self.positions.take_fetchable() {
             self.outbox.push(Effect::Fetch { tp, position });
@@ -388,12 +448,20 @@ impl Consumer {
         self.member.protocol_name = resp.protocol_name.clone();
         self.member.state = MemberState::Syncing;
         if resp.leader == resp.member_id {
-            let members: Vec<(String, Vec<u8>)> =
-                resp.members.iter().map(|m| (m.member_id.clone(), m.metadata.clone())).collect();
-            let p = PendingLeader { protocol_name: resp.protocol_name.clone().unwrap_or_default(), members };
+            let members: Vec<(String, Vec<u8>)> = resp
+                .members
+                .iter()
+                .map(|m| (m.member_id.clone(), m.metadata.clone()))
+                .collect();
+            let p = PendingLeader {
+                protocol_name: resp.protocol_name.clone().unwrap_or_default(),
+                members,
+            };
             let topics = member::group_topics(&p.members);
             self.pending_leader = Some(p);
-            self.outbox.push(Effect::Metadata { topics: topics.into_iter().collect() });
+            self.outbox.push(Effect::Metadata {
+                topics: topics.into_iter().collect(),
+            });
         } else {
             self.send_sync(vec![]);
         }
@@ -430,16 +498,29 @@ impl Consumer {
         if !revoked.is_empty() {
             if self.config.enable_auto_commit {
                 let consumed = self.positions.all_consumed();
-                let offsets = revoked.iter().filter_map(|tp| Some((tp.clone(), *consumed.get(tp)?))).collect();
+                let offsets = revoked
+                    .iter()
+                    .filter_map(|tp| Some((tp.clone(), *consumed.get(tp)?)))
+                    .collect();
                 self.commit_offsets(offsets);
             }
-            self.outbox.push(Effect::Rebalance(RebalanceEvent::Revoked { generation_id, partitions: revoked.clone() }));
+            self.outbox.push(Effect::Rebalance(RebalanceEvent::Revoked {
+                generation_id,
+                partitions: revoked.clone(),
+            }));
         }
         self.member.owned = assigned.clone();
         self.positions.set_assignment(&assigned, Awaiting::Committed);
-        self.outbox.push(Effect::Rebalance(RebalanceEvent::Assigned { generation_id, partitions: added }));
+        self.outbox.push(Effect::Rebalance(RebalanceEvent::Assigned {
+            generation_id,
+            partitions: added,
+        }));
         let cooperative = self.member.rebalance_protocol() == RebalanceProtocol::Cooperative;
-        self.member.state = if cooperative && !revoked.is_empty() { MemberState::Unjoined } else { MemberState::Stable };
+        self.member.state = if cooperative && !revoked.is_empty() {
+            MemberState::Unjoined
+        } else {
+            MemberState::Stable
+        };
         self.next_join_ms = now_ms;
         self.member.next_heartbeat_ms = now_ms + self.config.heartbeat_interval_ms;
     }
@@ -469,7 +550,10 @@ impl Consumer {
                 self.positions.on_lookup_failed(&o.tp);
                 continue;
             }
-            let committed = (o.offset >= 0).then_some(FetchPosition { offset: o.offset, leader_epoch: o.leader_epoch });
+            let committed = (o.offset >= 0).then_some(FetchPosition {
+                offset: o.offset,
+                leader_epoch: o.leader_epoch,
+            });
             self.positions.on_committed(&o.tp, committed, reset);
         }
     }

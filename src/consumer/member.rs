@@ -28,9 +28,15 @@ pub enum MemberState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RebalanceEvent {
     /// `onPartitionsRevoked`: given up cleanly (committed first when auto-commit is on).
-    Revoked { generation_id: i32, partitions: Vec<TopicPartition> },
+    Revoked {
+        generation_id: i32,
+        partitions: Vec<TopicPartition>,
+    },
     /// `onPartitionsAssigned`: the new partitions of `generation_id`.
-    Assigned { generation_id: i32, partitions: Vec<TopicPartition> },
+    Assigned {
+        generation_id: i32,
+        partitions: Vec<TopicPartition>,
+    },
     /// `onPartitionsLost`: the member fell out of the group; others may own these already.
     Lost { partitions: Vec<TopicPartition> },
 }

@@ -9,6 +9,9 @@ pub mod member;
 pub mod positions;
 pub mod protocol;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{AutoOffsetReset, ConsumerConfig};
 pub use consumer::{Consumer, ConsumerError, Effect};
 pub use member::{MemberState, RebalanceEvent};

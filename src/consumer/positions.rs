@@ -105,7 +105,10 @@ impl Positions {
             return false;
         };
         *p = PartitionState {
-            position: Some(FetchPosition { offset, leader_epoch: -1 }),
+            position: Some(FetchPosition {
+                offset,
+                leader_epoch: -1,
+            }),
             paused: p.paused,
             high_watermark: p.high_watermark,
             ..Default::default()
@@ -203,7 +206,13 @@ impl Positions {
     /// A fetch from `fetch_offset` answered. Stale answers (the position moved meanwhile) are dropped.
     /// OFFSET_OUT_OF_RANGE resets by `reset` (or leaves the partition awaiting a seek); returns the error
     /// code the caller must act on (e.g. refresh metadata), if any.
-    pub fn on_fetch(&mut self, tp: &TopicPartition, fetch_offset: Offset, result: FetchResult, reset: Option<i64>) -> Option<i16> {
+    pub fn on_fetch(
+        &mut self,
+        tp: &TopicPartition,
+        fetch_offset: Offset,
+        result: FetchResult,
+        reset: Option<i64>,
+    ) -> Option<i16> {
         let p = self.partitions.get_mut(tp)?;
         if p.fetch_in_flight != Some(fetch_offset) {
             return None;
@@ -213,7 +222,10 @@ impl Positions {
             return None;
         }
         match result {
-            FetchResult::Records { records, high_watermark } => {
+            FetchResult::Records {
+                records,
+                high_watermark,
+            } => {
                 p.high_watermark = Some(high_watermark);
                 let mut next = fetch_offset;
                 for r in records {
@@ -257,8 +269,16 @@ impl Positions {
             while out.len() < max_records {
                 let Some(r) = p.buffer.pop_front() else { break };
                 let pos = p.position.expect("buffered records imply a position");
-                assert!(r.offset >= pos.offset, "record {} of {tp} below position {}", r.offset, pos.offset);
-                p.position = Some(FetchPosition { offset: r.offset + 1, leader_epoch: r.leader_epoch });
+                assert!(
+                    r.offset >= pos.offset,
+                    "record {} of {tp} below position {}",
+                    r.offset,
+                    pos.offset
+                );
+                p.position = Some(FetchPosition {
+                    offset: r.offset + 1,
+                    leader_epoch: r.leader_epoch,
+                });
                 out.push(r);
             }
             self.last_polled = Some(tp);
@@ -268,12 +288,19 @@ impl Positions {
 
     /// Every position, for a commit of everything consumed (`SubscriptionState.allConsumed`).
     pub fn all_consumed(&self) -> BTreeMap<TopicPartition, FetchPosition> {
-        self.partitions.iter().filter_map(|(tp, p)| Some((tp.clone(), p.position?))).collect()
+        self.partitions
+            .iter()
+            .filter_map(|(tp, p)| Some((tp.clone(), p.position?)))
+            .collect()
     }
 
     /// Partitions awaiting a seek because there is no offset and `auto.offset.reset=none`.
     pub fn without_offset(&self) -> Vec<TopicPartition> {
-        self.partitions.iter().filter(|(_, p)| p.awaiting == Some(Awaiting::NoOffset)).map(|(tp, _)| tp.clone()).collect()
+        self.partitions
+            .iter()
+            .filter(|(_, p)| p.awaiting == Some(Awaiting::NoOffset))
+            .map(|(tp, _)| tp.clone())
+            .collect()
     }
 }
 
@@ -297,20 +324,46 @@ mod tests {
     }
 
     fn records(p: i32, offsets: std::ops::Range<Offset>) -> FetchResult {
-        FetchResult::Records { records: offsets.map(|o| rec(p, o)).collect(), high_watermark: 100 }
+        FetchResult::Records {
+            records: offsets.map(|o| rec(p, o)).collect(),
+            high_watermark: 100,
+        }
     }
 
     #[test]
     fn poll_returns_offset_order_and_moves_the_position_only_past_returned_records() {
         let mut s = Positions::default();
         s.set_assignment(&[tp(0)], Awaiting::Committed);
-        s.on_committed(&tp(0), Some(FetchPosition { offset: 5, leader_epoch: -1 }), Some(-2));
-        assert_eq!(s.take_fetchable(), vec![(tp(0), FetchPosition { offset: 5, leader_epoch: -1 })]);
+        s.on_committed(
+            &tp(0),
+            Some(FetchPosition {
+                offset: 5,
+                leader_epoch: -1,
+            }),
+            Some(-2),
+        );
+        assert_eq!(
+            s.take_fetchable(),
+            vec![(
+                tp(0),
+                FetchPosition {
+                    offset: 5,
+                    leader_epoch: -1
+                }
+            )]
+        );
         // The batch starts at 3: records below the position are skipped.
         assert_eq!(s.on_fetch(&tp(0), 5, records(0, 3..10), Some(-2)), None);
         let got: Vec<Offset> = s.poll(2).iter().map(|r| r.offset).collect();
         assert_eq!(got, vec![5, 6]);
-        assert_eq!(s.position(&tp(0)), Some(FetchPosition { offset: 7, leader_epoch: 3 }), "KAFKA-2942");
+        assert_eq!(
+            s.position(&tp(0)),
+            Some(FetchPosition {
+                offset: 7,
+                leader_epoch: 3
+            }),
+            "KAFKA-2942"
+        );
         assert!(s.take_fetchable().is_empty(), "buffered records first");
         assert_eq!(s.poll(10).len(), 3);
         assert_eq!(s.all_consumed()[&tp(0)].offset, 10);
@@ -329,7 +382,11 @@ mod tests {
         let first: Vec<(i32, Offset)> = s.poll(3).iter().map(|r| (r.tp.partition, r.offset)).collect();
         assert_eq!(first, vec![(0, 0), (0, 1), (0, 2)]);
         let second: Vec<(i32, Offset)> = s.poll(3).iter().map(|r| (r.tp.partition, r.offset)).collect();
-        assert_eq!(second, vec![(1, 0), (1, 1), (1, 2)], "the next poll starts with the next partition");
+        assert_eq!(
+            second,
+            vec![(1, 0), (1, 1), (1, 2)],
+            "the next poll starts with the next partition"
+        );
     }
 
     #[test]
@@ -341,7 +398,16 @@ mod tests {
         s.seek(&tp(0), 50);
         assert_eq!(s.on_fetch(&tp(0), 0, records(0, 0..3), None), None);
         assert!(s.poll(10).is_empty(), "the answer to the fetch from 0 is stale");
-        assert_eq!(s.take_fetchable(), vec![(tp(0), FetchPosition { offset: 50, leader_epoch: -1 })]);
+        assert_eq!(
+            s.take_fetchable(),
+            vec![(
+                tp(0),
+                FetchPosition {
+                    offset: 50,
+                    leader_epoch: -1
+                }
+            )]
+        );
     }
 
     #[test]
@@ -354,7 +420,13 @@ mod tests {
         s.on_committed(&tp(1), None, None);
         assert_eq!(s.take_lookups(), vec![(tp(0), Awaiting::Reset { timestamp: -2 })]);
         s.on_list_offsets(&tp(0), -2, 7, 2);
-        assert_eq!(s.position(&tp(0)), Some(FetchPosition { offset: 7, leader_epoch: 2 }));
+        assert_eq!(
+            s.position(&tp(0)),
+            Some(FetchPosition {
+                offset: 7,
+                leader_epoch: 2
+            })
+        );
         assert_eq!(s.without_offset(), vec![tp(1)]);
     }
 
@@ -365,7 +437,10 @@ mod tests {
         s.seek(&tp(0), 500);
         s.take_fetchable();
         let code = crate::protocol::errors::code::OFFSET_OUT_OF_RANGE;
-        assert_eq!(s.on_fetch(&tp(0), 500, FetchResult::Error { error_code: code }, Some(-1)), Some(code));
+        assert_eq!(
+            s.on_fetch(&tp(0), 500, FetchResult::Error { error_code: code }, Some(-1)),
+            Some(code)
+        );
         assert_eq!(s.awaiting(&tp(0)), Some(Awaiting::Reset { timestamp: -1 }));
         assert!(s.request_reset(&tp(0), -2));
         assert_eq!(s.take_lookups(), vec![(tp(0), Awaiting::Reset { timestamp: -2 })]);

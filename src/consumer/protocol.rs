@@ -54,7 +54,10 @@ pub fn decode_subscription(bytes: &[u8]) -> Result<MemberSubscription, RecordErr
     let mut r = Reader::new(bytes);
     let version = r.i16()?;
     if version < 0 {
-        return Err(RecordError::UnknownVersion { what: "ConsumerProtocolSubscription", version });
+        return Err(RecordError::UnknownVersion {
+            what: "ConsumerProtocolSubscription",
+            version,
+        });
     }
     let mut topics = BTreeSet::new();
     for _ in 0..r.count("topics", 2)? {
@@ -63,7 +66,11 @@ pub fn decode_subscription(bytes: &[u8]) -> Result<MemberSubscription, RecordErr
     r.nullable_bytes()?;
     let owned_partitions = if version >= 1 { read_partitions(&mut r)? } else { vec![] };
     let generation_id = if version >= 2 { r.i32()? } else { -1 };
-    Ok(MemberSubscription { topics, owned_partitions, generation_id })
+    Ok(MemberSubscription {
+        topics,
+        owned_partitions,
+        generation_id,
+    })
 }
 
 pub fn encode_assignment(partitions: &[TopicPartition]) -> Vec<u8> {
@@ -82,7 +89,10 @@ pub fn decode_assignment(bytes: &[u8]) -> Result<Vec<TopicPartition>, RecordErro
     let mut r = Reader::new(bytes);
     let version = r.i16()?;
     if version < 0 {
-        return Err(RecordError::UnknownVersion { what: "ConsumerProtocolAssignment", version });
+        return Err(RecordError::UnknownVersion {
+            what: "ConsumerProtocolAssignment",
+            version,
+        });
     }
     let mut out = read_partitions(&mut r)?;
     out.sort();

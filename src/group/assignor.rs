@@ -203,7 +203,10 @@ mod tests {
             assert_eq!(Assignor::from_name(a.name()), Some(a));
         }
         assert_eq!(Assignor::from_name("sticky"), None);
-        assert_eq!(Assignor::CooperativeSticky.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        assert_eq!(
+            Assignor::CooperativeSticky.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         assert_eq!(Assignor::Range.rebalance_protocol(), RebalanceProtocol::Eager);
     }
 

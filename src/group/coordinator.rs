@@ -199,7 +199,10 @@ pub enum Response {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    Respond { request_id: u64, response: Response },
+    Respond {
+        request_id: u64,
+        response: Response,
+    },
     /// Append these records (acks=all) to `__consumer_offsets` partition `partition`, then report the outcome
     /// with [`GroupCoordinator::on_append`].
     Append {
@@ -288,8 +291,12 @@ impl GroupCoordinator {
     pub fn unload_partition(&mut self, partition: i32) {
         self.partitions.remove(&partition);
         let n = self.config.offsets_topic_num_partitions;
-        let gone: Vec<String> =
-            self.groups.keys().filter(|g| partition_for(g, n) == partition).cloned().collect();
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|g| partition_for(g, n) == partition)
+            .cloned()
+            .collect();
         for group_id in gone {
             let mut group = self.groups.remove(&group_id).expect("listed");
             group.state = GroupState::Dead;
@@ -326,14 +333,18 @@ impl GroupCoordinator {
 
     /// Whether this coordinator serves `group_id` now (else the answer is NOT_COORDINATOR).
     pub fn is_coordinator_for(&self, group_id: &str) -> bool {
-        self.partitions.contains(&partition_for(group_id, self.config.offsets_topic_num_partitions))
+        self.partitions
+            .contains(&partition_for(group_id, self.config.offsets_topic_num_partitions))
     }
 
     /// Applies one record of `__consumer_offsets` (a landed write, or a load after failover).
     pub fn replay(&mut self, record: &GroupRecord, now_ms: i64) {
         match record {
             GroupRecord::OffsetCommit { group_id, tp, value } => {
-                let group = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id, now_ms));
+                let group = self
+                    .groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(group_id, now_ms));
                 match value {
                     Some(v) => {
                         group.offsets.insert(tp.clone(), v.clone());
@@ -346,8 +357,14 @@ impl GroupCoordinator {
             GroupRecord::GroupMetadata { group_id, value: None } => {
                 self.groups.remove(group_id);
             }
-            GroupRecord::GroupMetadata { group_id, value: Some(v) } => {
-                let group = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id, now_ms));
+            GroupRecord::GroupMetadata {
+                group_id,
+                value: Some(v),
+            } => {
+                let group = self
+                    .groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(group_id, now_ms));
                 group.load_metadata(v, now_ms);
             }
         }
@@ -363,7 +380,10 @@ impl GroupCoordinator {
                 records: records.clone(),
                 rejected,
             },
-            PendingWriteKind::Assignment { generation_id, assignments } => PendingWrite::Assignment {
+            PendingWriteKind::Assignment {
+                generation_id,
+                assignments,
+            } => PendingWrite::Assignment {
                 group_id: group_id.to_string(),
                 generation_id,
                 assignments,
@@ -371,7 +391,11 @@ impl GroupCoordinator {
             PendingWriteKind::Metadata => PendingWrite::Metadata,
         };
         self.writes.insert(write_id, write);
-        self.outbox.push(Effect::Append { write_id, partition, records });
+        self.outbox.push(Effect::Append {
+            write_id,
+            partition,
+            records,
+        });
     }
 
     /// The outcome of an [`Effect::Append`] (`error_code` 0: replicated).
@@ -380,7 +404,11 @@ impl GroupCoordinator {
             return;
         };
         match write {
-            PendingWrite::Commit { request_id, records, rejected } => {
+            PendingWrite::Commit {
+                request_id,
+                records,
+                rejected,
+            } => {
                 let code = commit_error_for_append_error(error_code);
                 if code == err::NONE {
                     for r in &records {
@@ -398,7 +426,11 @@ impl GroupCoordinator {
                 partitions.sort();
                 self.respond(request_id, Response::OffsetCommit { partitions });
             }
-            PendingWrite::Assignment { group_id, generation_id, assignments } => {
+            PendingWrite::Assignment {
+                group_id,
+                generation_id,
+                assignments,
+            } => {
                 self.on_assignment_stored(&group_id, generation_id, assignments, error_code, now_ms);
             }
             PendingWrite::Metadata => {}
@@ -421,7 +453,10 @@ impl GroupCoordinator {
             self.respond(request_id, Response::JoinGroup(r));
         }
         if let Some(request_id) = m.awaiting_sync.take() {
-            let r = SyncGroupResponse { error_code, ..Default::default() };
+            let r = SyncGroupResponse {
+                error_code,
+                ..Default::default()
+            };
             self.respond(request_id, Response::SyncGroup(r));
         }
     }
@@ -439,8 +474,14 @@ impl GroupCoordinator {
 }
 
 pub(crate) enum PendingWriteKind {
-    Commit { request_id: u64, rejected: Vec<(TopicPartition, i16)> },
-    Assignment { generation_id: i32, assignments: BTreeMap<String, Vec<u8>> },
+    Commit {
+        request_id: u64,
+        rejected: Vec<(TopicPartition, i16)>,
+    },
+    Assignment {
+        generation_id: i32,
+        assignments: BTreeMap<String, Vec<u8>>,
+    },
     Metadata,
 }
 

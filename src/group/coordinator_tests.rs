@@ -52,9 +52,17 @@ impl Harness {
             for e in effects {
                 match e {
                     Effect::Respond { request_id, response } => out.push((request_id, response)),
-                    Effect::Append { write_id, partition, records } => {
+                    Effect::Append {
+                        write_id,
+                        partition,
+                        records,
+                    } => {
                         for r in &records {
-                            assert_eq!(partition, partition_for(r.group_id(), 4), "record in its group's partition");
+                            assert_eq!(
+                                partition,
+                                partition_for(r.group_id(), 4),
+                                "record in its group's partition"
+                            );
                         }
                         if self.hold_appends {
                             self.held.push(write_id);
@@ -141,7 +149,10 @@ impl Harness {
 
     pub fn answer(&mut self, request_id: u64) -> Option<Response> {
         self.drain();
-        self.responses.iter().find(|(id, _)| *id == request_id).map(|(_, r)| r.clone())
+        self.responses
+            .iter()
+            .find(|(id, _)| *id == request_id)
+            .map(|(_, r)| r.clone())
     }
 
     pub fn join_answer(&mut self, request_id: u64) -> Option<JoinGroupResponse> {
@@ -183,10 +194,17 @@ impl Harness {
 /// One member joins, waits out the initial delay, syncs: generation 1, Stable.
 fn stable_group_of_one(h: &mut Harness) -> String {
     let (a, join) = h.join_new();
-    assert_eq!(h.join_answer(join), None, "the first join waits group.initial.rebalance.delay.ms");
+    assert_eq!(
+        h.join_answer(join),
+        None,
+        "the first join waits group.initial.rebalance.delay.ms"
+    );
     h.advance(3_000);
     let r = h.join_answer(join).expect("join phase over");
-    assert_eq!((r.error_code, r.generation_id, r.leader.as_str()), (err::NONE, 1, a.as_str()));
+    assert_eq!(
+        (r.error_code, r.generation_id, r.leader.as_str()),
+        (err::NONE, 1, a.as_str())
+    );
     assert_eq!(r.members.len(), 1, "the leader sees every member");
     let sync = h.sync(&a, 1, &[(&a, b"A")]);
     assert_eq!(h.sync_answer(sync).expect("stored").assignment, b"A".to_vec());
@@ -201,7 +219,11 @@ fn first_join_without_member_id_gets_member_id_required_and_an_id_kip_394() {
     let r = h.join_answer(id).expect("answered");
     assert_eq!(r.error_code, err::MEMBER_ID_REQUIRED);
     assert!(r.member_id.starts_with("c-"), "clientId-UUID: {}", r.member_id);
-    assert_eq!(h.c.group_state(G), Some(GroupState::Empty), "a pending member does not start a rebalance");
+    assert_eq!(
+        h.c.group_state(G),
+        Some(GroupState::Empty),
+        "a pending member does not start a rebalance"
+    );
 }
 
 #[test]
@@ -211,7 +233,10 @@ fn pending_member_that_never_rejoins_expires_after_its_session_timeout() {
     let member = h.join_answer(id).expect("answered").member_id;
     h.advance(10_001);
     let again = h.join(&member, &[("range", b"")]);
-    assert_eq!(h.join_answer(again).expect("answered").error_code, err::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        h.join_answer(again).expect("answered").error_code,
+        err::UNKNOWN_MEMBER_ID
+    );
 }
 
 #[test]
@@ -221,11 +246,19 @@ fn initial_rebalance_delay_extends_while_new_members_keep_arriving() {
     h.advance(2_000);
     let (_b, jb) = h.join_new();
     h.advance(1_000);
-    assert_eq!(h.join_answer(ja), None, "b arrived during the delay: it extends by another delay");
+    assert_eq!(
+        h.join_answer(ja),
+        None,
+        "b arrived during the delay: it extends by another delay"
+    );
     h.advance(3_000);
     let (ra, rb) = (h.join_answer(ja).expect("done"), h.join_answer(jb).expect("done"));
     assert_eq!((ra.generation_id, rb.generation_id), (1, 1));
-    assert_eq!(ra.members.len() + rb.members.len(), 2, "only the leader gets the member list");
+    assert_eq!(
+        ra.members.len() + rb.members.len(),
+        2,
+        "only the leader gets the member list"
+    );
 }
 
 #[test]
@@ -240,7 +273,10 @@ fn join_with_a_session_timeout_outside_the_brokers_bounds_is_invalid_session_tim
         ..Default::default()
     };
     h.c.join_group(id, req, 0, &mut h.rng);
-    assert_eq!(h.join_answer(id).expect("answered").error_code, err::INVALID_SESSION_TIMEOUT);
+    assert_eq!(
+        h.join_answer(id).expect("answered").error_code,
+        err::INVALID_SESSION_TIMEOUT
+    );
 }
 
 #[test]
@@ -248,7 +284,10 @@ fn join_with_no_protocol_in_common_is_inconsistent_group_protocol() {
     let mut h = Harness::new(5);
     stable_group_of_one(&mut h);
     let id = h.join("", &[("roundrobin", b"")]);
-    assert_eq!(h.join_answer(id).expect("answered").error_code, err::INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(
+        h.join_answer(id).expect("answered").error_code,
+        err::INCONSISTENT_GROUP_PROTOCOL
+    );
 }
 
 #[test]
@@ -288,7 +327,11 @@ fn follower_sync_waits_for_the_leaders_assignment() {
     assert_eq!(h.sync_answer(sb), None, "the follower waits");
     assert_eq!(h.commit_codes(h.next_request), None);
     let commit = h.commit(&b, gen, 5);
-    assert_eq!(h.commit_codes(commit), Some(vec![err::REBALANCE_IN_PROGRESS]), "no commits before sync");
+    assert_eq!(
+        h.commit_codes(commit),
+        Some(vec![err::REBALANCE_IN_PROGRESS]),
+        "no commits before sync"
+    );
     let sa = h.sync(&a, gen, &[(&a, b"A"), (&b, b"B")]);
     assert_eq!(h.sync_answer(sb).expect("now").assignment, b"B".to_vec());
     assert_eq!(h.sync_answer(sa).expect("now").assignment, b"A".to_vec());
@@ -305,7 +348,10 @@ fn sync_with_a_stale_generation_is_illegal_generation_and_during_prepare_is_reba
     assert_eq!(h.sync_answer(s).expect("answered").error_code, err::UNKNOWN_MEMBER_ID);
     h.join_new();
     let s = h.sync(&a, 1, &[]);
-    assert_eq!(h.sync_answer(s).expect("answered").error_code, err::REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        h.sync_answer(s).expect("answered").error_code,
+        err::REBALANCE_IN_PROGRESS
+    );
 }
 
 #[test]
@@ -356,10 +402,18 @@ fn simple_commit_with_generation_minus_one_is_allowed_only_for_an_empty_group() 
     assert_eq!(h.commit_codes(c), Some(vec![err::UNKNOWN_MEMBER_ID]));
     stable_group_of_one(&mut h);
     let c = h.commit("", -1, 8);
-    assert_eq!(h.commit_codes(c), Some(vec![err::UNKNOWN_MEMBER_ID]), "a group with members");
+    assert_eq!(
+        h.commit_codes(c),
+        Some(vec![err::UNKNOWN_MEMBER_ID]),
+        "a group with members"
+    );
     let mut fresh = Harness::new(13);
     let c = fresh.commit("c-x", 3, 1);
-    assert_eq!(fresh.commit_codes(c), Some(vec![err::ILLEGAL_GENERATION]), "unknown group, real generation");
+    assert_eq!(
+        fresh.commit_codes(c),
+        Some(vec![err::ILLEGAL_GENERATION]),
+        "unknown group, real generation"
+    );
 }
 
 #[test]
@@ -400,7 +454,10 @@ fn offset_metadata_over_the_limit_is_offset_metadata_too_large() {
         offsets: vec![mk(0, "x".repeat(5000)), mk(1, String::new())],
     };
     h.c.offset_commit(id, req, 0);
-    assert_eq!(h.commit_codes(id), Some(vec![err::OFFSET_METADATA_TOO_LARGE, err::NONE]));
+    assert_eq!(
+        h.commit_codes(id),
+        Some(vec![err::OFFSET_METADATA_TOO_LARGE, err::NONE])
+    );
 }
 
 #[test]
@@ -411,12 +468,19 @@ fn leave_group_rebalances_and_unknown_members_get_unknown_member_id() {
     h.c.leave_group(id, G, &[a.clone(), "c-nobody".into()], h.now_ms);
     match h.answer(id) {
         Some(Response::LeaveGroup(r)) => {
-            assert_eq!(r.members, vec![(a, err::NONE), ("c-nobody".to_string(), err::UNKNOWN_MEMBER_ID)]);
+            assert_eq!(
+                r.members,
+                vec![(a, err::NONE), ("c-nobody".to_string(), err::UNKNOWN_MEMBER_ID)]
+            );
         }
         other => panic!("{other:?}"),
     }
     let v = h.view();
-    assert_eq!((v.state, v.generation_id), (GroupState::Empty, 2), "the last member left: Empty, next generation");
+    assert_eq!(
+        (v.state, v.generation_id),
+        (GroupState::Empty, 2),
+        "the last member left: Empty, next generation"
+    );
 }
 
 #[test]
@@ -433,7 +497,11 @@ fn a_member_that_never_rejoins_is_dropped_when_the_rebalance_timeout_passes() {
     assert_eq!(h.join_answer(jb), None);
     h.advance(1);
     let r = h.join_answer(jb).expect("rebalance.timeout.ms passed");
-    assert_eq!((r.generation_id, r.leader.clone()), (2, b.clone()), "a was dropped, b leads");
+    assert_eq!(
+        (r.generation_id, r.leader.clone()),
+        (2, b.clone()),
+        "a was dropped, b leads"
+    );
     assert!(!h.view().members.contains_key(&a));
 }
 
@@ -459,7 +527,13 @@ fn a_loaded_coordinator_has_the_groups_and_offsets_its_predecessor_stored() {
     assert_eq!(successor.view(G), Some(h.view()));
     // And it serves the member on: a heartbeat of generation 1 is fine.
     successor.heartbeat(1, G, 1, &a, h.now_ms);
-    assert_eq!(successor.poll(), vec![Effect::Respond { request_id: 1, response: Response::Heartbeat { error_code: err::NONE } }]);
+    assert_eq!(
+        successor.poll(),
+        vec![Effect::Respond {
+            request_id: 1,
+            response: Response::Heartbeat { error_code: err::NONE }
+        }]
+    );
 }
 
 #[test]

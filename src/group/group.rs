@@ -26,7 +26,11 @@ pub(crate) struct Member {
 
 impl Member {
     pub fn metadata_for(&self, protocol: &str) -> Vec<u8> {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 
     /// `MemberMetadata.shouldKeepAlive`: a member waiting in a join or sync never expires, except a new one
@@ -43,7 +47,8 @@ impl Member {
 
     pub fn expiry_ms(&self) -> Option<i64> {
         if self.awaiting_join.is_some() {
-            self.is_new.then_some(self.latest_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS)
+            self.is_new
+                .then_some(self.latest_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS)
         } else if self.awaiting_sync.is_some() {
             None
         } else {
@@ -121,7 +126,11 @@ impl Group {
 
     /// The join phase's timeout: the largest rebalance timeout of the members.
     pub fn rebalance_timeout_ms(&self) -> i64 {
-        self.members.values().map(|m| m.rebalance_timeout_ms as i64).max().unwrap_or(0)
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn has_all_members_joined(&self) -> bool {
@@ -230,7 +239,11 @@ impl Group {
                 (m.member_id.clone(), member)
             })
             .collect();
-        self.state = if self.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
+        self.state = if self.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
     }
 
     pub fn view(&self) -> GroupView {
@@ -239,7 +252,11 @@ impl Group {
             generation_id: self.generation_id,
             protocol_name: self.protocol_name.clone(),
             leader_id: self.leader_id.clone(),
-            members: self.members.values().map(|m| (m.member_id.clone(), m.assignment.clone())).collect(),
+            members: self
+                .members
+                .values()
+                .map(|m| (m.member_id.clone(), m.assignment.clone()))
+                .collect(),
             offsets: self.offsets.clone(),
         }
     }

@@ -42,7 +42,10 @@ impl GroupCoordinator {
         if let Some(code) = error {
             return self.join_error(request_id, &req.member_id, code);
         }
-        let mut g = self.groups.remove(&req.group_id).unwrap_or_else(|| Group::new(&req.group_id, now_ms));
+        let mut g = self
+            .groups
+            .remove(&req.group_id)
+            .unwrap_or_else(|| Group::new(&req.group_id, now_ms));
         if req.member_id.is_empty() {
             self.join_unknown_member(&mut g, request_id, req, now_ms, rng);
         } else {
@@ -81,7 +84,8 @@ impl GroupCoordinator {
         let member_id = Self::new_member_id(&req.client_id, rng);
         if req.require_known_member_id {
             // KIP-394: the member must come back with this id; until then it is only pending.
-            g.pending_members.insert(member_id.clone(), now_ms + req.session_timeout_ms as i64);
+            g.pending_members
+                .insert(member_id.clone(), now_ms + req.session_timeout_ms as i64);
             return self.join_error(request_id, &member_id, err::MEMBER_ID_REQUIRED);
         }
         self.add_member_and_rebalance(g, member_id, request_id, req, now_ms);
@@ -159,7 +163,11 @@ impl GroupCoordinator {
             is_new: true,
         };
         g.members.insert(member_id, member);
-        if let Some(delay) = g.initial_delay.as_mut().filter(|_| g.state == GroupState::PreparingRebalance) {
+        if let Some(delay) = g
+            .initial_delay
+            .as_mut()
+            .filter(|_| g.state == GroupState::PreparingRebalance)
+        {
             delay.new_member_added = true;
         }
         self.maybe_prepare_rebalance(g, now_ms);
@@ -180,7 +188,10 @@ impl GroupCoordinator {
     }
 
     pub(crate) fn maybe_prepare_rebalance(&mut self, g: &mut Group, now_ms: i64) {
-        if matches!(g.state, GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty) {
+        if matches!(
+            g.state,
+            GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty
+        ) {
             self.prepare_rebalance(g, now_ms);
         }
     }
@@ -191,7 +202,10 @@ impl GroupCoordinator {
             for m in g.members.values_mut() {
                 m.assignment.clear();
                 if let Some(request_id) = m.awaiting_sync.take() {
-                    let r = SyncGroupResponse { error_code: err::REBALANCE_IN_PROGRESS, ..Default::default() };
+                    let r = SyncGroupResponse {
+                        error_code: err::REBALANCE_IN_PROGRESS,
+                        ..Default::default()
+                    };
                     self.respond(request_id, Response::SyncGroup(r));
                 }
             }
@@ -200,7 +214,10 @@ impl GroupCoordinator {
         g.sync_deadline_ms = None;
         let rebalance_timeout_ms = g.rebalance_timeout_ms();
         if g.state == GroupState::Empty {
-            let delay_ms = self.config.group_initial_rebalance_delay_ms.min(rebalance_timeout_ms.max(0));
+            let delay_ms = self
+                .config
+                .group_initial_rebalance_delay_ms
+                .min(rebalance_timeout_ms.max(0));
             g.join_deadline_ms = Some(now_ms + delay_ms);
             g.initial_delay = Some(InitialDelay {
                 remaining_ms: (rebalance_timeout_ms - delay_ms).max(0),
@@ -224,7 +241,12 @@ impl GroupCoordinator {
     /// `GroupCoordinator.onCompleteJoin`: members that did not rejoin are dropped, the generation advances,
     /// and every member gets its JoinGroup answer.
     fn complete_join(&mut self, g: &mut Group, now_ms: i64) {
-        let gone: Vec<String> = g.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.member_id.clone()).collect();
+        let gone: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.awaiting_join.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
         for id in gone {
             g.members.remove(&id);
         }
@@ -238,7 +260,10 @@ impl GroupCoordinator {
             g.protocol_name = None;
             g.transition(GroupState::Empty, now_ms);
             let value = g.to_metadata(&BTreeMap::new());
-            let record = GroupRecord::GroupMetadata { group_id: g.group_id.clone(), value: Some(value) };
+            let record = GroupRecord::GroupMetadata {
+                group_id: g.group_id.clone(),
+                value: Some(value),
+            };
             self.append(&g.group_id.clone(), vec![record], PendingWriteKind::Metadata);
             return;
         }
@@ -257,7 +282,10 @@ impl GroupCoordinator {
     }
 
     fn sync_error(&mut self, request_id: u64, error_code: i16) {
-        let r = SyncGroupResponse { error_code, ..Default::default() };
+        let r = SyncGroupResponse {
+            error_code,
+            ..Default::default()
+        };
         self.respond(request_id, Response::SyncGroup(r));
     }
 
@@ -274,8 +302,14 @@ impl GroupCoordinator {
     }
 
     fn sync_in_group(&mut self, g: &mut Group, request_id: u64, req: SyncGroupRequest, now_ms: i64) {
-        let protocol_mismatch = req.protocol_type.as_ref().is_some_and(|t| g.protocol_type.as_ref() != Some(t))
-            || req.protocol_name.as_ref().is_some_and(|n| g.protocol_name.as_ref() != Some(n));
+        let protocol_mismatch = req
+            .protocol_type
+            .as_ref()
+            .is_some_and(|t| g.protocol_type.as_ref() != Some(t))
+            || req
+                .protocol_name
+                .as_ref()
+                .is_some_and(|n| g.protocol_name.as_ref() != Some(n));
         let error = match g.state {
             GroupState::Dead => Some(err::COORDINATOR_NOT_AVAILABLE),
             _ if !g.members.contains_key(&req.member_id) => Some(err::UNKNOWN_MEMBER_ID),
@@ -312,8 +346,14 @@ impl GroupCoordinator {
                 .map(|id| (id.clone(), given.get(id).cloned().unwrap_or_default()))
                 .collect();
             let value = g.to_metadata(&assignments);
-            let record = GroupRecord::GroupMetadata { group_id: g.group_id.clone(), value: Some(value) };
-            let kind = PendingWriteKind::Assignment { generation_id: g.generation_id, assignments };
+            let record = GroupRecord::GroupMetadata {
+                group_id: g.group_id.clone(),
+                value: Some(value),
+            };
+            let kind = PendingWriteKind::Assignment {
+                generation_id: g.generation_id,
+                assignments,
+            };
             self.append(&g.group_id.clone(), vec![record], kind);
         }
     }
@@ -397,7 +437,10 @@ impl GroupCoordinator {
             None
         };
         if let Some(error_code) = top {
-            let r = LeaveGroupResponse { error_code, members: vec![] };
+            let r = LeaveGroupResponse {
+                error_code,
+                members: vec![],
+            };
             return self.respond(request_id, Response::LeaveGroup(r));
         }
         let mut members = vec![];
@@ -420,7 +463,10 @@ impl GroupCoordinator {
             self.maybe_complete_join(&mut g, now_ms);
             self.put_group(g);
         }
-        let r = LeaveGroupResponse { error_code: err::NONE, members };
+        let r = LeaveGroupResponse {
+            error_code: err::NONE,
+            members,
+        };
         self.respond(request_id, Response::LeaveGroup(r));
     }
 
@@ -456,8 +502,12 @@ impl GroupCoordinator {
 
     fn tick_group(&mut self, g: &mut Group, now_ms: i64) {
         g.pending_members.retain(|_, expiry_ms| *expiry_ms > now_ms);
-        let expired: Vec<String> =
-            g.members.values().filter(|m| !m.should_keep_alive(now_ms)).map(|m| m.member_id.clone()).collect();
+        let expired: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| !m.should_keep_alive(now_ms))
+            .map(|m| m.member_id.clone())
+            .collect();
         for id in expired {
             self.remove_member_and_update_group(g, &id, now_ms);
         }

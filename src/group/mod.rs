@@ -11,15 +11,16 @@ mod offsets;
 
 #[cfg(test)]
 mod coordinator_tests;
+#[cfg(test)]
+mod props;
 pub mod records;
 mod sticky;
 
-
 pub use assignor::{Assignor, GroupAssignment, MemberSubscription, RebalanceProtocol};
 pub use coordinator::{
-    err, CommitOffset, Effect, FetchedOffset, GroupConfig, GroupCoordinator, GroupState, GroupView,
-    JoinGroupRequest, JoinGroupResponse, JoinMember, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetFetchResponse, Response, SyncGroupRequest, SyncGroupResponse,
+    err, CommitOffset, Effect, FetchedOffset, GroupConfig, GroupCoordinator, GroupState, GroupView, JoinGroupRequest,
+    JoinGroupResponse, JoinMember, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchResponse, Response,
+    SyncGroupRequest, SyncGroupResponse,
 };
 pub use records::{GroupMetadataValue, GroupRecord, MemberMetadata, OffsetCommitValue, RecordError};
 

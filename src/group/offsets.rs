@@ -44,9 +44,7 @@ impl GroupCoordinator {
                 self.store_offsets(request_id, req, now_ms)
             }
             // The member has its JoinGroup answer but not its assignment: it must not commit yet.
-            GroupState::CompletingRebalance => {
-                self.commit_error(request_id, &req.offsets, err::REBALANCE_IN_PROGRESS)
-            }
+            GroupState::CompletingRebalance => self.commit_error(request_id, &req.offsets, err::REBALANCE_IN_PROGRESS),
             GroupState::Dead => self.commit_error(request_id, &req.offsets, err::COORDINATOR_NOT_AVAILABLE),
         }
     }
@@ -55,8 +53,10 @@ impl GroupCoordinator {
         let max = self.config.offset_metadata_max_bytes;
         let (ok, too_large): (Vec<CommitOffset>, Vec<CommitOffset>) =
             req.offsets.into_iter().partition(|o| o.metadata.len() <= max);
-        let rejected: Vec<(TopicPartition, i16)> =
-            too_large.into_iter().map(|o| (o.tp, err::OFFSET_METADATA_TOO_LARGE)).collect();
+        let rejected: Vec<(TopicPartition, i16)> = too_large
+            .into_iter()
+            .map(|o| (o.tp, err::OFFSET_METADATA_TOO_LARGE))
+            .collect();
         if ok.is_empty() {
             return self.respond(request_id, Response::OffsetCommit { partitions: rejected });
         }
@@ -73,7 +73,11 @@ impl GroupCoordinator {
                 }),
             })
             .collect();
-        self.append(&req.group_id, records, PendingWriteKind::Commit { request_id, rejected });
+        self.append(
+            &req.group_id,
+            records,
+            PendingWriteKind::Commit { request_id, rejected },
+        );
     }
 
     /// OffsetFetch: committed offsets of `partitions` (all the group's when `None`); -1 where none.
@@ -84,7 +88,10 @@ impl GroupCoordinator {
 
     pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[TopicPartition]>) -> OffsetFetchResponse {
         if !self.is_coordinator_for(group_id) {
-            return OffsetFetchResponse { error_code: err::NOT_COORDINATOR, offsets: vec![] };
+            return OffsetFetchResponse {
+                error_code: err::NOT_COORDINATOR,
+                offsets: vec![],
+            };
         }
         let committed = self.groups.get(group_id).map(|g| &g.offsets);
         let fetched = |tp: &TopicPartition| {
@@ -101,7 +108,10 @@ impl GroupCoordinator {
             Some(list) => list.iter().map(fetched).collect(),
             None => committed.into_iter().flat_map(|c| c.keys()).map(fetched).collect(),
         };
-        OffsetFetchResponse { error_code: err::NONE, offsets }
+        OffsetFetchResponse {
+            error_code: err::NONE,
+            offsets,
+        }
     }
 }
 

@@ -88,7 +88,10 @@ impl GroupRecord {
         let mut key = Writer::default();
         match self {
             GroupRecord::OffsetCommit { group_id, tp, value } => {
-                key.i16(OFFSET_COMMIT_KEY_VERSION).string(group_id).string(&tp.topic).i32(tp.partition);
+                key.i16(OFFSET_COMMIT_KEY_VERSION)
+                    .string(group_id)
+                    .string(&tp.topic)
+                    .i32(tp.partition);
                 (key.0, value.as_ref().map(encode_offset_commit_value))
             }
             GroupRecord::GroupMetadata { group_id, value } => {
@@ -133,7 +136,10 @@ fn decode_offset_commit_value(bytes: &[u8]) -> Result<OffsetCommitValue, RecordE
     let mut r = Reader::new(bytes);
     let version = r.i16()?;
     if version != OFFSET_COMMIT_VALUE_VERSION {
-        return Err(RecordError::UnknownVersion { what: "OffsetCommitValue", version });
+        return Err(RecordError::UnknownVersion {
+            what: "OffsetCommitValue",
+            version,
+        });
     }
     let v = OffsetCommitValue {
         offset: r.i64()?,
@@ -171,7 +177,10 @@ fn decode_group_metadata_value(bytes: &[u8]) -> Result<GroupMetadataValue, Recor
     let mut r = Reader::new(bytes);
     let version = r.i16()?;
     if version != GROUP_METADATA_VALUE_VERSION {
-        return Err(RecordError::UnknownVersion { what: "GroupMetadataValue", version });
+        return Err(RecordError::UnknownVersion {
+            what: "GroupMetadataValue",
+            version,
+        });
     }
     let protocol_type = r.string()?;
     let generation_id = r.i32()?;
@@ -259,7 +268,11 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if self.buf.len() - self.at < n {
-            return Err(RecordError::Truncated { at: self.at, wanted: n, len: self.buf.len() });
+            return Err(RecordError::Truncated {
+                at: self.at,
+                wanted: n,
+                len: self.buf.len(),
+            });
         }
         let out = &self.buf[self.at..self.at + n];
         self.at += n;
@@ -283,16 +296,25 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if len < 0 {
-            return Err(RecordError::NegativeLength { what: "string", length: len as i32, at });
+            return Err(RecordError::NegativeLength {
+                what: "string",
+                length: len as i32,
+                at,
+            });
         }
         let raw = self.take(len as usize)?;
-        String::from_utf8(raw.to_vec()).map(Some).map_err(|_| RecordError::NotUtf8 { at })
+        String::from_utf8(raw.to_vec())
+            .map(Some)
+            .map_err(|_| RecordError::NotUtf8 { at })
     }
 
     pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         let at = self.at;
-        self.nullable_string()?
-            .ok_or(RecordError::NegativeLength { what: "string", length: -1, at })
+        self.nullable_string()?.ok_or(RecordError::NegativeLength {
+            what: "string",
+            length: -1,
+            at,
+        })
     }
 
     pub(crate) fn nullable_bytes(&mut self) -> Result<Option<Vec<u8>>, RecordError> {
@@ -302,15 +324,22 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if len < 0 {
-            return Err(RecordError::NegativeLength { what: "bytes", length: len, at });
+            return Err(RecordError::NegativeLength {
+                what: "bytes",
+                length: len,
+                at,
+            });
         }
         Ok(Some(self.take(len as usize)?.to_vec()))
     }
 
     pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, RecordError> {
         let at = self.at;
-        self.nullable_bytes()?
-            .ok_or(RecordError::NegativeLength { what: "bytes", length: -1, at })
+        self.nullable_bytes()?.ok_or(RecordError::NegativeLength {
+            what: "bytes",
+            length: -1,
+            at,
+        })
     }
 
     /// An array count, checked against the remaining bytes at `min_element_bytes` per element.
@@ -322,7 +351,11 @@ impl<'a> Reader<'a> {
         }
         let wanted = n as usize * min_element_bytes;
         if wanted > self.buf.len() - self.at {
-            return Err(RecordError::Truncated { at: self.at, wanted, len: self.buf.len() });
+            return Err(RecordError::Truncated {
+                at: self.at,
+                wanted,
+                len: self.buf.len(),
+            });
         }
         Ok(n as usize)
     }
@@ -387,7 +420,10 @@ mod tests {
         let g = sample_group();
         let (key, value) = g.encode();
         assert_eq!(GroupRecord::decode(&key, value.as_deref()), Ok(g));
-        let t = GroupRecord::GroupMetadata { group_id: "g".into(), value: None };
+        let t = GroupRecord::GroupMetadata {
+            group_id: "g".into(),
+            value: None,
+        };
         let (key, value) = t.encode();
         assert_eq!(value, None);
         assert_eq!(GroupRecord::decode(&key, None), Ok(t));
@@ -410,7 +446,10 @@ mod tests {
         ));
         assert_eq!(
             GroupRecord::decode(&[0, 9], None),
-            Err(RecordError::UnknownVersion { what: "key", version: 9 })
+            Err(RecordError::UnknownVersion {
+                what: "key",
+                version: 9
+            })
         );
     }
 }

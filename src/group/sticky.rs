@@ -55,7 +55,9 @@ fn valid_owned_partitions(
     let mut claims: BTreeMap<&TopicPartition, Vec<&String>> = BTreeMap::new();
     for (m, s) in members.iter().filter(|(_, s)| s.generation_id == max_generation) {
         for tp in &s.owned_partitions {
-            let exists = partitions_per_topic.get(&tp.topic).is_some_and(|&n| (0..n).contains(&tp.partition));
+            let exists = partitions_per_topic
+                .get(&tp.topic)
+                .is_some_and(|&n| (0..n).contains(&tp.partition));
             if exists && s.topics.contains(&tp.topic) {
                 claims.entry(tp).or_default().push(m);
             }
@@ -118,7 +120,9 @@ fn constrained_assign(
                 exactly_min.push_back(m);
             }
         } else if over_min < expected_over_min {
-            let m = exactly_min.pop_front().expect("a member at min quota is left while some may reach max");
+            let m = exactly_min
+                .pop_front()
+                .expect("a member at min quota is left while some may reach max");
             assignment.get_mut(&m).expect("member listed").push(tp);
             over_min += 1;
         } else {
@@ -136,13 +140,18 @@ fn general_assign(
 ) -> GroupAssignment {
     let mut assignment: GroupAssignment = owned.clone();
     let eligible = |tp: &TopicPartition| -> Vec<&String> {
-        members.iter().filter(|(_, s)| s.topics.contains(&tp.topic)).map(|(m, _)| m).collect()
+        members
+            .iter()
+            .filter(|(_, s)| s.topics.contains(&tp.topic))
+            .map(|(m, _)| m)
+            .collect()
     };
     let assigned: BTreeSet<TopicPartition> = assignment.values().flatten().cloned().collect();
-    let mut unassigned: Vec<TopicPartition> = partitions_of(partitions_per_topic, members.values().flat_map(|s| &s.topics))
-        .into_iter()
-        .filter(|tp| !assigned.contains(tp))
-        .collect();
+    let mut unassigned: Vec<TopicPartition> =
+        partitions_of(partitions_per_topic, members.values().flat_map(|s| &s.topics))
+            .into_iter()
+            .filter(|tp| !assigned.contains(tp))
+            .collect();
     // The most constrained partitions first, as Kafka's `sortPartitions` does.
     unassigned.sort_by_key(|tp| (eligible(tp).len(), tp.clone()));
     for tp in unassigned {
@@ -251,7 +260,10 @@ mod tests {
             ("B".to_string(), member(&["t"], &[tp("t", 0)], 3)),
         ]);
         let owned = valid_owned_partitions(&ppt, &m);
-        assert!(owned.values().all(Vec::is_empty), "a doubly claimed partition is owned by nobody");
+        assert!(
+            owned.values().all(Vec::is_empty),
+            "a doubly claimed partition is owned by nobody"
+        );
     }
 
     #[test]
