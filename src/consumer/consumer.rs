@@ -364,8 +364,8 @@ impl Consumer {
 
     fn drive_fetches(&mut self) {
         let mut committed = vec![];
-        for (tp, awaiting) in self.positions.take_lookups() {
-            match awaiting {
+        for (tp, wants) in self.positions.take_lookups() {
+            match wants {
                 Awaiting::Committed => committed.push(tp),
                 Awaiting::Reset { timestamp } => self.outbox.push(Effect::ListOffsets { tp, timestamp }),
                 Awaiting::NoOffset => {}

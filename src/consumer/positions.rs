@@ -54,7 +54,7 @@ pub enum FetchResult {
 #[derive(Clone, Debug, Default)]
 struct PartitionState {
     position: Option<FetchPosition>,
-    awaiting: Option<Awaiting>,
+    wants: Option<Awaiting>,
     buffer: VecDeque<ConsumerRecord>,
     /// The offset a fetch in flight started at.
     fetch_in_flight: Option<Offset>,
@@ -77,7 +77,7 @@ impl Positions {
         self.partitions.retain(|tp, _| partitions.contains(tp));
         for tp in partitions {
             self.partitions.entry(tp.clone()).or_insert_with(|| PartitionState {
-                awaiting: Some(initial),
+                wants: Some(initial),
                 ..Default::default()
             });
         }
@@ -95,8 +95,8 @@ impl Positions {
         self.partitions.get(tp).and_then(|p| p.position)
     }
 
-    pub fn awaiting(&self, tp: &TopicPartition) -> Option<Awaiting> {
-        self.partitions.get(tp).and_then(|p| p.awaiting)
+    pub fn wants(&self, tp: &TopicPartition) -> Option<Awaiting> {
+        self.partitions.get(tp).and_then(|p| p.wants)
     }
 
     /// Kafka's `seek`: the next poll of `tp` starts at `offset`; buffered and in-flight data is dropped.
@@ -122,7 +122,7 @@ impl Positions {
             return false;
         };
         *p = PartitionState {
-            awaiting: Some(Awaiting::Reset { timestamp }),
+            wants: Some(Awaiting::Reset { timestamp }),
             paused: p.paused,
             ..Default::default()
         };
@@ -139,7 +139,7 @@ impl Positions {
     pub fn take_lookups(&mut self) -> Vec<(TopicPartition, Awaiting)> {
         let mut out = vec![];
         for (tp, p) in &mut self.partitions {
-            match p.awaiting {
+            match p.wants {
                 Some(a @ (Awaiting::Committed | Awaiting::Reset { .. })) if !p.lookup_in_flight => {
                     p.lookup_in_flight = true;
                     out.push((tp.clone(), a));
@@ -155,17 +155,17 @@ impl Positions {
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
         };
-        if p.awaiting != Some(Awaiting::Committed) {
+        if p.wants != Some(Awaiting::Committed) {
             return;
         }
         p.lookup_in_flight = false;
         match (committed, reset) {
             (Some(pos), _) => {
                 p.position = Some(pos);
-                p.awaiting = None;
+                p.wants = None;
             }
-            (None, Some(timestamp)) => p.awaiting = Some(Awaiting::Reset { timestamp }),
-            (None, None) => p.awaiting = Some(Awaiting::NoOffset),
+            (None, Some(timestamp)) => p.wants = Some(Awaiting::Reset { timestamp }),
+            (None, None) => p.wants = Some(Awaiting::NoOffset),
         }
     }
 
@@ -181,11 +181,11 @@ impl Positions {
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
         };
-        if p.awaiting != Some(Awaiting::Reset { timestamp }) {
+        if p.wants != Some(Awaiting::Reset { timestamp }) {
             return;
         }
         p.lookup_in_flight = false;
-        p.awaiting = None;
+        p.wants = None;
         p.position = Some(FetchPosition { offset, leader_epoch });
     }
 
@@ -204,7 +204,7 @@ impl Positions {
     }
 
     /// A fetch from `fetch_offset` answered. Stale answers (the position moved meanwhile) are dropped.
-    /// OFFSET_OUT_OF_RANGE resets by `reset` (or leaves the partition awaiting a seek); returns the error
+    /// OFFSET_OUT_OF_RANGE resets by `reset` (or leaves the partition wants a seek); returns the error
     /// code the caller must act on (e.g. refresh metadata), if any.
     pub fn on_fetch(
         &mut self,
@@ -239,7 +239,7 @@ impl Positions {
             }
             FetchResult::Error { error_code } if error_code == crate::protocol::errors::code::OFFSET_OUT_OF_RANGE => {
                 p.position = None;
-                p.awaiting = Some(match reset {
+                p.wants = Some(match reset {
                     Some(timestamp) => Awaiting::Reset { timestamp },
                     None => Awaiting::NoOffset,
                 });
@@ -294,11 +294,11 @@ impl Positions {
             .collect()
     }
 
-    /// Partitions awaiting a seek because there is no offset and `auto.offset.reset=none`.
+    /// Partitions wants a seek because there is no offset and `auto.offset.reset=none`.
     pub fn without_offset(&self) -> Vec<TopicPartition> {
         self.partitions
             .iter()
-            .filter(|(_, p)| p.awaiting == Some(Awaiting::NoOffset))
+            .filter(|(_, p)| p.wants == Some(Awaiting::NoOffset))
             .map(|(tp, _)| tp.clone())
             .collect()
     }
@@ -441,7 +441,7 @@ mod tests {
             s.on_fetch(&tp(0), 500, FetchResult::Error { error_code: code }, Some(-1)),
             Some(code)
         );
-        assert_eq!(s.awaiting(&tp(0)), Some(Awaiting::Reset { timestamp: -1 }));
+        assert_eq!(s.wants(&tp(0)), Some(Awaiting::Reset { timestamp: -1 }));
         assert!(s.request_reset(&tp(0), -2));
         assert_eq!(s.take_lookups(), vec![(tp(0), Awaiting::Reset { timestamp: -2 })]);
     }

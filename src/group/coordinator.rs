@@ -443,7 +443,7 @@ impl GroupCoordinator {
 
     /// Answers whatever the member waits for (a join or a sync) with `error_code`.
     pub(crate) fn fail_waiting(&mut self, m: &mut Member, error_code: i16) {
-        if let Some(request_id) = m.awaiting_join.take() {
+        if let Some(request_id) = m.join_request.take() {
             let r = JoinGroupResponse {
                 error_code,
                 generation_id: -1,
@@ -452,7 +452,7 @@ impl GroupCoordinator {
             };
             self.respond(request_id, Response::JoinGroup(r));
         }
-        if let Some(request_id) = m.awaiting_sync.take() {
+        if let Some(request_id) = m.sync_request.take() {
             let r = SyncGroupResponse {
                 error_code,
                 ..Default::default()

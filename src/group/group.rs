@@ -16,9 +16,9 @@ pub(crate) struct Member {
     pub protocols: Vec<(String, Vec<u8>)>,
     pub assignment: Vec<u8>,
     /// The JoinGroup request parked until the join phase ends.
-    pub awaiting_join: Option<u64>,
+    pub join_request: Option<u64>,
     /// The SyncGroup request parked until the leader's assignment is stored.
-    pub awaiting_sync: Option<u64>,
+    pub sync_request: Option<u64>,
     pub latest_heartbeat_ms: i64,
     /// Joined during this join phase for the first time.
     pub is_new: bool,
@@ -36,9 +36,9 @@ impl Member {
     /// `MemberMetadata.shouldKeepAlive`: a member waiting in a join or sync never expires, except a new one
     /// that never completes its join.
     pub fn should_keep_alive(&self, now_ms: i64) -> bool {
-        if self.awaiting_join.is_some() {
+        if self.join_request.is_some() {
             !self.is_new || self.latest_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS > now_ms
-        } else if self.awaiting_sync.is_some() {
+        } else if self.sync_request.is_some() {
             true
         } else {
             self.latest_heartbeat_ms + self.session_timeout_ms as i64 > now_ms
@@ -46,10 +46,10 @@ impl Member {
     }
 
     pub fn expiry_ms(&self) -> Option<i64> {
-        if self.awaiting_join.is_some() {
+        if self.join_request.is_some() {
             self.is_new
                 .then_some(self.latest_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS)
-        } else if self.awaiting_sync.is_some() {
+        } else if self.sync_request.is_some() {
             None
         } else {
             Some(self.latest_heartbeat_ms + self.session_timeout_ms as i64)
@@ -134,7 +134,7 @@ impl Group {
     }
 
     pub fn has_all_members_joined(&self) -> bool {
-        self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
+        self.pending_members.is_empty() && self.members.values().all(|m| m.join_request.is_some())
     }
 
     /// `GroupMetadata.supportsProtocols`: the type matches and some protocol is common to every member.
@@ -231,8 +231,8 @@ impl Group {
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     protocols: vec![(protocol.clone(), m.subscription.clone())],
                     assignment: m.assignment.clone(),
-                    awaiting_join: None,
-                    awaiting_sync: None,
+                    join_request: None,
+                    sync_request: None,
                     latest_heartbeat_ms: now_ms,
                     is_new: false,
                 };

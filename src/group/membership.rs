@@ -157,8 +157,8 @@ impl GroupCoordinator {
             rebalance_timeout_ms: req.rebalance_timeout_ms,
             protocols: req.protocols,
             assignment: vec![],
-            awaiting_join: Some(request_id),
-            awaiting_sync: None,
+            join_request: Some(request_id),
+            sync_request: None,
             latest_heartbeat_ms: now_ms,
             is_new: true,
         };
@@ -175,7 +175,7 @@ impl GroupCoordinator {
 
     fn update_member_and_rebalance(&mut self, g: &mut Group, request_id: u64, req: JoinGroupRequest, now_ms: i64) {
         let m = g.members.get_mut(&req.member_id).expect("a known member");
-        let previous = m.awaiting_join.replace(request_id);
+        let previous = m.join_request.replace(request_id);
         m.protocols = req.protocols;
         m.session_timeout_ms = req.session_timeout_ms;
         m.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -201,7 +201,7 @@ impl GroupCoordinator {
             // `resetAndPropagateAssignmentError`: members waiting in SyncGroup must rejoin.
             for m in g.members.values_mut() {
                 m.assignment.clear();
-                if let Some(request_id) = m.awaiting_sync.take() {
+                if let Some(request_id) = m.sync_request.take() {
                     let r = SyncGroupResponse {
                         error_code: err::REBALANCE_IN_PROGRESS,
                         ..Default::default()
@@ -244,7 +244,7 @@ impl GroupCoordinator {
         let gone: Vec<String> = g
             .members
             .values()
-            .filter(|m| m.awaiting_join.is_none())
+            .filter(|m| m.join_request.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for id in gone {
@@ -274,7 +274,7 @@ impl GroupCoordinator {
         let ids: Vec<String> = g.members.keys().cloned().collect();
         for id in ids {
             let m = g.members.get_mut(&id).expect("listed");
-            let request_id = m.awaiting_join.take().expect("every member rejoined");
+            let request_id = m.join_request.take().expect("every member rejoined");
             m.is_new = false;
             m.latest_heartbeat_ms = now_ms;
             self.answer_join(g, request_id, &id);
@@ -335,7 +335,7 @@ impl GroupCoordinator {
             };
             return self.respond(request_id, Response::SyncGroup(r));
         }
-        if let Some(old) = m.awaiting_sync.replace(request_id) {
+        if let Some(old) = m.sync_request.replace(request_id) {
             self.sync_error(old, err::REBALANCE_IN_PROGRESS);
         }
         if g.leader_id.as_deref() == Some(req.member_id.as_str()) {
@@ -375,7 +375,7 @@ impl GroupCoordinator {
                 let code = commit_error_for_append_error(error_code);
                 for m in g.members.values_mut() {
                     m.assignment.clear();
-                    if let Some(request_id) = m.awaiting_sync.take() {
+                    if let Some(request_id) = m.sync_request.take() {
                         self.sync_error(request_id, code);
                     }
                 }
@@ -383,7 +383,7 @@ impl GroupCoordinator {
             } else {
                 for m in g.members.values_mut() {
                     m.assignment = assignments.get(&m.member_id).cloned().unwrap_or_default();
-                    if let Some(request_id) = m.awaiting_sync.take() {
+                    if let Some(request_id) = m.sync_request.take() {
                         let r = SyncGroupResponse {
                             error_code: err::NONE,
                             protocol_type: g.protocol_type.clone(),
