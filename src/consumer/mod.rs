@@ -4,7 +4,7 @@
 //! RNG: `now_ms` comes in, effects go out as data ([`Effect`]), as in `producer::sender`.
 
 pub mod config;
-pub mod consumer;
+pub mod kafka_consumer;
 pub mod member;
 pub mod positions;
 pub mod protocol;
@@ -13,7 +13,7 @@ pub mod protocol;
 mod tests;
 
 pub use config::{AutoOffsetReset, ConsumerConfig};
-pub use consumer::{Consumer, ConsumerError, Effect};
+pub use kafka_consumer::{Consumer, ConsumerError, Effect};
 pub use member::{MemberState, RebalanceEvent};
 pub use positions::{ConsumerRecord, FetchPosition, FetchResult, Positions};
 pub use protocol::{decode_assignment, decode_subscription, encode_assignment, encode_subscription};

@@ -27,7 +27,7 @@ use super::partition_for;
 use super::records::{GroupRecord, OffsetCommitValue};
 use crate::types::TopicPartition;
 
-use super::group::{Group, Member};
+use super::state::{Group, Member};
 
 /// Kafka's error codes the coordinator answers with (`Errors.java`).
 pub mod err {

@@ -10,8 +10,8 @@ use super::coordinator::{
     commit_error_for_append_error, err, GroupCoordinator, GroupState, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupResponse, PendingWriteKind, Response, SyncGroupRequest, SyncGroupResponse,
 };
-use super::group::{Group, InitialDelay, Member};
 use super::records::GroupRecord;
+use super::state::{Group, InitialDelay, Member};
 
 impl GroupCoordinator {
     fn join_error(&mut self, request_id: u64, member_id: &str, error_code: i16) {

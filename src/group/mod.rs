@@ -5,7 +5,7 @@
 
 pub mod assignor;
 pub mod coordinator;
-mod group;
+mod state;
 mod membership;
 mod offsets;
 

@@ -6,8 +6,8 @@ use super::coordinator::{
     err, CommitOffset, FetchedOffset, GroupCoordinator, GroupState, OffsetCommitRequest, OffsetFetchResponse,
     PendingWriteKind, Response,
 };
-use super::group::Group;
 use super::records::{GroupRecord, OffsetCommitValue};
+use super::state::Group;
 use crate::types::TopicPartition;
 
 impl GroupCoordinator {
