@@ -70,7 +70,7 @@ const IMPURE: &[&str] = &[
 
 #[test]
 fn the_pure_cores_name_no_runtime_clock_global_rng_or_filesystem() {
-    for core in ["log", "producer", "broker", "raft", "controller"] {
+    for core in ["log", "producer", "broker", "raft", "controller", "group", "consumer"] {
         assert!(!sources(core).is_empty(), "src/{core} exists");
         let found = hits(core, IMPURE, false);
         assert!(
@@ -183,6 +183,33 @@ fn each_layer_imports_only_the_layers_before_it() {
                 "crate::sim",
                 "crate::runner",
                 "crate::scenario",
+            ],
+        ),
+        (
+            "group",
+            &[
+                "crate::broker",
+                "crate::consumer",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+                "crate::checker",
+            ],
+        ),
+        (
+            "consumer",
+            &[
+                "crate::broker",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::workload",
+                "crate::runner",
+                "crate::scenario",
+                "crate::checker",
             ],
         ),
         (

@@ -1,0 +1,448 @@
+//! Fetch positions and poll order (Kafka's `SubscriptionState` + the record-returning part of `Fetcher`).
+//!
+//! A partition's position is the next offset `poll` will return; it moves only when `poll` hands records
+//! to the application, so what auto-commit commits is what the application got (KAFKA-2942). A partition
+//! without a position waits for its committed offset or for a reset (`auto.offset.reset`,
+//! `seek_to_beginning`/`end`) through ListOffsets. Fetched records wait in a per-partition buffer; `poll`
+//! returns them in offset order per partition, taking partitions in turn, at most `max.poll.records`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::types::{LeaderEpoch, Offset, TopicPartition};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub tp: TopicPartition,
+    pub offset: Offset,
+    /// The leader epoch of the batch holding the record (KIP-320).
+    pub leader_epoch: LeaderEpoch,
+    pub timestamp_ms: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Where the next fetch starts, with the leader epoch of the last record consumed (KIP-320; -1 unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchPosition {
+    pub offset: Offset,
+    pub leader_epoch: LeaderEpoch,
+}
+
+/// Why a partition has no position yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Awaiting {
+    /// Its committed offset (OffsetFetch) — a group consumer's newly assigned partition.
+    Committed,
+    /// A ListOffsets at this timestamp (-2 earliest, -1 latest).
+    Reset { timestamp: i64 },
+    /// No committed offset and `auto.offset.reset=none`: the application must seek.
+    NoOffset,
+}
+
+/// A partition's answer in a Fetch response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchResult {
+    Records {
+        records: Vec<ConsumerRecord>,
+        high_watermark: Offset,
+    },
+    Error {
+        error_code: i16,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+struct PartitionState {
+    position: Option<FetchPosition>,
+    wants: Option<Awaiting>,
+    buffer: VecDeque<ConsumerRecord>,
+    /// The offset a fetch in flight started at.
+    fetch_in_flight: Option<Offset>,
+    /// A ListOffsets or OffsetFetch in flight.
+    lookup_in_flight: bool,
+    high_watermark: Option<Offset>,
+    paused: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Positions {
+    partitions: BTreeMap<TopicPartition, PartitionState>,
+    /// The partition after which the next `poll` starts (round-robin over partitions).
+    last_polled: Option<TopicPartition>,
+}
+
+impl Positions {
+    /// Sets the assignment: kept partitions keep their state, new ones await `initial`.
+    pub fn set_assignment(&mut self, partitions: &[TopicPartition], initial: Awaiting) {
+        self.partitions.retain(|tp, _| partitions.contains(tp));
+        for tp in partitions {
+            self.partitions.entry(tp.clone()).or_insert_with(|| PartitionState {
+                wants: Some(initial),
+                ..Default::default()
+            });
+        }
+    }
+
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.partitions.keys().cloned().collect()
+    }
+
+    pub fn is_assigned(&self, tp: &TopicPartition) -> bool {
+        self.partitions.contains_key(tp)
+    }
+
+    pub fn position(&self, tp: &TopicPartition) -> Option<FetchPosition> {
+        self.partitions.get(tp).and_then(|p| p.position)
+    }
+
+    pub fn wants(&self, tp: &TopicPartition) -> Option<Awaiting> {
+        self.partitions.get(tp).and_then(|p| p.wants)
+    }
+
+    /// Kafka's `seek`: the next poll of `tp` starts at `offset`; buffered and in-flight data is dropped.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> bool {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return false;
+        };
+        *p = PartitionState {
+            position: Some(FetchPosition {
+                offset,
+                leader_epoch: -1,
+            }),
+            paused: p.paused,
+            high_watermark: p.high_watermark,
+            ..Default::default()
+        };
+        true
+    }
+
+    /// `seekToBeginning` (-2) / `seekToEnd` (-1): the position is looked up lazily with ListOffsets.
+    pub fn request_reset(&mut self, tp: &TopicPartition, timestamp: i64) -> bool {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return false;
+        };
+        *p = PartitionState {
+            wants: Some(Awaiting::Reset { timestamp }),
+            paused: p.paused,
+            ..Default::default()
+        };
+        true
+    }
+
+    pub fn pause(&mut self, tp: &TopicPartition, paused: bool) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.paused = paused;
+        }
+    }
+
+    /// Partitions waiting for a lookup that is not in flight; marks them in flight.
+    pub fn take_lookups(&mut self) -> Vec<(TopicPartition, Awaiting)> {
+        let mut out = vec![];
+        for (tp, p) in &mut self.partitions {
+            match p.wants {
+                Some(a @ (Awaiting::Committed | Awaiting::Reset { .. })) if !p.lookup_in_flight => {
+                    p.lookup_in_flight = true;
+                    out.push((tp.clone(), a));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The committed offset arrived (`None`: nothing committed): position, or a reset by `reset`.
+    pub fn on_committed(&mut self, tp: &TopicPartition, committed: Option<FetchPosition>, reset: Option<i64>) {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if p.wants != Some(Awaiting::Committed) {
+            return;
+        }
+        p.lookup_in_flight = false;
+        match (committed, reset) {
+            (Some(pos), _) => {
+                p.position = Some(pos);
+                p.wants = None;
+            }
+            (None, Some(timestamp)) => p.wants = Some(Awaiting::Reset { timestamp }),
+            (None, None) => p.wants = Some(Awaiting::NoOffset),
+        }
+    }
+
+    /// A lookup failed (retriable): it will be asked again.
+    pub fn on_lookup_failed(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.lookup_in_flight = false;
+        }
+    }
+
+    /// ListOffsets answered for a reset at `timestamp`.
+    pub fn on_list_offsets(&mut self, tp: &TopicPartition, timestamp: i64, offset: Offset, leader_epoch: LeaderEpoch) {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if p.wants != Some(Awaiting::Reset { timestamp }) {
+            return;
+        }
+        p.lookup_in_flight = false;
+        p.wants = None;
+        p.position = Some(FetchPosition { offset, leader_epoch });
+    }
+
+    /// Partitions to fetch now: a position, not paused, nothing buffered, no fetch in flight; marks them.
+    pub fn take_fetchable(&mut self) -> Vec<(TopicPartition, FetchPosition)> {
+        let mut out = vec![];
+        for (tp, p) in &mut self.partitions {
+            if let Some(pos) = p.position {
+                if !p.paused && p.buffer.is_empty() && p.fetch_in_flight.is_none() {
+                    p.fetch_in_flight = Some(pos.offset);
+                    out.push((tp.clone(), pos));
+                }
+            }
+        }
+        out
+    }
+
+    /// A fetch from `fetch_offset` answered. Stale answers (the position moved meanwhile) are dropped.
+    /// OFFSET_OUT_OF_RANGE resets by `reset` (or leaves the partition wants a seek); returns the error
+    /// code the caller must act on (e.g. refresh metadata), if any.
+    pub fn on_fetch(
+        &mut self,
+        tp: &TopicPartition,
+        fetch_offset: Offset,
+        result: FetchResult,
+        reset: Option<i64>,
+    ) -> Option<i16> {
+        let p = self.partitions.get_mut(tp)?;
+        if p.fetch_in_flight != Some(fetch_offset) {
+            return None;
+        }
+        p.fetch_in_flight = None;
+        if p.position.map(|pos| pos.offset) != Some(fetch_offset) {
+            return None;
+        }
+        match result {
+            FetchResult::Records {
+                records,
+                high_watermark,
+            } => {
+                p.high_watermark = Some(high_watermark);
+                let mut next = fetch_offset;
+                for r in records {
+                    // A batch may start below the fetch offset; offsets only grow within a partition.
+                    if r.offset >= next && r.tp == *tp {
+                        next = r.offset + 1;
+                        p.buffer.push_back(r);
+                    }
+                }
+                None
+            }
+            FetchResult::Error { error_code } if error_code == crate::protocol::errors::code::OFFSET_OUT_OF_RANGE => {
+                p.position = None;
+                p.wants = Some(match reset {
+                    Some(timestamp) => Awaiting::Reset { timestamp },
+                    None => Awaiting::NoOffset,
+                });
+                Some(error_code)
+            }
+            FetchResult::Error { error_code } => Some(error_code),
+        }
+    }
+
+    /// Kafka's `poll` return: up to `max_records` buffered records, in offset order per partition, taking
+    /// partitions in turn from the one after the last served. Positions advance past what is returned.
+    pub fn poll(&mut self, max_records: usize) -> Vec<ConsumerRecord> {
+        let mut order: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        if let Some(last) = &self.last_polled {
+            let start = order.iter().position(|tp| tp > last).unwrap_or(0);
+            order.rotate_left(start);
+        }
+        let mut out = vec![];
+        for tp in order {
+            if out.len() >= max_records {
+                break;
+            }
+            let p = self.partitions.get_mut(&tp).expect("listed");
+            if p.paused || p.buffer.is_empty() {
+                continue;
+            }
+            while out.len() < max_records {
+                let Some(r) = p.buffer.pop_front() else { break };
+                let pos = p.position.expect("buffered records imply a position");
+                assert!(
+                    r.offset >= pos.offset,
+                    "record {} of {tp} below position {}",
+                    r.offset,
+                    pos.offset
+                );
+                p.position = Some(FetchPosition {
+                    offset: r.offset + 1,
+                    leader_epoch: r.leader_epoch,
+                });
+                out.push(r);
+            }
+            self.last_polled = Some(tp);
+        }
+        out
+    }
+
+    /// Every position, for a commit of everything consumed (`SubscriptionState.allConsumed`).
+    pub fn all_consumed(&self) -> BTreeMap<TopicPartition, FetchPosition> {
+        self.partitions
+            .iter()
+            .filter_map(|(tp, p)| Some((tp.clone(), p.position?)))
+            .collect()
+    }
+
+    /// Partitions wants a seek because there is no offset and `auto.offset.reset=none`.
+    pub fn without_offset(&self) -> Vec<TopicPartition> {
+        self.partitions
+            .iter()
+            .filter(|(_, p)| p.wants == Some(Awaiting::NoOffset))
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn rec(p: i32, offset: Offset) -> ConsumerRecord {
+        ConsumerRecord {
+            tp: tp(p),
+            offset,
+            leader_epoch: 3,
+            timestamp_ms: 0,
+            key: None,
+            value: Some(offset.to_be_bytes().to_vec()),
+        }
+    }
+
+    fn records(p: i32, offsets: std::ops::Range<Offset>) -> FetchResult {
+        FetchResult::Records {
+            records: offsets.map(|o| rec(p, o)).collect(),
+            high_watermark: 100,
+        }
+    }
+
+    #[test]
+    fn poll_returns_offset_order_and_moves_the_position_only_past_returned_records() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0)], Awaiting::Committed);
+        s.on_committed(
+            &tp(0),
+            Some(FetchPosition {
+                offset: 5,
+                leader_epoch: -1,
+            }),
+            Some(-2),
+        );
+        assert_eq!(
+            s.take_fetchable(),
+            vec![(
+                tp(0),
+                FetchPosition {
+                    offset: 5,
+                    leader_epoch: -1
+                }
+            )]
+        );
+        // The batch starts at 3: records below the position are skipped.
+        assert_eq!(s.on_fetch(&tp(0), 5, records(0, 3..10), Some(-2)), None);
+        let got: Vec<Offset> = s.poll(2).iter().map(|r| r.offset).collect();
+        assert_eq!(got, vec![5, 6]);
+        assert_eq!(
+            s.position(&tp(0)),
+            Some(FetchPosition {
+                offset: 7,
+                leader_epoch: 3
+            }),
+            "KAFKA-2942"
+        );
+        assert!(s.take_fetchable().is_empty(), "buffered records first");
+        assert_eq!(s.poll(10).len(), 3);
+        assert_eq!(s.all_consumed()[&tp(0)].offset, 10);
+    }
+
+    #[test]
+    fn poll_takes_partitions_in_turn_within_max_poll_records() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0), tp(1)], Awaiting::Committed);
+        for p in [0, 1] {
+            s.seek(&tp(p), 0);
+        }
+        s.take_fetchable();
+        s.on_fetch(&tp(0), 0, records(0, 0..4), None);
+        s.on_fetch(&tp(1), 0, records(1, 0..4), None);
+        let first: Vec<(i32, Offset)> = s.poll(3).iter().map(|r| (r.tp.partition, r.offset)).collect();
+        assert_eq!(first, vec![(0, 0), (0, 1), (0, 2)]);
+        let second: Vec<(i32, Offset)> = s.poll(3).iter().map(|r| (r.tp.partition, r.offset)).collect();
+        assert_eq!(
+            second,
+            vec![(1, 0), (1, 1), (1, 2)],
+            "the next poll starts with the next partition"
+        );
+    }
+
+    #[test]
+    fn seek_drops_buffered_data_and_a_stale_fetch_answer() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0)], Awaiting::Committed);
+        s.seek(&tp(0), 0);
+        s.take_fetchable();
+        s.seek(&tp(0), 50);
+        assert_eq!(s.on_fetch(&tp(0), 0, records(0, 0..3), None), None);
+        assert!(s.poll(10).is_empty(), "the answer to the fetch from 0 is stale");
+        assert_eq!(
+            s.take_fetchable(),
+            vec![(
+                tp(0),
+                FetchPosition {
+                    offset: 50,
+                    leader_epoch: -1
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn no_committed_offset_resets_by_auto_offset_reset_or_waits_for_a_seek_with_none() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0), tp(1)], Awaiting::Committed);
+        assert_eq!(s.take_lookups().len(), 2);
+        assert!(s.take_lookups().is_empty(), "in flight");
+        s.on_committed(&tp(0), None, Some(-2));
+        s.on_committed(&tp(1), None, None);
+        assert_eq!(s.take_lookups(), vec![(tp(0), Awaiting::Reset { timestamp: -2 })]);
+        s.on_list_offsets(&tp(0), -2, 7, 2);
+        assert_eq!(
+            s.position(&tp(0)),
+            Some(FetchPosition {
+                offset: 7,
+                leader_epoch: 2
+            })
+        );
+        assert_eq!(s.without_offset(), vec![tp(1)]);
+    }
+
+    #[test]
+    fn offset_out_of_range_resets_to_the_configured_end() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0)], Awaiting::Committed);
+        s.seek(&tp(0), 500);
+        s.take_fetchable();
+        let code = crate::protocol::errors::code::OFFSET_OUT_OF_RANGE;
+        assert_eq!(
+            s.on_fetch(&tp(0), 500, FetchResult::Error { error_code: code }, Some(-1)),
+            Some(code)
+        );
+        assert_eq!(s.wants(&tp(0)), Some(Awaiting::Reset { timestamp: -1 }));
+        assert!(s.request_reset(&tp(0), -2));
+        assert_eq!(s.take_lookups(), vec![(tp(0), Awaiting::Reset { timestamp: -2 })]);
+    }
+}
