@@ -378,8 +378,8 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
                 node.fatal.notify_one();
                 break;
             }
-            Reply::ParkFetch { .. } => {
-                error!(%peer, "closing connection: a parked fetch completed with another park");
+            Reply::ParkFetch { .. } | Reply::ParkProduce { .. } => {
+                error!(%peer, "closing connection: a parked request completed with another park");
                 break;
             }
         }
@@ -393,13 +393,14 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
 /// `None`: the broker is shutting down.
 async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::ParsedRequest) -> Option<Reply> {
     let is_produce = req.api_key() == kafka_protocol::messages::ApiKey::Produce as i16;
+    let is_fetch = req.api_key() == kafka_protocol::messages::ApiKey::Fetch as i16;
     let (tx, rx) = oneshot::channel();
     let (reply, elapsed) = {
         let mut guard = node.lock();
         let s = &mut *guard;
         let changes_state = is_produce || req.api_key() == kafka_protocol::messages::ApiKey::CreateTopics as i16;
         let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, node.clock.now_ms());
-        if matches!(reply, Reply::ParkFetch { .. }) {
+        if matches!(reply, Reply::ParkFetch { .. } | Reply::ParkProduce { .. }) {
             s.waiters.insert(conn_id, tx);
         }
         if changes_state {
@@ -413,13 +414,14 @@ async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::Pars
     };
     rt::sleep_for(elapsed).await;
     match reply {
-        Reply::ParkFetch { .. } => {
+        Reply::ParkFetch { .. } | Reply::ParkProduce { .. } => {
             node.wake.notify_one();
             rx.await.ok()
         }
         Reply::Fatal(reason) => Some(Reply::Fatal(reason)),
         other => {
-            if is_produce {
+            if is_produce || is_fetch {
+                // An append, or a follower's fetch that may move the high watermark: parked requests may complete.
                 node.wake.notify_one();
             }
             Some(other)
