@@ -42,6 +42,9 @@ pub const MARKS: &[&str] = &[
     "partition-leader-changed",
     "topic-created-during-the-run",
     "duplicate-batch-answered-with-original-offset",
+    "isr-shrunk",
+    "isr-expanded",
+    "follower-truncated-divergent-tail",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
