@@ -2,7 +2,7 @@
 //!
 //! Layers (ARCHITECTURE §2): a module imports only from the layers listed before its own.
 //! - L0 data: [`types`], [`protocol`], [`history`], [`metadata`] (the metadata image brokers serve from)
-//! - L1 pure cores: [`log`], [`producer`], [`raft`], [`controller`], [`group`], [`consumer`]
+//! - L1 pure cores: [`log`], [`producer`], [`replication`], [`raft`], [`controller`], [`group`], [`consumer`]
 //! - L2: [`broker`]
 //! - L3: [`node`], [`client`], [`rt`]
 //! - L4: [`sim`], [`workload`]
@@ -16,6 +16,7 @@ pub mod types;
 
 pub mod log;
 pub mod producer;
+pub mod replication;
 pub mod raft;
 pub mod controller;
 pub mod group;

@@ -22,6 +22,16 @@ pub struct BrokerInfo {
     /// A fenced broker (KIP-841) is registered but not live: it leads nothing and counts for no new replica.
     #[serde(default)]
     pub fenced: bool,
+    /// The broker epoch of its current registration (KIP-903; -1 in a static image).
+    #[serde(default = "unknown_epoch")]
+    pub epoch: i64,
+    /// In controlled shutdown (KIP-841): neither a new leader nor a new ISR member.
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
+}
+
+fn unknown_epoch() -> i64 {
+    -1
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +160,8 @@ mod tests {
                 port: 9092,
                 rack: None,
                 fenced: false,
+                epoch: -1,
+                in_controlled_shutdown: false,
             },
         );
         let part = PartitionImage {

@@ -26,6 +26,8 @@ fn start_broker(disk: SimDisk) {
         port: 9092,
         rack: None,
         fenced: false,
+        epoch: -1,
+        in_controlled_shutdown: false,
     };
     image.brokers.insert(1, info);
     let cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);

@@ -297,6 +297,8 @@ fn node_config() -> BrokerNodeConfig {
             port: 9092,
             rack: None,
             fenced: false,
+            epoch: -1,
+            in_controlled_shutdown: false,
         },
     );
     let part = PartitionImage {

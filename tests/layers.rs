@@ -70,7 +70,7 @@ const IMPURE: &[&str] = &[
 
 #[test]
 fn the_pure_cores_name_no_runtime_clock_global_rng_or_filesystem() {
-    for core in ["log", "producer", "broker", "raft", "controller", "group", "consumer"] {
+    for core in ["log", "producer", "replication", "broker", "raft", "controller", "group", "consumer"] {
         assert!(!sources(core).is_empty(), "src/{core} exists");
         let found = hits(core, IMPURE, false);
         assert!(
@@ -210,6 +210,18 @@ fn each_layer_imports_only_the_layers_before_it() {
                 "crate::runner",
                 "crate::scenario",
                 "crate::checker",
+            ],
+        ),
+        (
+            "replication",
+            &[
+                "crate::broker",
+                "crate::controller",
+                "crate::node",
+                "crate::client",
+                "crate::sim",
+                "crate::runner",
+                "crate::scenario",
             ],
         ),
         (

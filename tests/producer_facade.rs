@@ -50,6 +50,8 @@ fn start_broker(faults: Option<Arc<dyn ResponseFaults>>) {
         port: 9092,
         rack: None,
         fenced: false,
+        epoch: -1,
+        in_controlled_shutdown: false,
     };
     image.brokers.insert(1, info);
     let mut cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);

@@ -35,6 +35,16 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     /// `auto.create.topics.enable`: always false here (Metadata never creates topics).
     pub auto_create_topics_enable: bool,
+    /// `replica.lag.time.max.ms` (30000): a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms` (500): a follower's fetch long-polls at most this long.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes` (1 MiB), per partition.
+    pub replica_fetch_max_bytes: i32,
+    /// `min.insync.replicas` (1): topic-level `min.insync.replicas` overrides it.
+    pub min_insync_replicas: i32,
 }
 
 impl BrokerConfig {
@@ -54,6 +64,11 @@ impl BrokerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: false,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1 << 20,
+            min_insync_replicas: 1,
         }
     }
 
@@ -100,6 +115,17 @@ impl BrokerConfig {
             "default.replication.factor" => {
                 self.default_replication_factor = in_range(int(v, key)?, 1, i16::MAX as i64, key)? as i16
             }
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = in_range(int(v, key)?, 1, i64::MAX, key)?,
+            "replica.fetch.wait.max.ms" => {
+                self.replica_fetch_wait_max_ms = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as i32
+            }
+            "replica.fetch.min.bytes" => {
+                self.replica_fetch_min_bytes = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32
+            }
+            "replica.fetch.max.bytes" => {
+                self.replica_fetch_max_bytes = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32
+            }
+            "min.insync.replicas" => self.min_insync_replicas = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32,
             "auto.create.topics.enable" => {
                 if boolean(v, key)? {
                     return Err(ConfigError::Invalid {

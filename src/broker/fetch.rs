@@ -19,6 +19,15 @@ pub(super) struct ParkedFetch {
     deadline_ms: i64,
 }
 
+/// What a follower's fetch asks of one partition.
+#[derive(Debug, Clone, Copy)]
+struct ReplicaFetch {
+    replica_id: i32,
+    current_leader_epoch: i32,
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+}
+
 /// One pass over a fetch's partitions.
 struct FetchPass {
     response: FetchResponse,
@@ -37,7 +46,7 @@ impl Broker {
         corr: i32,
         now_ms: i64,
     ) -> Result<Reply, Failure> {
-        let pass = self.fetch_pass(disk, &request)?;
+        let pass = self.fetch_pass(disk, &request, now_ms)?;
         let wants_more = pass.bytes < request.min_bytes.max(0) as usize;
         if wants_more && request.max_wait_ms > 0 && !pass.any_error && !request.topics.is_empty() {
             let deadline_ms = now_ms.saturating_add(i64::from(request.max_wait_ms));
@@ -64,7 +73,7 @@ impl Broker {
             let Some(parked) = self.parked.get(&conn_id).cloned() else {
                 continue;
             };
-            let outcome = self.fetch_pass(disk, &parked.request).and_then(|pass| {
+            let outcome = self.fetch_pass(disk, &parked.request, now_ms).and_then(|pass| {
                 let enough = pass.bytes >= parked.request.min_bytes.max(0) as usize;
                 if enough || pass.any_error || now_ms >= parked.deadline_ms {
                     respond(ApiKey::Fetch, parked.version, parked.correlation_id, &pass.response).map(Some)
@@ -84,24 +93,32 @@ impl Broker {
                 }
             }
         }
+        if self.offline.is_none() {
+            for (conn_id, outcome) in self.poll_acks(now_ms) {
+                done.push((conn_id, self.settle(outcome)));
+            }
+        }
         done
     }
 
-    /// The earliest deadline among parked fetches.
+    /// The earliest deadline among parked fetches and produces.
     pub fn next_parked_deadline(&self) -> Option<i64> {
-        self.parked.values().map(|p| p.deadline_ms).min()
+        let fetches = self.parked.values().map(|p| p.deadline_ms).min();
+        [fetches, self.acks.next_deadline()].into_iter().flatten().min()
     }
 
-    /// Forgets a parked fetch (its connection closed).
+    /// Forgets a parked fetch or produce (its connection closed).
     pub fn cancel_parked(&mut self, conn_id: ConnId) {
         self.parked.remove(&conn_id);
+        self.acks.cancel(conn_id);
     }
 
     pub fn parked_count(&self) -> usize {
-        self.parked.len()
+        self.parked.len() + self.acks.len()
     }
 
-    fn fetch_pass(&mut self, disk: &mut dyn Disk, req: &FetchRequest) -> Result<FetchPass, Failure> {
+    fn fetch_pass(&mut self, disk: &mut dyn Disk, req: &FetchRequest, now_ms: i64) -> Result<FetchPass, Failure> {
+        let replica_id = req.replica_id.0;
         let mut remaining = req.max_bytes.max(0) as usize;
         let mut bytes = 0usize;
         let mut any_error = false;
@@ -112,9 +129,19 @@ impl Broker {
                 let tp = TopicPartition::new(t.topic.0.to_string(), p.partition);
                 let limit = remaining.min(p.partition_max_bytes.max(0) as usize);
                 // KIP-74: the first batch of the first partition with data comes back even above the limits.
-                let data =
-                    self.fetch_partition(disk, &tp, p.current_leader_epoch, p.fetch_offset, limit, bytes == 0)?;
-                any_error |= data.error_code != code::NONE;
+                let data = if replica_id >= 0 {
+                    let at = ReplicaFetch {
+                        replica_id,
+                        current_leader_epoch: p.current_leader_epoch,
+                        fetch_offset: p.fetch_offset,
+                        last_fetched_epoch: p.last_fetched_epoch,
+                    };
+                    self.replica_fetch_partition(disk, &tp, at, limit, bytes == 0, now_ms)?
+                } else {
+                    self.fetch_partition(disk, &tp, p.current_leader_epoch, p.fetch_offset, limit, bytes == 0)?
+                };
+                // A divergence answers at once, as an error does.
+                any_error |= data.error_code != code::NONE || data.diverging_epoch.epoch >= 0;
                 let n = data.records.as_ref().map_or(0, |r| r.len());
                 bytes += n;
                 remaining = remaining.saturating_sub(n);
@@ -132,6 +159,78 @@ impl Broker {
             bytes,
             any_error,
         })
+    }
+
+    /// A follower's fetch (Kafka's `Partition.fetchRecords` from a follower): leader epoch checks, the
+    /// divergence check on `last_fetched_epoch` (then no records and no state update), else the follower's
+    /// state is updated with its fetch offset and records are read up to the log end.
+    fn replica_fetch_partition(
+        &mut self,
+        disk: &mut dyn Disk,
+        tp: &TopicPartition,
+        at: ReplicaFetch,
+        max_bytes: usize,
+        min_one_batch: bool,
+        now_ms: i64,
+    ) -> Result<PartitionData, Failure> {
+        let data = PartitionData::default()
+            .with_partition_index(tp.partition)
+            .with_preferred_read_replica(WireBrokerId(-1))
+            .with_aborted_transactions(Some(Vec::new()));
+        let refused = |error| {
+            Ok(data
+                .clone()
+                .with_error_code(error)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1))
+        };
+        if let Err(error) = self.led_partition(tp, at.current_leader_epoch) {
+            return refused(error);
+        }
+        let Some(log) = self.logs.get_mut(tp) else {
+            return refused(code::UNKNOWN_TOPIC_OR_PARTITION);
+        };
+        let (log_start, leo) = (log.log_start_offset(), log.log_end_offset());
+        if at.fetch_offset < log_start || at.fetch_offset > leo {
+            return Ok(data
+                .with_error_code(code::OFFSET_OUT_OF_RANGE)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(log_start));
+        }
+        let leader_end = log.end_offset_for_epoch(at.last_fetched_epoch);
+        let divergence = crate::replication::diverging_epoch(at.last_fetched_epoch, at.fetch_offset, leader_end);
+        let read = match divergence {
+            Some(_) => None,
+            None => Some(log.read(disk, at.fetch_offset, max_bytes, None, min_one_batch)),
+        };
+        if divergence.is_none() {
+            let Some(l) = self.leader_state_mut(tp) else {
+                return refused(code::NOT_LEADER_OR_FOLLOWER);
+            };
+            if l.update_follower_fetch(at.replica_id, at.fetch_offset, now_ms)
+                .is_none()
+            {
+                return refused(code::NOT_LEADER_OR_FOLLOWER);
+            }
+        }
+        let high_watermark = self.high_watermark(tp);
+        let data = data
+            .with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark)
+            .with_log_start_offset(log_start);
+        match (divergence, read) {
+            (Some(d), _) => {
+                let epoch = kafka_protocol::messages::fetch_response::EpochEndOffset::default()
+                    .with_epoch(d.leader_epoch)
+                    .with_end_offset(d.end_offset);
+                Ok(data.with_diverging_epoch(epoch).with_records(Some(Bytes::new())))
+            }
+            (None, Some(Ok(read))) => Ok(data.with_records(Some(Bytes::from(read.records)))),
+            (None, Some(Err(e))) => Ok(data.with_error_code(partition_error(&e)?)),
+            (None, None) => Ok(data.with_records(Some(Bytes::new()))),
+        }
     }
 
     fn fetch_partition(

@@ -222,6 +222,9 @@ impl Broker {
             }
         }
         self.image.topics.insert(name, image);
+        if let Err(e) = self.sync_roles(disk, now_ms) {
+            return Err(Failure::Storage(format!("taking the roles of the new topic: {e}")));
+        }
         Ok(Ok((topic_id, partitions, rf)))
     }
 

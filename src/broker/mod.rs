@@ -9,6 +9,11 @@ pub use self::handlers::apply_topic_config;
 pub use crate::metadata;
 mod produce;
 mod producer_ids;
+mod replica;
+pub use self::replica::{
+    AlterPartitionAnswer, AlterPartitionItem, FetchPlan, FetchTarget, FOLLOWER_TRUNCATED_MARK, ISR_EXPANDED_MARK,
+    ISR_SHRUNK_MARK, REPLICATION_OFFSET_CHECKPOINT,
+};
 
 use std::collections::BTreeMap;
 
@@ -39,6 +44,9 @@ pub enum Reply {
     /// A Fetch waits for data (long poll): its response comes from [`Broker::poll_parked`] by `deadline_ms`;
     /// the connection stays muted until then.
     ParkFetch { deadline_ms: i64 },
+    /// An acks=all Produce waits for the ISR (Kafka's `DelayedProduce`): its response comes from
+    /// [`Broker::poll_parked`] by `deadline_ms` (its `timeout_ms`), exactly as a parked fetch's.
+    ParkProduce { deadline_ms: i64 },
     /// Close the connection (Kafka does so for a failed acks=0 produce); the reason is for the log.
     Close(String),
     /// The log dir failed (KIP-112): with a single log dir the broker shuts down.
@@ -83,6 +91,12 @@ pub struct Broker {
     producer_ids: producer_ids::ProducerIdManager,
     /// Coverage marks hit since the last [`Broker::take_marks`].
     marks: Vec<&'static str>,
+    /// This broker's role per hosted partition (leader state or follower).
+    replicas: BTreeMap<TopicPartition, replica::Role>,
+    /// High watermarks read from `replication-offset-checkpoint` at startup.
+    checkpointed_hw: BTreeMap<TopicPartition, i64>,
+    /// acks=all produces waiting for the high watermark.
+    acks: crate::replication::AcksPurgatory<ConnId, produce::ParkedProduce>,
 }
 
 /// The mark of a duplicate batch answered with its original offset (and not appended again).
@@ -107,7 +121,11 @@ impl Broker {
             offline: None,
             producer_ids: producer_ids::ProducerIdManager::default(),
             marks: Vec::new(),
+            replicas: BTreeMap::new(),
+            checkpointed_hw: BTreeMap::new(),
+            acks: Default::default(),
         };
+        broker.load_high_watermarks(disk)?;
         let mine: Vec<_> = broker
             .image
             .partitions_of(broker.config.node_id)
@@ -126,6 +144,7 @@ impl Broker {
                 created.map_err(|source| BrokerError::CreateLog { tp: tp.clone(), source })?;
             }
         }
+        broker.sync_roles(disk, now_ms)?;
         Ok((broker, reports))
     }
 
@@ -153,6 +172,11 @@ impl Broker {
                 }
                 return Err(reason);
             }
+        }
+        if let Err(e) = self.sync_roles(disk, now_ms) {
+            let reason = format!("taking the roles of the new image: {e}");
+            self.offline.get_or_insert_with(|| reason.clone());
+            return Err(reason);
         }
         Ok(())
     }
@@ -215,7 +239,7 @@ impl Broker {
                 .map_err(Failure::from),
             Request::Metadata(r) => self.metadata(&r, v, corr),
             Request::CreateTopics(r) => self.create_topics(disk, &r, v, corr, now_ms),
-            Request::Produce(r) => self.produce(disk, &r, v, corr, now_ms),
+            Request::Produce(r) => self.produce(disk, conn_id, &r, v, corr, now_ms),
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
             Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
             Request::InitProducerId(r) => self.init_producer_id(&r, v, corr),
@@ -254,13 +278,18 @@ impl Broker {
 
     /// Writes the recovery-point checkpoint (every `log.flush.offset.checkpoint.interval.ms`).
     pub fn checkpoint(&mut self, disk: &mut dyn Disk) -> Result<(), String> {
-        let r = self.logs.checkpoint(disk);
+        let r = self
+            .logs
+            .checkpoint(disk)
+            .and_then(|()| self.checkpoint_high_watermarks(disk));
         self.storage_result(r, "checkpoint")
     }
 
     /// A clean shutdown: flushes and checkpoints every log.
     pub fn shutdown(&mut self, disk: &mut dyn Disk) -> Result<(), String> {
-        let r = self.logs.shutdown(disk);
+        let r = self
+            .checkpoint_high_watermarks(disk)
+            .and_then(|()| self.logs.shutdown(disk));
         self.storage_result(r, "shutdown")
     }
 
@@ -294,7 +323,6 @@ impl Broker {
         Ok(part)
     }
 
-    /// The partition's high watermark. With a single replica (no replication yet) it is the log end offset.
     /// This broker's view of every partition it hosts, for the state trace (`node` and `incarnation` name the
     /// replica; the observer stamps the time).
     pub fn replica_states(&self, node: &str, incarnation: u32) -> Vec<crate::history::ReplicaState> {
@@ -309,17 +337,13 @@ impl Broker {
                 partition: tp.partition,
                 leader: part.leader,
                 leader_epoch: part.leader_epoch,
-                isr: part.isr.clone(),
+                isr: self.known_isr(&tp).unwrap_or_else(|| part.isr.clone()),
                 log_start_offset: log.log_start_offset(),
                 log_end_offset: log.log_end_offset(),
                 high_watermark: self.high_watermark(&tp),
             });
         }
         out
-    }
-
-    fn high_watermark(&self, tp: &TopicPartition) -> i64 {
-        self.logs.get(tp).map_or(0, |log| log.log_end_offset())
     }
 }
 

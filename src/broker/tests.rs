@@ -48,6 +48,8 @@ fn image(brokers: &[i32]) -> MetadataImage {
             port: 9092,
             rack: None,
             fenced: false,
+            epoch: -1,
+            in_controlled_shutdown: false,
         };
         img.brokers.insert(*id, info);
     }

@@ -309,5 +309,7 @@ fn broker_info(b: &BrokerRegistration) -> BrokerInfo {
         port: b.port,
         rack: b.rack.clone(),
         fenced: b.fenced,
+        epoch: b.epoch,
+        in_controlled_shutdown: b.in_controlled_shutdown,
     }
 }

@@ -22,6 +22,7 @@ use crate::protocol::api::parse_request;
 use crate::protocol::errors::api_name;
 use crate::rt::{self, TcpListener, TcpStream};
 
+mod fetcher;
 mod link;
 pub use link::{ControllerLinkConfig, BROKER_HEARTBEAT_INTERVAL_MS};
 
@@ -265,11 +266,13 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
     };
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
+    let fetchers = rt::spawn(fetcher::fetcher_manager(node.clone()));
     let link = cfg.controllers.clone().map(|c| link::Link::new(c, node_id));
     let link_tasks = link.as_ref().map(|l| {
         [
             rt::spawn(link::follow_metadata(node.clone(), l.clone())),
             rt::spawn(link::lifecycle(node.clone(), l.clone())),
+            rt::spawn(link::alter_partitions(node.clone(), l.clone())),
         ]
     });
     let mut next_conn: ConnId = 0;
@@ -313,6 +316,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         }
     };
     background.abort();
+    fetchers.abort();
     for t in link_tasks.into_iter().flatten() {
         t.abort();
     }
@@ -378,8 +382,8 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
                 node.fatal.notify_one();
                 break;
             }
-            Reply::ParkFetch { .. } => {
-                error!(%peer, "closing connection: a parked fetch completed with another park");
+            Reply::ParkFetch { .. } | Reply::ParkProduce { .. } => {
+                error!(%peer, "closing connection: a parked request completed with another park");
                 break;
             }
         }
@@ -393,13 +397,14 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
 /// `None`: the broker is shutting down.
 async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::ParsedRequest) -> Option<Reply> {
     let is_produce = req.api_key() == kafka_protocol::messages::ApiKey::Produce as i16;
+    let is_fetch = req.api_key() == kafka_protocol::messages::ApiKey::Fetch as i16;
     let (tx, rx) = oneshot::channel();
     let (reply, elapsed) = {
         let mut guard = node.lock();
         let s = &mut *guard;
         let changes_state = is_produce || req.api_key() == kafka_protocol::messages::ApiKey::CreateTopics as i16;
         let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, node.clock.now_ms());
-        if matches!(reply, Reply::ParkFetch { .. }) {
+        if matches!(reply, Reply::ParkFetch { .. } | Reply::ParkProduce { .. }) {
             s.waiters.insert(conn_id, tx);
         }
         if changes_state {
@@ -413,13 +418,14 @@ async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::Pars
     };
     rt::sleep_for(elapsed).await;
     match reply {
-        Reply::ParkFetch { .. } => {
+        Reply::ParkFetch { .. } | Reply::ParkProduce { .. } => {
             node.wake.notify_one();
             rx.await.ok()
         }
         Reply::Fatal(reason) => Some(Reply::Fatal(reason)),
         other => {
-            if is_produce {
+            if is_produce || is_fetch {
+                // An append, or a follower's fetch that may move the high watermark: parked requests may complete.
                 node.wake.notify_one();
             }
             Some(other)
@@ -438,12 +444,14 @@ async fn background_loop(node: Node) {
             c.log_flush_offset_checkpoint_interval_ms,
         )
     };
+    let isr_check_ms = (node.lock().broker.config().replica_lag_time_max_ms / 2).max(1);
     let start = node.clock.now_ms();
+    let mut next_isr_check = start.saturating_add(isr_check_ms);
     let mut next_flush = start.saturating_add(flush_ms);
     let mut next_checkpoint = start.saturating_add(checkpoint_ms);
     loop {
         let parked = node.lock().broker.next_parked_deadline();
-        let due = [Some(next_flush), Some(next_checkpoint), parked]
+        let due = [Some(next_flush), Some(next_checkpoint), Some(next_isr_check), parked]
             .into_iter()
             .flatten()
             .min()
@@ -458,11 +466,17 @@ async fn background_loop(node: Node) {
         let (elapsed, failed) = {
             let mut guard = node.lock();
             let s = &mut *guard;
+            if now >= next_isr_check {
+                // Kafka's `isr-expiration` task, every replica.lag.time.max.ms / 2.
+                next_isr_check = now.saturating_add(isr_check_ms);
+                s.broker.tick_replication(now);
+            }
             for (conn_id, reply) in s.broker.poll_parked(s.disk.as_mut(), now) {
                 if let Some(tx) = s.waiters.remove(&conn_id) {
                     let _ = tx.send(reply); // the connection may have closed meanwhile
                 }
             }
+            node.report_states(&s.broker);
             let mut failed = s.broker.fatal().is_some();
             if !failed && now >= next_flush {
                 next_flush = now.saturating_add(flush_ms);

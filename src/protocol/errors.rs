@@ -31,6 +31,11 @@ pub mod code {
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = E::CoordinatorLoadInProgress.code();
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
+    pub const REQUEST_TIMED_OUT: i16 = E::RequestTimedOut.code();
+    pub const INELIGIBLE_REPLICA: i16 = E::IneligibleReplica.code();
+    pub const NOT_CONTROLLER: i16 = E::NotController.code();
+    pub const NOT_ENOUGH_REPLICAS: i16 = E::NotEnoughReplicas.code();
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = E::NotEnoughReplicasAfterAppend.code();
 }
 
 /// The name Kafka gives an API key, or its number.

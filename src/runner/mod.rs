@@ -44,6 +44,9 @@ pub const MARKS: &[&str] = &[
     "network-split-in-halves",
     "network-split-in-a-majorities-ring",
     "duplicate-batch-answered-with-original-offset",
+    "isr-shrunk",
+    "isr-expanded",
+    "follower-truncated-divergent-tail",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

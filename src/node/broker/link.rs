@@ -11,9 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafka_protocol::messages::alter_partition_request::{PartitionData as AlterData, TopicData as AlterTopic};
 use kafka_protocol::messages::broker_registration_request::Listener as RegistrationListener;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest,
+    AllocateProducerIdsRequest, AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest, BrokerId,
+    BrokerRegistrationRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, info, warn};
@@ -265,6 +267,113 @@ async fn maybe_allocate_producer_ids(
             "AllocateProducerIds failed: {e}"
         ),
     }
+}
+
+/// How often the AlterPartition sender looks for proposals.
+const ALTER_PARTITION_POLL: Duration = Duration::from_millis(50);
+
+/// Sends the broker core's ISR proposals to the active controller (KIP-497 AlterPartition v2: the new ISR
+/// as broker ids; v3's KIP-903 broker epochs are not on the controller listener yet) and feeds the answers
+/// back. NOT_CONTROLLER, STALE_BROKER_EPOCH and failures send the proposals again.
+pub(super) async fn alter_partitions(node: Node, link: Arc<Link>) {
+    let mut turn = 0;
+    let mut conns = BTreeMap::new();
+    loop {
+        rt::sleep(ALTER_PARTITION_POLL).await;
+        let epoch = link.lock().broker_epoch;
+        if epoch <= 0 {
+            continue;
+        }
+        let items = node.lock().broker.take_alter_partitions();
+        if items.is_empty() {
+            continue;
+        }
+        let (target, addr) = link.target(&mut turn);
+        let req = alter_partition_request(link.broker_id, epoch, &items);
+        let answer = connection(&link, addr, &mut conns)
+            .request_negotiated(&req, REQUEST_TIMEOUT)
+            .await;
+        let now = node.clock.now_ms();
+        match answer {
+            Ok(r) if r.error_code == 0 => {
+                let answers = alter_partition_answers(&r);
+                let mut s = node.lock();
+                s.broker.alter_partitions_answered(&items, &answers, now);
+                node.report_states(&s.broker);
+                let marks = s.broker.take_marks();
+                if let Some(super::Observer(o)) = &node.observer {
+                    marks.into_iter().for_each(|m| o.mark(m));
+                }
+                drop(s);
+                node.wake.notify_one();
+            }
+            Ok(r) => {
+                if r.error_code == ResponseError::NotController.code() {
+                    link.learn_leader(None);
+                }
+                debug!(
+                    broker = link.broker_id,
+                    "AlterPartition refused: {}",
+                    wire::code_name(r.error_code)
+                );
+                node.lock().broker.alter_partitions_unsent(&items);
+                rt::sleep(RETRY_BACKOFF).await;
+            }
+            Err(e) => {
+                debug!(
+                    broker = link.broker_id,
+                    controller = target,
+                    "AlterPartition failed: {e}"
+                );
+                link.learn_leader(None);
+                node.lock().broker.alter_partitions_unsent(&items);
+                rt::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}
+
+fn alter_partition_request(
+    broker_id: i32,
+    epoch: i64,
+    items: &[crate::broker::AlterPartitionItem],
+) -> AlterPartitionRequest {
+    let mut topics: Vec<AlterTopic> = Vec::new();
+    for item in items {
+        let p = AlterData::default()
+            .with_partition_index(item.tp.partition)
+            .with_leader_epoch(item.leader_epoch)
+            .with_partition_epoch(item.partition_epoch)
+            .with_new_isr(item.new_isr.iter().map(|m| BrokerId(m.broker_id)).collect());
+        match topics.iter_mut().find(|t| t.topic_id == item.topic_id) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(
+                AlterTopic::default()
+                    .with_topic_id(item.topic_id)
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(broker_id))
+        .with_broker_epoch(epoch)
+        .with_topics(topics)
+}
+
+fn alter_partition_answers(r: &AlterPartitionResponse) -> Vec<crate::broker::AlterPartitionAnswer> {
+    r.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| crate::broker::AlterPartitionAnswer {
+                topic_id: t.topic_id,
+                partition: p.partition_index,
+                error: p.error_code,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                isr: p.isr.iter().map(|b| b.0).collect(),
+            })
+        })
+        .collect()
 }
 
 async fn register(link: &Link, turn: &mut usize, conns: &mut BTreeMap<SocketAddr, Connection>) -> i64 {

@@ -356,6 +356,8 @@ impl World {
                 port: BROKER_PORT,
                 rack: None,
                 fenced: false,
+                epoch: -1,
+                in_controlled_shutdown: false,
             };
             image.brokers.insert(id, info);
         }
