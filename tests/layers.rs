@@ -70,7 +70,16 @@ const IMPURE: &[&str] = &[
 
 #[test]
 fn the_pure_cores_name_no_runtime_clock_global_rng_or_filesystem() {
-    for core in ["log", "producer", "replication", "broker", "raft", "controller", "group", "consumer"] {
+    for core in [
+        "log",
+        "producer",
+        "replication",
+        "broker",
+        "raft",
+        "controller",
+        "group",
+        "consumer",
+    ] {
         assert!(!sources(core).is_empty(), "src/{core} exists");
         let found = hits(core, IMPURE, false);
         assert!(
