@@ -153,3 +153,17 @@ fn network_splits_elect_a_new_controller_on_the_majority_side() {
         "no controller of the majority led after {cut_off} was cut off"
     );
 }
+
+#[test]
+fn a_leader_crash_under_acks_all_with_min_isr_2_loses_nothing_acknowledged() {
+    for seed in [1, 2] {
+        let out = run("leader-crash-acks-all", seed);
+        let explained: u64 = out.summary.explained.values().sum();
+        assert_eq!(
+            explained, 0,
+            "seed {seed}: nothing may need explaining: {:?}",
+            out.summary.allowed
+        );
+        assert!(out.summary.acked > 30_000, "seed {seed}: acked {}", out.summary.acked);
+    }
+}
