@@ -723,21 +723,7 @@ impl World {
             }
             let mut assignment = BTreeMap::new();
             for addr in bootstrap {
-                let mut client = Client::new(vec![addr], ClientConfig::default());
-                for _ in 0..600 {
-                    if let Ok(m) = client.metadata(None).await {
-                        let led = |tp: &TopicPartition| m.partition(tp).is_some_and(|p| p.leader_id >= 0);
-                        if tps.iter().all(led) {
-                            for tp in &tps {
-                                if let Some(p) = m.partition(tp) {
-                                    assignment.insert(tp.clone(), p.replicas.clone());
-                                }
-                            }
-                            break;
-                        }
-                    }
-                    rt::sleep(Duration::from_millis(100)).await;
-                }
+                assignment.extend(replicas_once_led(vec![addr], &tps).await);
             }
             assignment
         });
@@ -768,22 +754,14 @@ impl World {
                     rt::sleep(Duration::from_micros(due_us - now)).await;
                 }
                 let name = topic.name.0.to_string();
+                let partitions: Vec<TopicPartition> = (0..topic.num_partitions)
+                    .map(|p| TopicPartition::new(name.clone(), p))
+                    .collect();
                 if let Err(e) = create_via_controllers(&controllers, vec![topic]).await {
                     tracing::warn!("{e}");
                     continue;
                 }
-                let mut client = Client::new(bootstrap.clone(), ClientConfig::default());
-                for _ in 0..600 {
-                    if let Ok(m) = client.metadata(None).await {
-                        if let Some(t) = m.topics.get(&name) {
-                            for (p, part) in &t.partitions {
-                                assignment.insert(TopicPartition::new(name.clone(), *p), part.replicas.clone());
-                            }
-                            break;
-                        }
-                    }
-                    rt::sleep(Duration::from_millis(100)).await;
-                }
+                assignment.extend(replicas_once_led(bootstrap.clone(), &partitions).await);
             }
             assignment
         }))
@@ -979,6 +957,28 @@ async fn create_via_controllers(controllers: &[String], topics: Vec<CreatableTop
     }
     let names: Vec<_> = pending.iter().map(|t| t.name.0.to_string()).collect();
     Err(format!("topics {names:?} not created in 60 s (last: {last})"))
+}
+
+/// Asks `bootstrap` for metadata every 100 ms, for at most 60 simulated seconds, until every one of
+/// `partitions` has a leader; returns their replicas (empty if they never all had one).
+async fn replicas_once_led(
+    bootstrap: Vec<String>,
+    partitions: &[TopicPartition],
+) -> BTreeMap<TopicPartition, Vec<i32>> {
+    let mut client = Client::new(bootstrap, ClientConfig::default());
+    for _ in 0..600 {
+        if let Ok(m) = client.metadata(None).await {
+            let led = |tp: &TopicPartition| m.partition(tp).is_some_and(|p| p.leader_id >= 0);
+            if partitions.iter().all(led) {
+                return partitions
+                    .iter()
+                    .filter_map(|tp| m.partition(tp).map(|p| (tp.clone(), p.replicas.clone())))
+                    .collect();
+            }
+        }
+        rt::sleep(Duration::from_millis(100)).await;
+    }
+    BTreeMap::new()
 }
 
 /// Each partition's replicas in a static image.
