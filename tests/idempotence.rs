@@ -48,6 +48,7 @@ fn recheck(s: &Scenario, out: &runner::RunOutcome, ops: &[Op]) -> CheckReport {
         metadata_states: &out.history.metadata_states,
         final_state: &final_state,
         producers: &producers,
+        min_insync_replicas: &std::collections::BTreeMap::new(),
     })
 }
 

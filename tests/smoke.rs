@@ -89,6 +89,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         metadata_states: &out.history.metadata_states,
         final_state: &final_state,
         producers: &producers,
+        min_insync_replicas: &std::collections::BTreeMap::new(),
     });
     let v = report.violations();
     assert!(v["lost-write"] + v["unseen"] > 0, "{v:?}");
@@ -109,6 +110,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         metadata_states: &out.history.metadata_states,
         final_state: &final_state,
         producers: &producers,
+        min_insync_replicas: &std::collections::BTreeMap::new(),
     });
     assert_eq!(report.violations()["phantom-read"], 1);
 }

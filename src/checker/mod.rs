@@ -8,6 +8,7 @@
 //! anomaly. The oracle must be right both ways: explanations are derived per occurrence, never by a blanket
 //! "this class is fine here".
 
+pub mod contract;
 mod groups;
 pub mod invariants;
 mod view;
@@ -92,6 +93,8 @@ pub struct CheckInput<'a> {
     pub metadata_states: &'a [MetadataState],
     pub final_state: &'a FinalState,
     pub producers: &'a BTreeMap<String, ProducerFacts>,
+    /// `min.insync.replicas` by topic (1 when left out), for the contract monitor ([`contract`]).
+    pub min_insync_replicas: &'a BTreeMap<String, u32>,
 }
 
 /// One anomaly occurrence.

@@ -10,6 +10,7 @@ struct H {
     h: History,
     producers: BTreeMap<String, ProducerFacts>,
     logs: Vec<ReplicaLog>,
+    min_isr: BTreeMap<String, u32>,
 }
 
 impl H {
@@ -28,6 +29,7 @@ impl H {
             h: History::default(),
             producers,
             logs: vec![],
+            min_isr: BTreeMap::new(),
         }
     }
 
@@ -184,6 +186,7 @@ impl H {
             metadata_states: &self.h.metadata_states,
             final_state: &final_state,
             producers: &self.producers,
+            min_insync_replicas: &self.min_isr,
         })
     }
 }
@@ -247,6 +250,22 @@ fn a_loss_beyond_the_durable_frontier_of_a_later_power_loss_is_explained() {
     assert!(r.passed(), "{:?}", r.anomalies);
     assert_eq!(r.explained()["lost-write"], 1);
     assert!(r.allowed_reasons()["lost-write"].contains("durable frontier"));
+}
+
+#[test]
+fn a_power_loss_of_fewer_replicas_than_min_insync_replicas_explains_no_loss() {
+    // Replicated with min.insync.replicas=2: one replica's power loss leaves an intact in-sync copy of every
+    // acknowledged record, so a lost record is a bug even beyond that replica's durable frontier.
+    let mut h = H::new();
+    h.min_isr.insert("t".into(), 2);
+    let r = h
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(5, "b", OpType::Ok, Some(1))
+        .power_loss(10, 1)
+        .send(20, "c", OpType::Ok, Some(1))
+        .log(&[(0, "a"), (1, "c")])
+        .check();
+    assert_eq!(violations(&r, "lost-write"), 1, "{:?}", r.anomalies);
 }
 
 #[test]
@@ -453,6 +472,7 @@ fn liveness_failures_are_reported() {
         metadata_states: &[],
         final_state: &final_state,
         producers: &h.producers,
+        min_insync_replicas: &std::collections::BTreeMap::new(),
     });
     assert_eq!(violations(&r, "liveness"), 1);
 }

@@ -47,6 +47,8 @@ pub const MARKS: &[&str] = &[
     "isr-shrunk",
     "isr-expanded",
     "follower-truncated-divergent-tail",
+    "leader-crashed-with-acks-all-in-flight",
+    "leader-lost-power-with-acks-all-in-flight",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
@@ -131,14 +133,21 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
     let out = simulate(s, seed, opts)?;
     let wall_seconds = (crate::rt::wall_clock() - wall_start).as_secs_f64();
     let producers = producer_facts(s);
-    let report = checker::check(&CheckInput {
+    let min_insync_replicas = contract::min_insync_replicas(s);
+    let input = CheckInput {
         ops: &out.history.ops,
         states: &out.history.states,
         raft_states: &out.history.raft_states,
         metadata_states: &out.history.metadata_states,
         final_state: &out.final_state,
         producers: &producers,
-    });
+        min_insync_replicas: &min_insync_replicas,
+    };
+    let report = checker::check(&input);
+    let breaches: Vec<String> = checker::contract::breaches(&input)
+        .into_iter()
+        .map(|b| b.text)
+        .collect();
     let mut out = out;
     let lost_to_power = report
         .anomalies
@@ -159,7 +168,6 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
         out.marks
             .insert("consumer-caught-a-corrupt-batch".into(), corrupt_reads as u64);
     }
-    let breaches = contract::breaches(s, &out.history);
     let summary = summary::summarize(s, seed, &out, &report, breaches, wall_seconds);
     Ok(RunOutcome {
         summary,

@@ -66,6 +66,16 @@ impl Recorder {
         self.lock().requests_in_flight
     }
 
+    /// Whether broker `node` (id `id`), by the newest state it reported, leads `tp` and holds records above
+    /// its high watermark: batches an acks=all producer waits on until the ISR has them.
+    pub fn leader_awaiting_isr(&self, node: &str, id: i32, tp: &crate::types::TopicPartition) -> bool {
+        let key = (node.to_string(), tp.topic.clone(), tp.partition);
+        self.lock()
+            .last
+            .get(&key)
+            .is_some_and(|s| s.leader == id && s.log_end_offset > s.high_watermark)
+    }
+
     /// The history so far (a copy).
     pub fn snapshot(&self) -> History {
         self.lock().history.clone()

@@ -56,6 +56,11 @@ struct Shared {
     leader: Option<i32>,
     broker_epoch: i64,
     fenced: bool,
+    /// A heartbeat answer said the broker has caught up with the metadata log since it registered. Until
+    /// then the broker replays metadata but publishes none of it to its partitions, as Kafka's BrokerServer
+    /// waits for `initialCatchUpFuture` before it installs its metadata publishers: a restarted broker must
+    /// not act on leadership its previous incarnation held (it may have lost power and its log tail).
+    caught_up: bool,
     shutting_down: bool,
     may_stop: bool,
 }
@@ -144,6 +149,8 @@ pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
     let mut state = ControllerState::default();
     let mut next: u64 = 0;
     let mut last_epoch = 0;
+    // The metadata offset last published to the broker's partitions.
+    let mut published = -1;
     let mut turn = 0;
     let mut conns = BTreeMap::new();
     loop {
@@ -182,9 +189,6 @@ pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
         }
         link.learn_leader(Some(target));
         let fresh: Vec<_> = resp.records.into_iter().filter(|e| e.offset >= next).collect();
-        if fresh.is_empty() {
-            continue;
-        }
         for e in &fresh {
             if e.offset != next {
                 warn!(
@@ -214,9 +218,16 @@ pub(super) async fn follow_metadata(node: Node, link: Arc<Link>) {
             last_epoch = e.epoch;
         }
         let offset = next as i64 - 1;
-        let image = state.image(&link.cfg.cluster_id, target);
-        node.apply_metadata(image, offset).await;
-        link.lock().applied_offset = offset;
+        let caught_up = {
+            let mut s = link.lock();
+            s.applied_offset = offset;
+            s.caught_up
+        };
+        if caught_up && published < offset {
+            let image = state.image(&link.cfg.cluster_id, target);
+            node.apply_metadata(image, offset).await;
+            published = offset;
+        }
     }
 }
 
@@ -450,6 +461,7 @@ async fn heartbeat_until_stale(
             Ok(r) if r.error_code == 0 => {
                 let mut s = link.lock();
                 s.fenced = r.is_fenced;
+                s.caught_up |= r.is_caught_up;
                 if r.should_shut_down && s.shutting_down {
                     s.may_stop = true;
                     link.stopped.notify_waiters();

@@ -87,12 +87,48 @@ impl World {
         if !aims_at_writes {
             return;
         }
+        if self.aims_at_acks_all_leader(fault) {
+            // A crash of a partition's leader under acks=all waits (up to 200 ms) for batches on that leader
+            // that the ISR does not have yet, the moment issue 6's mark names.
+            for _ in 0..200 {
+                if self.leader_awaiting_isr(fault) {
+                    return;
+                }
+                rt::sleep(Duration::from_millis(1)).await;
+            }
+            return;
+        }
         for _ in 0..50 {
             if self.rec.requests_in_flight() > 0 {
                 return;
             }
             rt::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// A crash or power loss aimed at `leader:T-P` while a producer writes T with acks=all.
+    fn aims_at_acks_all_leader(&self, fault: usize) -> bool {
+        let spec = &self.plan[fault].spec;
+        let Target::Leader(tp) = &spec.target else {
+            return false;
+        };
+        matches!(spec.kind, FaultKind::Crash | FaultKind::PowerLoss)
+            && self.s.file.producers.iter().any(|p| {
+                let acks = crate::scenario::producer_config(p).get("acks").cloned();
+                p.topic.get_ref() == &tp.topic && matches!(acks.as_deref(), None | Some("all") | Some("-1"))
+            })
+    }
+
+    /// Whether the leader `fault` targets now holds batches above its high watermark.
+    fn leader_awaiting_isr(&self, fault: usize) -> bool {
+        let Target::Leader(tp) = &self.plan[fault].spec.target else {
+            return false;
+        };
+        let Some(id) = self.resolve(&self.plan[fault].spec.target) else {
+            return false;
+        };
+        let name = self.nodes.iter().find(|n| n.id == id).map(|n| n.name.as_str());
+        name.is_some_and(|name| self.rec.leader_awaiting_isr(name, id, tp))
     }
 
     /// Heal: every lasting fault undone, every stopped node restarted (scheduled or not).
@@ -187,6 +223,13 @@ impl World {
                 FaultKind::Partition | FaultKind::Clog => self.mark("active-controller-isolated"),
                 FaultKind::Pause => self.mark("active-controller-paused"),
                 _ => {}
+            }
+        }
+        if self.aims_at_acks_all_leader(fault) && self.leader_awaiting_isr(fault) {
+            detail.insert("acks_all_awaiting_isr".into(), serde_json::json!(true));
+            match f.spec.kind {
+                FaultKind::Crash => self.mark("leader-crashed-with-acks-all-in-flight"),
+                _ => self.mark("leader-lost-power-with-acks-all-in-flight"),
             }
         }
         let handle = Handle::current();
