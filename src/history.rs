@@ -153,6 +153,17 @@ pub struct Op {
     pub error: Option<String>,
 }
 
+/// What identifies a record batch byte for byte: its offsets, the leader epoch stamped on it, its length and
+/// its CRC (which covers every byte after the CRC field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchDigest {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub batch_length: i32,
+    pub crc: u32,
+}
+
 /// One line of the state trace: a replica's view of one partition at a moment.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaState {

@@ -9,7 +9,9 @@
 //! "this class is fine here".
 
 pub mod contract;
+pub use crate::history::BatchDigest;
 mod groups;
+pub mod replicas;
 pub mod invariants;
 mod view;
 
@@ -51,6 +53,7 @@ pub const CLASSES: &[&str] = &[
     "metadata-regress",
     "metadata-divergence",
     "fenced-leader",
+    "replica-divergence",
 ];
 
 /// One replica's log at the end of the run, read from its disk below the high watermark.
@@ -62,6 +65,8 @@ pub struct ReplicaLog {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Vec<ReadRecord>,
+    /// Every valid batch of the log, in order, as [`replicas`] compares them.
+    pub batches: Vec<BatchDigest>,
 }
 
 /// What the run ended with.
@@ -190,6 +195,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     out.extend(invariants::replica_invariants(input.states));
     out.extend(invariants::raft_invariants(input.raft_states));
     out.extend(invariants::metadata_invariants(input.metadata_states));
+    out.extend(replicas::replica_divergence(input, &contract::out_of_contract(input)));
     for why in &input.final_state.liveness_failures {
         out.push(Anomaly {
             class: "liveness",

@@ -170,6 +170,7 @@ impl H {
             high_watermark: hw,
             log_start_offset: 0,
             records,
+            batches: vec![],
         });
         self
     }

@@ -268,6 +268,31 @@ pub fn served_records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
     out
 }
 
+/// Every batch of `dir` whose CRC holds, as the replica-divergence checker compares them.
+pub fn batch_digests(files: &dyn DiskFiles, dir: &str) -> Vec<crate::history::BatchDigest> {
+    let mut out = vec![];
+    for (_, path) in segments(files, dir) {
+        let data = files.contents(&path).unwrap_or_default();
+        let mut pos = 0;
+        while let Ok(h) = BatchHeader::parse(&data[pos..]) {
+            let Some(bytes) = data.get(pos..pos.saturating_add(h.total_size())) else {
+                break;
+            };
+            pos += h.total_size();
+            if validate_batch(bytes).is_ok() {
+                out.push(crate::history::BatchDigest {
+                    base_offset: h.base_offset,
+                    last_offset: h.base_offset + i64::from(h.last_offset_delta),
+                    partition_leader_epoch: h.partition_leader_epoch,
+                    batch_length: h.batch_length,
+                    crc: h.crc,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Appends a valid batch's records, values as text.
 fn push_records(batch: &[u8], out: &mut Vec<ReadRecord>) {
     for r in decode_records(batch).unwrap_or_default() {

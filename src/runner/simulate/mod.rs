@@ -857,6 +857,7 @@ impl World {
                     high_watermark,
                     log_start_offset,
                     records,
+                    batches: logscan::batch_digests(&b.disk, &tp.dir_name()),
                 });
             }
         }
