@@ -4,25 +4,14 @@
 //! nothing while fenced, brokers and controllers agreeing on the metadata).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use gregor::history::RaftRole;
-use gregor::runner::{self, RunOptions};
-use gregor::scenario::Scenario;
+use gregor::runner;
+
+mod common;
 
 fn run(name: &str, seed: u64) -> runner::RunOutcome {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
-    let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let out = runner::run(&s, seed, RunOptions::default()).expect("the run completes");
-    let sum = &out.summary;
-    assert_eq!(sum.verdict, "pass", "{name} seed {seed}:\n{}", sum.render());
-    assert!(
-        sum.must_hit_missing.is_empty(),
-        "{name} seed {seed}: missed {:?}",
-        sum.must_hit_missing
-    );
-    assert!(sum.acked > 5_000, "{name} seed {seed}: acked {}", sum.acked);
-    out
+    common::run_passing(name, seed, 5_000)
 }
 
 #[test]
