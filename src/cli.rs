@@ -4,9 +4,13 @@
 //! gregor run SCENARIO --seed N [--json] [--history FILE]   exit 0 pass, 1 violated, 2 bad input
 //! gregor sweep SCENARIO... --seeds A..B [--jobs J] [--shard I/N] [--json]
 //!                                                          exit 0 all pass, 1 some failed, 2 bad input
+//! gregor report [--out DIR] [--seeds N] [--jobs J] [--shard I/N] [--name NAME]   exit 0 once written
+//! gregor report merge DIR... [--out DIR]                   one report from several shards' results.json
 //! gregor bench [SCENARIO] [--seed N]                       speed and memory (release build)
 //! ```
+//! `run` and `sweep` take `--set SECTION.KEY=VALUE` (repeatable): see `scenario/overrides.rs`.
 
+pub mod report;
 mod sweep;
 
 use std::path::PathBuf;
@@ -43,6 +47,10 @@ pub enum Command {
         /// Write the history (JSONL) to FILE and the state trace to FILE.states.jsonl.
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Override one config key of the scenario (repeatable): producers.config.KEY=V, topics.config.KEY=V,
+        /// cluster.broker_config.KEY=V, cluster.controller_config.KEY=V (Kafka's config names).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
     },
     /// Run many seeds of one or more scenarios, one process per seed, and summarize.
     Sweep {
@@ -61,7 +69,12 @@ pub enum Command {
         /// End stdout with one JSON object holding every run's summary (`runs`).
         #[arg(long)]
         json: bool,
+        /// Override one config key of every scenario (repeatable), as `run --set`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
     },
+    /// Run the durability matrix (fault scenarios x acks x min.insync.replicas) and write a report.
+    Report(report::ReportArgs),
     /// Measure the simulator's speed and memory on a scenario (build with --release).
     Bench {
         #[arg(default_value = "scenarios/smoke.toml")]
@@ -97,23 +110,38 @@ pub fn main() -> ExitCode {
             seed,
             json,
             history,
-        } => cmd_run(&scenario, seed, json, history.as_deref()),
+            sets,
+        } => cmd_run(&scenario, &sets, seed, json, history.as_deref()),
         Command::Sweep {
             scenarios,
             seeds,
             jobs,
             shard,
             json,
-        } => sweep::cmd_sweep(&scenarios, &seeds, jobs, shard.as_deref(), json),
+            sets,
+        } => sweep::cmd_sweep(&scenarios, &sets, &seeds, jobs, shard.as_deref(), json),
+        Command::Report(args) => report::cmd_report(args),
         Command::Bench { scenario, seed, runs } => cmd_bench(&scenario, seed, runs),
     }
 }
 
 fn load(path: &std::path::Path) -> Result<Scenario, ExitCode> {
-    Scenario::load(path).map_err(|e| {
+    load_with(path, &[])
+}
+
+/// Loads a scenario with `--set` overrides; bad input prints why and becomes exit 2.
+fn load_with(path: &std::path::Path, sets: &[String]) -> Result<Scenario, ExitCode> {
+    let bad = |e: String| {
         eprintln!("error: {e}");
         ExitCode::from(2)
-    })
+    };
+    let overrides = parse_sets(sets).map_err(bad)?;
+    Scenario::load_with(path, &overrides).map_err(|e| bad(e.to_string()))
+}
+
+/// Parses every `--set`; the first bad one is the error.
+pub(crate) fn parse_sets(sets: &[String]) -> Result<Vec<crate::scenario::Override>, String> {
+    sets.iter().map(|s| crate::scenario::parse_override(s)).collect()
 }
 
 fn run_error(e: RunError) -> ExitCode {
@@ -121,8 +149,14 @@ fn run_error(e: RunError) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn cmd_run(path: &std::path::Path, seed: u64, json: bool, history: Option<&std::path::Path>) -> ExitCode {
-    let s = match load(path) {
+fn cmd_run(
+    path: &std::path::Path,
+    sets: &[String],
+    seed: u64,
+    json: bool,
+    history: Option<&std::path::Path>,
+) -> ExitCode {
+    let s = match load_with(path, sets) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -49,20 +49,23 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-struct Job {
-    scenario: PathBuf,
-    seed: u64,
+pub(crate) struct Job {
+    pub scenario: PathBuf,
+    /// `--set` overrides passed to the child.
+    pub sets: Vec<String>,
+    pub seed: u64,
 }
 
 /// One child's result: its summary, or why there is none.
-struct Outcome {
-    scenario: PathBuf,
-    seed: u64,
-    summary: Result<Value, String>,
+pub(crate) struct Outcome {
+    pub scenario: PathBuf,
+    pub seed: u64,
+    pub summary: Result<Value, String>,
 }
 
 pub fn cmd_sweep(
     scenarios: &[PathBuf],
+    sets: &[String],
     seeds: &str,
     jobs: Option<usize>,
     shard: Option<&str>,
@@ -83,9 +86,13 @@ pub fn cmd_sweep(
     if scenarios.is_empty() {
         return bad("sweep needs at least one scenario file".into());
     }
+    let overrides = match super::parse_sets(sets) {
+        Ok(o) => o,
+        Err(e) => return bad(e),
+    };
     let mut loaded = BTreeMap::new();
     for path in scenarios {
-        match Scenario::load(path) {
+        match Scenario::load_with(path, &overrides) {
             Ok(s) => {
                 loaded.insert(path.clone(), s);
             }
@@ -101,6 +108,7 @@ pub fn cmd_sweep(
         .flat_map(|p| {
             (a..=b).map(move |seed| Job {
                 scenario: p.clone(),
+                sets: sets.to_vec(),
                 seed,
             })
         })
@@ -143,7 +151,7 @@ pub fn cmd_sweep(
 }
 
 /// Runs every job, `jobs` child processes at a time, with a progress bar on stderr; results in job order.
-fn run_all(exe: &Path, jobs_todo: VecDeque<Job>, jobs: usize) -> Vec<Outcome> {
+pub(crate) fn run_all(exe: &Path, jobs_todo: VecDeque<Job>, jobs: usize) -> Vec<Outcome> {
     let total = jobs_todo.len();
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
@@ -186,6 +194,7 @@ fn run_one(exe: &Path, job: &Job) -> Result<Value, String> {
         .arg("run")
         .arg(&job.scenario)
         .args(["--seed", &job.seed.to_string(), "--json"])
+        .args(job.sets.iter().flat_map(|s| ["--set", s.as_str()]))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -197,10 +206,11 @@ fn run_one(exe: &Path, job: &Job) -> Result<Value, String> {
             serde_json::from_str(line).map_err(|e| format!("the run's JSON summary does not parse: {e}"))
         }
         (code, _) => Err(format!(
-            "the run ended without a summary (exit {}): rerun `gregor run {} --seed {}`",
+            "the run ended without a summary (exit {}): rerun `gregor run {} --seed {}{}`",
             code.map_or("by a signal".to_string(), |c| c.to_string()),
             job.scenario.display(),
-            job.seed
+            job.seed,
+            job.sets.iter().map(|s| format!(" --set {s}")).collect::<String>()
         )),
     }
 }

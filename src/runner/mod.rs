@@ -13,7 +13,7 @@ use crate::checker::{self, CheckInput, CheckReport, FinalState, ProducerFacts};
 use crate::history::History;
 use crate::scenario::Scenario;
 
-pub use summary::RunSummary;
+pub use summary::{LatencyMs, RunSummary};
 
 /// Coverage marks (stateright's Sometimes) a run can hit.
 pub const MARKS: &[&str] = &[

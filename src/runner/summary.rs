@@ -48,6 +48,61 @@ pub struct RunSummary {
     pub violations: Vec<Anomaly>,
     /// The command that reproduces this run.
     pub repro: String,
+    /// The `--set` overrides this run applied on top of the scenario file.
+    pub overrides: Vec<String>,
+    /// Acknowledged records gone by the end: lost-write plus unseen, explained or not.
+    pub lost_acked: u64,
+    /// Sends with an unknown outcome (acks=0 included) never read: acks=0's "sent, never read".
+    pub indeterminate_unread: u64,
+    /// From each acknowledged send's invoke to its ok, in simulated milliseconds.
+    pub produce_latency_ms: LatencyMs,
+}
+
+/// Latency percentiles (nearest rank) over `count` samples; zeros when there are none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct LatencyMs {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl LatencyMs {
+    pub fn of(mut samples_ms: Vec<f64>) -> LatencyMs {
+        if samples_ms.is_empty() {
+            return LatencyMs::default();
+        }
+        samples_ms.sort_by(f64::total_cmp);
+        let rank = |q: f64| samples_ms[((q * samples_ms.len() as f64).ceil() as usize).clamp(1, samples_ms.len()) - 1];
+        LatencyMs {
+            count: samples_ms.len() as u64,
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: samples_ms[samples_ms.len() - 1],
+        }
+    }
+}
+
+/// Each acknowledged send's latency: invoke to ok of the same value (values are unique per run).
+fn produce_latencies_ms(ops: &[crate::history::Op]) -> Vec<f64> {
+    use crate::history::{OpBody, OpType};
+    let mut invoked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut out = vec![];
+    for op in ops {
+        let OpBody::Send { value, .. } = &op.body else { continue };
+        match op.op_type {
+            OpType::Invoke => {
+                invoked.insert((op.process.as_str(), value.as_str()), op.time_us);
+            }
+            OpType::Ok => {
+                if let Some(t) = invoked.remove(&(op.process.as_str(), value.as_str())) {
+                    out.push(op.time_us.saturating_sub(t) as f64 / 1e3);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 pub(super) fn summarize(
@@ -119,7 +174,37 @@ pub(super) fn summarize(
         messages: out.messages,
         safety_messages: out.safety_messages,
         violations: violations.into_iter().take(20).collect(),
-        repro: format!("cargo run --release -- run {} --seed {seed}", s.path),
+        repro: repro(s, seed),
+        overrides: s.overrides.clone(),
+        lost_acked: report
+            .anomalies
+            .iter()
+            .filter(|a| matches!(a.class, "lost-write" | "unseen"))
+            .count() as u64,
+        indeterminate_unread: report.indeterminate_unread,
+        produce_latency_ms: LatencyMs::of(produce_latencies_ms(&out.history.ops)),
+    }
+}
+
+/// The command that reproduces a run, overrides included.
+pub fn repro(s: &Scenario, seed: u64) -> String {
+    let mut line = format!("cargo run --release -- run {} --seed {seed}", s.path);
+    for o in &s.overrides {
+        line.push_str(&format!(" --set {o}"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LatencyMs;
+
+    #[test]
+    fn latency_percentiles_are_nearest_rank() {
+        let l = LatencyMs::of((1..=100).map(f64::from).collect());
+        assert_eq!((l.count, l.p50, l.p99, l.max), (100, 50.0, 99.0, 100.0));
+        assert_eq!(LatencyMs::of(vec![]), LatencyMs::default());
+        assert_eq!(LatencyMs::of(vec![7.0]).p99, 7.0);
     }
 }
 

@@ -4,6 +4,7 @@
 //! aimed at roles. Loading is strict: unknown keys, wrong types and impossible shapes are errors that name
 //! the key, the file, the line and the column (the CLI exits 2 on them).
 
+mod overrides;
 mod schema;
 mod validate;
 
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+pub use overrides::{parse_override, Override, SECTIONS as OVERRIDE_SECTIONS};
 pub use schema::*;
 pub use validate::{
     broker_config, controller_settings, producer_config, swarm_kinds, FaultKind, FaultParams, FaultSpec, PartitionMode,
@@ -30,6 +32,10 @@ pub struct ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // Not at a place in the file: it cannot be read, or a `--set` override is bad.
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
     }
 }
@@ -48,11 +54,18 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// Per topic, its validated config (Kafka's topic config names).
     pub topic_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The `--set` overrides applied on top of the file, as given (empty for the file as written).
+    pub overrides: Vec<String>,
 }
 
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Self::load_with(path, &[])
+    }
+
+    /// Reads a scenario file and applies `--set` overrides (see `overrides.rs`) before validating.
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
             file: shown.clone(),
@@ -60,12 +73,27 @@ impl Scenario {
             column: 0,
             message: format!("cannot read the scenario file: {e}"),
         })?;
-        Self::parse(&shown, &text)
+        Self::parse_with(&shown, &text, overrides)
     }
 
     /// Parses and validates scenario text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        Self::parse_with(file, text, &[])
+    }
+
+    /// Parses scenario text, applies the overrides, validates. The hash covers the text and the overrides,
+    /// so a run reproduces for one build, one scenario text and one set of overrides.
+    pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
         let locate = |span: Option<std::ops::Range<usize>>, message: String| {
+            if let Some(o) = span.as_ref().and_then(|s| s.start.checked_sub(text.len())) {
+                let given = overrides.get(o).map_or("?", |o| o.text.as_str());
+                return ScenarioError {
+                    file: file.to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!("--set {given}: {message}"),
+                };
+            }
             let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
             ScenarioError {
                 file: file.to_string(),
@@ -74,16 +102,22 @@ impl Scenario {
                 message,
             }
         };
-        let parsed: ScenarioFile = toml::from_str(text)
+        let mut parsed: ScenarioFile = toml::from_str(text)
             .map_err(|e| locate(refine_span(text, e.span(), e.message()), e.message().to_string()))?;
+        overrides::apply(&mut parsed, overrides, text.len());
         let (faults, topic_configs) = validate::validate(&parsed).map_err(|e| locate(e.span, e.message))?;
-        let hash = crate::history::hex(&Sha256::digest(text.as_bytes()));
+        let mut hashed = text.to_string();
+        for o in overrides {
+            hashed.push_str(&format!("\n# --set {}", o.text));
+        }
+        let hash = crate::history::hex(&Sha256::digest(hashed.as_bytes()));
         Ok(Scenario {
             path: file.to_string(),
             hash,
             file: parsed,
             faults,
             topic_configs,
+            overrides: overrides.iter().map(|o| o.text.clone()).collect(),
         })
     }
 
