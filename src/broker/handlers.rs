@@ -337,6 +337,10 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
             .parse::<u64>()
             .map_err(|_| format!("{key}: `{value}` is not a non-negative integer"))
     };
+    let at_least_minus_one = || match value.parse::<i64>() {
+        Ok(n) if n >= -1 => Ok(n),
+        _ => Err(format!("{key}: `{value}` is not an integer of at least -1")),
+    };
     match key {
         "segment.bytes" => config.segment_bytes = number()?,
         "segment.ms" => config.segment_ms = signed(number()?),
@@ -345,6 +349,10 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         "flush.messages" => config.flush_messages = number()?,
         "flush.ms" => config.flush_ms = signed(number()?),
         "max.message.bytes" => config.max_message_bytes = number()?,
+        "retention.ms" => config.retention_ms = at_least_minus_one()?,
+        "retention.bytes" => config.retention_bytes = at_least_minus_one()?,
+        "file.delete.delay.ms" => config.file_delete_delay_ms = signed(number()?),
+        "cleanup.policy" => config.cleanup_policy = crate::log::CleanupPolicy::parse(value)?,
         "min.insync.replicas" => {
             number().and_then(|n| {
                 if n >= 1 {

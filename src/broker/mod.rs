@@ -3,6 +3,8 @@
 //! the simulated disk time (`disk.take_elapsed()`) after each call.
 
 pub mod config;
+mod delete_records;
+pub use self::delete_records::DELETE_RECORDS_MARK;
 mod fetch;
 mod handlers;
 pub use self::handlers::apply_topic_config;
@@ -98,6 +100,9 @@ pub struct Broker {
     /// acks=all produces waiting for the high watermark.
     acks: crate::replication::AcksPurgatory<ConnId, produce::ParkedProduce>,
 }
+
+/// The mark of a retention pass that deleted segments or moved a log start offset.
+pub const RETENTION_DELETED_MARK: &str = "retention-deleted-segments";
 
 /// The mark of a duplicate batch answered with its original offset (and not appended again).
 pub const DUPLICATE_BATCH_MARK: &str = "duplicate-batch-answered-with-original-offset";
@@ -243,6 +248,7 @@ impl Broker {
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
             Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
             Request::InitProducerId(r) => self.init_producer_id(&r, v, corr),
+            Request::DeleteRecords(r) => self.delete_records(disk, &r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
             Request::Vote(_)
             | Request::BeginQuorumEpoch(_)
@@ -274,6 +280,22 @@ impl Broker {
     pub fn flush_dirty(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), String> {
         let r = self.logs.flush_dirty(disk, now_ms);
         self.storage_result(r, "flush")
+    }
+
+    /// Kafka's retention task (every `log.retention.check.interval.ms`): each hosted log deletes what its
+    /// `cleanup.policy` allows below this replica's high watermark, due `.deleted` files are removed, and
+    /// the log start offsets are checkpointed if any moved. Leaders and followers run it independently.
+    pub fn retention_pass(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), String> {
+        let hws: BTreeMap<TopicPartition, i64> = self
+            .replicas
+            .keys()
+            .map(|tp| (tp.clone(), self.high_watermark(tp)))
+            .collect();
+        let r = self.logs.delete_old_segments(disk, &hws, now_ms);
+        if matches!(&r, Ok(out) if !out.is_empty()) {
+            self.marks.push(RETENTION_DELETED_MARK);
+        }
+        self.storage_result(r.map(|_| ()), "retention")
     }
 
     /// Writes the recovery-point checkpoint (every `log.flush.offset.checkpoint.interval.ms`).
@@ -357,6 +379,10 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         flush_messages: cfg.log_flush_interval_messages,
         flush_ms: cfg.log_flush_interval_ms,
         max_message_bytes: cfg.message_max_bytes,
+        retention_ms: cfg.log_retention_ms,
+        retention_bytes: cfg.log_retention_bytes,
+        cleanup_policy: cfg.log_cleanup_policy,
+        file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
     }
 }
 
@@ -386,3 +412,5 @@ fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Resu
 mod tests;
 #[cfg(test)]
 mod producer_tests;
+#[cfg(test)]
+mod lifecycle_tests;

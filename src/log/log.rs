@@ -51,6 +51,8 @@ pub struct Log {
     pub(super) dir_dirty: bool,
     /// The idempotent producers' last batches (Kafka's `ProducerStateManager`).
     pub(super) producer_state: ProducerStateManager,
+    /// Segment files renamed `.deleted`, removed after `file.delete.delay.ms` (retention).
+    pub(super) pending_deletes: crate::log::retention::PendingDeletes,
 }
 
 /// The batches of an append, validated: (position in the buffer, header).
@@ -85,6 +87,7 @@ impl Log {
             last_flush_ms: now_ms,
             dir_dirty: false,
             producer_state: ProducerStateManager::new(),
+            pending_deletes: Default::default(),
         })
     }
 

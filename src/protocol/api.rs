@@ -20,14 +20,15 @@
 //! - AllocateProducerIds v0 (the only version, KIP-730).
 //! - Fetch v12 and CreateTopics v7: the broker listener's layouts.
 //!
-//! The broker listener adds InitProducerId v3–5 (one layout: producer id and epoch for KIP-360 bumps).
+//! The broker listener adds InitProducerId v3–5 (one layout: producer id and epoch for KIP-360 bumps) and
+//! DeleteRecords v2 (flexible; KIP-107).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateTopicsRequest,
-    EndQuorumEpochRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, VoteRequest,
+    DeleteRecordsRequest, EndQuorumEpochRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, VoteRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -64,6 +65,7 @@ pub const ADVERTISED: &[ApiRange] = &[
     range(ApiKey::ApiVersions, 0, 4, 3),
     range(ApiKey::CreateTopics, 7, 7, 5),
     range(ApiKey::InitProducerId, 3, 5, 2),
+    range(ApiKey::DeleteRecords, 2, 2, 2),
 ];
 
 /// What ApiVersions answers on the controller listener (see the module doc for why these versions).
@@ -124,6 +126,7 @@ pub enum Request {
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
     InitProducerId(InitProducerIdRequest),
+    DeleteRecords(DeleteRecordsRequest),
     Vote(VoteRequest),
     BeginQuorumEpoch(BeginQuorumEpochRequest),
     EndQuorumEpoch(EndQuorumEpochRequest),
@@ -241,6 +244,7 @@ fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String
         ApiKey::Fetch => de(buf, version, Request::Fetch),
         ApiKey::ListOffsets => de(buf, version, Request::ListOffsets),
         ApiKey::InitProducerId => de(buf, version, Request::InitProducerId),
+        ApiKey::DeleteRecords => de(buf, version, Request::DeleteRecords),
         ApiKey::Vote => de(buf, version, Request::Vote),
         ApiKey::BeginQuorumEpoch => de(buf, version, Request::BeginQuorumEpoch),
         ApiKey::EndQuorumEpoch => de(buf, version, Request::EndQuorumEpoch),
