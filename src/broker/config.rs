@@ -55,6 +55,8 @@ pub struct BrokerConfig {
     pub log_cleanup_policy: crate::log::CleanupPolicy,
     /// `log.segment.delete.delay.ms` (60000): topic-level `file.delete.delay.ms`.
     pub log_segment_delete_delay_ms: i64,
+    /// `log.message.timestamp.type` (CreateTime): topic-level `message.timestamp.type`.
+    pub log_message_timestamp_type: crate::protocol::batch::TimestampType,
 }
 
 impl BrokerConfig {
@@ -84,6 +86,7 @@ impl BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             log_cleanup_policy: crate::log::CleanupPolicy::DELETE,
             log_segment_delete_delay_ms: 60_000,
+            log_message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
         }
     }
 
@@ -152,6 +155,14 @@ impl BrokerConfig {
                 let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
                 self.log_cleanup_policy =
                     crate::log::CleanupPolicy::parse(&text).map_err(|reason| ConfigError::Invalid {
+                        key: key.into(),
+                        reason,
+                    })?
+            }
+            "log.message.timestamp.type" => {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                self.log_message_timestamp_type =
+                    crate::log::config::parse_timestamp_type(&text).map_err(|reason| ConfigError::Invalid {
                         key: key.into(),
                         reason,
                     })?

@@ -246,7 +246,7 @@ impl Broker {
             Request::CreateTopics(r) => self.create_topics(disk, &r, v, corr, now_ms),
             Request::Produce(r) => self.produce(disk, conn_id, &r, v, corr, now_ms),
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
-            Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
+            Request::ListOffsets(r) => self.list_offsets(disk, &r, v, corr),
             Request::InitProducerId(r) => self.init_producer_id(&r, v, corr),
             Request::DeleteRecords(r) => self.delete_records(disk, &r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
@@ -383,6 +383,7 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         retention_bytes: cfg.log_retention_bytes,
         cleanup_policy: cfg.log_cleanup_policy,
         file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
+        message_timestamp_type: cfg.log_message_timestamp_type,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct LogConfig {
     /// `file.delete.delay.ms` (`log.segment.delete.delay.ms`, 60000): a deleted segment's files stay, renamed
     /// `.deleted`, this long before they are removed.
     pub file_delete_delay_ms: i64,
+    /// `message.timestamp.type` (`log.message.timestamp.type`, CreateTime): LogAppendTime makes the leader
+    /// stamp each batch with its own clock.
+    pub message_timestamp_type: crate::protocol::batch::TimestampType,
 }
 
 /// `cleanup.policy`: which of retention (`delete`) and compaction (`compact`) apply.
@@ -34,6 +37,18 @@ pub struct LogConfig {
 pub struct CleanupPolicy {
     pub delete: bool,
     pub compact: bool,
+}
+
+/// Parses `message.timestamp.type` (`CreateTime` or `LogAppendTime`).
+pub fn parse_timestamp_type(value: &str) -> Result<crate::protocol::batch::TimestampType, String> {
+    use crate::protocol::batch::TimestampType;
+    match value.trim() {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        other => Err(format!(
+            "message.timestamp.type: `{other}` is neither CreateTime nor LogAppendTime"
+        )),
+    }
 }
 
 impl CleanupPolicy {
@@ -73,6 +88,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             cleanup_policy: CleanupPolicy::DELETE,
             file_delete_delay_ms: 60_000,
+            message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod time_index;
+pub mod timestamps;
 
 pub use config::{CleanupPolicy, LogConfig};
 pub use disk::{Disk, DiskError, DiskResult};
