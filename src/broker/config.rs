@@ -58,6 +58,18 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms` (1800000).
     pub group_max_session_timeout_ms: i32,
+    /// `log.retention.ms` (or `log.retention.minutes`/`hours`, 168 h; -1: forever): topic-level `retention.ms`.
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes` (-1: unlimited): topic-level `retention.bytes`.
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms` (300000): how often retention runs.
+    pub log_retention_check_interval_ms: i64,
+    /// `log.cleanup.policy` (`delete`): topic-level `cleanup.policy`.
+    pub log_cleanup_policy: crate::log::CleanupPolicy,
+    /// `log.segment.delete.delay.ms` (60000): topic-level `file.delete.delay.ms`.
+    pub log_segment_delete_delay_ms: i64,
+    /// `log.message.timestamp.type` (CreateTime): topic-level `message.timestamp.type`.
+    pub log_message_timestamp_type: crate::protocol::batch::TimestampType,
 }
 
 impl BrokerConfig {
@@ -88,6 +100,12 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            log_retention_ms: 168 * 3_600_000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            log_cleanup_policy: crate::log::CleanupPolicy::DELETE,
+            log_segment_delete_delay_ms: 60_000,
+            log_message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
         }
     }
 
@@ -192,6 +210,32 @@ impl BrokerConfig {
             "group.max.session.timeout.ms" => {
                 self.group_max_session_timeout_ms = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as i32
             }
+            "log.retention.ms" => self.log_retention_ms = in_range(int(v, key)?, -1, i64::MAX, key)?,
+            "log.retention.minutes" => self.log_retention_ms = retention(int(v, key)?, 60_000, key)?,
+            "log.retention.hours" => self.log_retention_ms = retention(int(v, key)?, 3_600_000, key)?,
+            "log.retention.bytes" => self.log_retention_bytes = in_range(int(v, key)?, -1, i64::MAX, key)?,
+            "log.retention.check.interval.ms" => {
+                self.log_retention_check_interval_ms = in_range(int(v, key)?, 1, i64::MAX, key)?
+            }
+            "log.cleanup.policy" => {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                self.log_cleanup_policy =
+                    crate::log::CleanupPolicy::parse(&text).map_err(|reason| ConfigError::Invalid {
+                        key: key.into(),
+                        reason,
+                    })?
+            }
+            "log.message.timestamp.type" => {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                self.log_message_timestamp_type =
+                    crate::log::config::parse_timestamp_type(&text).map_err(|reason| ConfigError::Invalid {
+                        key: key.into(),
+                        reason,
+                    })?
+            }
+            "log.segment.delete.delay.ms" => {
+                self.log_segment_delete_delay_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
+            }
             "auto.create.topics.enable" => {
                 if boolean(v, key)? {
                     return Err(ConfigError::Invalid {
@@ -248,6 +292,12 @@ fn boolean(v: &toml::Value, key: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// `log.retention.minutes`/`hours` in milliseconds; -1 stays -1 (forever).
+fn retention(n: i64, unit_ms: i64, key: &str) -> Result<i64, ConfigError> {
+    let n = in_range(n, -1, i64::MAX / unit_ms, key)?;
+    Ok(if n < 0 { -1 } else { n * unit_ms })
+}
+
 fn in_range(n: i64, min: i64, max: i64, key: &str) -> Result<i64, ConfigError> {
     if n < min || n > max {
         return Err(ConfigError::Invalid {
@@ -277,6 +327,27 @@ mod tests {
         assert_eq!(cfg.log_segment_bytes, 1_048_576);
         assert_eq!(cfg.log_flush_offset_checkpoint_interval_ms, 60_000);
         assert_eq!(cfg.socket_request_max_bytes, 104_857_600);
+        assert_eq!(cfg.log_retention_ms, 604_800_000);
+        assert_eq!(cfg.log_retention_check_interval_ms, 300_000);
+    }
+
+    #[test]
+    fn retention_keys_take_kafkas_units_and_policies() {
+        let cfg = BrokerConfig::from_map(&map(&[
+            ("node.id", 1.into()),
+            ("log.retention.hours", 2.into()),
+            ("log.retention.bytes", 1000.into()),
+            ("log.cleanup.policy", "compact,delete".into()),
+            ("log.segment.delete.delay.ms", 5.into()),
+        ]))
+        .unwrap();
+        assert_eq!((cfg.log_retention_ms, cfg.log_retention_bytes), (7_200_000, 1000));
+        assert!(cfg.log_cleanup_policy.delete && cfg.log_cleanup_policy.compact);
+        assert_eq!(cfg.log_segment_delete_delay_ms, 5);
+        let forever = BrokerConfig::from_map(&map(&[("node.id", 1.into()), ("log.retention.ms", (-1).into())]));
+        assert_eq!(forever.unwrap().log_retention_ms, -1);
+        let bad = BrokerConfig::from_map(&map(&[("node.id", 1.into()), ("log.cleanup.policy", "x".into())]));
+        assert!(matches!(bad, Err(ConfigError::Invalid { .. })), "{bad:?}");
     }
 
     #[test]

@@ -285,15 +285,23 @@ impl Broker {
         Ok((partitions, rf, config))
     }
 
-    pub(super) fn list_offsets(&self, req: &ListOffsetsRequest, version: i16, corr: i32) -> Result<Reply, Failure> {
+    pub(super) fn list_offsets(
+        &mut self,
+        disk: &mut dyn Disk,
+        req: &ListOffsetsRequest,
+        version: i16,
+        corr: i32,
+    ) -> Result<Reply, Failure> {
         let mut topics = Vec::new();
         for t in &req.topics {
             let mut partitions = Vec::new();
             for p in &t.partitions {
                 let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
                 let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                r = match self.list_offset(&tp, p.current_leader_epoch, p.timestamp) {
-                    Ok((offset, epoch)) => r.with_offset(offset).with_leader_epoch(epoch).with_timestamp(-1),
+                r = match self.list_offset(disk, &tp, p.current_leader_epoch, p.timestamp)? {
+                    Ok((offset, timestamp, epoch)) => {
+                        r.with_offset(offset).with_leader_epoch(epoch).with_timestamp(timestamp)
+                    }
                     Err(error) => r
                         .with_error_code(error)
                         .with_offset(-1)
@@ -316,15 +324,38 @@ impl Broker {
         )
     }
 
-    /// Earliest = the log start offset, latest = the high watermark. Lookups by timestamp (and -3, the max
-    /// timestamp of KIP-734) need the time index: UNSUPPORTED_VERSION until then.
-    fn list_offset(&self, tp: &TopicPartition, current_leader_epoch: i32, timestamp: i64) -> Result<(i64, i32), i16> {
-        let part = self.led_partition(tp, current_leader_epoch)?;
-        let log = self.logs.get(tp).ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)?;
+    /// (offset, timestamp, leader epoch): earliest = the log start offset, latest = the high watermark; a
+    /// timestamp ≥ 0 or -3 (KIP-734's max timestamp) looks the time index up (Kafka's
+    /// `fetchOffsetForTimestamp`): the first record with a timestamp at or after it, only if below the high
+    /// watermark, else offset and timestamp -1 with no error. Other negative timestamps are INVALID_REQUEST.
+    /// The outer `Err` is a storage failure.
+    #[allow(clippy::type_complexity)]
+    fn list_offset(
+        &mut self,
+        disk: &mut dyn Disk,
+        tp: &TopicPartition,
+        current_leader_epoch: i32,
+        timestamp: i64,
+    ) -> Result<Result<(i64, i64, i32), i16>, Failure> {
+        let epoch = match self.led_partition(tp, current_leader_epoch) {
+            Ok(part) => part.leader_epoch,
+            Err(e) => return Ok(Err(e)),
+        };
+        let hw = self.high_watermark(tp);
+        let Some(log) = self.logs.get_mut(tp) else {
+            return Ok(Err(code::UNKNOWN_TOPIC_OR_PARTITION));
+        };
         match timestamp {
-            EARLIEST_TIMESTAMP => Ok((log.log_start_offset(), part.leader_epoch)),
-            LATEST_TIMESTAMP => Ok((self.high_watermark(tp), part.leader_epoch)),
-            _ => Err(code::UNSUPPORTED_VERSION),
+            EARLIEST_TIMESTAMP => Ok(Ok((log.log_start_offset(), -1, epoch))),
+            LATEST_TIMESTAMP => Ok(Ok((hw, -1, epoch))),
+            t if t >= 0 || t == crate::log::timestamps::MAX_TIMESTAMP => match log.fetch_offset_by_timestamp(disk, t) {
+                Ok(Some(found)) if found.offset < hw => {
+                    Ok(Ok((found.offset, found.timestamp, found.leader_epoch.unwrap_or(-1))))
+                }
+                Ok(_) => Ok(Ok((-1, -1, -1))),
+                Err(e) => Ok(Err(partition_error(&e)?)),
+            },
+            _ => Ok(Err(code::INVALID_REQUEST)),
         }
     }
 }
@@ -338,6 +369,10 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
             .parse::<u64>()
             .map_err(|_| format!("{key}: `{value}` is not a non-negative integer"))
     };
+    let at_least_minus_one = || match value.parse::<i64>() {
+        Ok(n) if n >= -1 => Ok(n),
+        _ => Err(format!("{key}: `{value}` is not an integer of at least -1")),
+    };
     match key {
         "segment.bytes" => config.segment_bytes = number()?,
         "segment.ms" => config.segment_ms = signed(number()?),
@@ -346,6 +381,11 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         "flush.messages" => config.flush_messages = number()?,
         "flush.ms" => config.flush_ms = signed(number()?),
         "max.message.bytes" => config.max_message_bytes = number()?,
+        "retention.ms" => config.retention_ms = at_least_minus_one()?,
+        "retention.bytes" => config.retention_bytes = at_least_minus_one()?,
+        "file.delete.delay.ms" => config.file_delete_delay_ms = signed(number()?),
+        "cleanup.policy" => config.cleanup_policy = crate::log::CleanupPolicy::parse(value)?,
+        "message.timestamp.type" => config.message_timestamp_type = crate::log::config::parse_timestamp_type(value)?,
         "min.insync.replicas" => {
             number().and_then(|n| {
                 if n >= 1 {

@@ -3,6 +3,8 @@
 //! the simulated disk time (`disk.take_elapsed()`) after each call.
 
 pub mod config;
+mod delete_records;
+pub use self::delete_records::DELETE_RECORDS_MARK;
 mod fetch;
 mod group_apis;
 mod groups;
@@ -124,6 +126,9 @@ pub fn is_group_api(api_key: i16) -> bool {
     .iter()
     .any(|k| *k as i16 == api_key)
 }
+
+/// The mark of a retention pass that deleted segments or moved a log start offset.
+pub const RETENTION_DELETED_MARK: &str = "retention-deleted-segments";
 
 /// The mark of a duplicate batch answered with its original offset (and not appended again).
 pub const DUPLICATE_BATCH_MARK: &str = "duplicate-batch-answered-with-original-offset";
@@ -283,7 +288,7 @@ impl Broker {
             Request::CreateTopics(r) => self.create_topics(disk, &r, v, corr, now_ms),
             Request::Produce(r) => self.produce(disk, conn_id, &r, v, corr, now_ms),
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
-            Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
+            Request::ListOffsets(r) => self.list_offsets(disk, &r, v, corr),
             Request::InitProducerId(r) => self.init_producer_id(&r, v, corr),
             Request::FindCoordinator(r) => self.find_coordinator(&r, v, corr),
             Request::JoinGroup(r) => self.join_group(disk, w(ApiKey::JoinGroup), client_id, r, now_ms),
@@ -294,6 +299,7 @@ impl Broker {
             Request::OffsetFetch(r) => self.offset_fetch(&r, v, corr),
             Request::DescribeGroups(r) => self.describe_groups(&r, v, corr),
             Request::ListGroups(r) => self.list_groups(&r, v, corr),
+            Request::DeleteRecords(r) => self.delete_records(disk, &r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
             Request::Vote(_)
             | Request::BeginQuorumEpoch(_)
@@ -325,6 +331,22 @@ impl Broker {
     pub fn flush_dirty(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), String> {
         let r = self.logs.flush_dirty(disk, now_ms);
         self.storage_result(r, "flush")
+    }
+
+    /// Kafka's retention task (every `log.retention.check.interval.ms`): each hosted log deletes what its
+    /// `cleanup.policy` allows below this replica's high watermark, due `.deleted` files are removed, and
+    /// the log start offsets are checkpointed if any moved. Leaders and followers run it independently.
+    pub fn retention_pass(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), String> {
+        let hws: BTreeMap<TopicPartition, i64> = self
+            .replicas
+            .keys()
+            .map(|tp| (tp.clone(), self.high_watermark(tp)))
+            .collect();
+        let r = self.logs.delete_old_segments(disk, &hws, now_ms);
+        if matches!(&r, Ok(out) if !out.is_empty()) {
+            self.marks.push(RETENTION_DELETED_MARK);
+        }
+        self.storage_result(r.map(|_| ()), "retention")
     }
 
     /// Writes the recovery-point checkpoint (every `log.flush.offset.checkpoint.interval.ms`).
@@ -408,6 +430,11 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         flush_messages: cfg.log_flush_interval_messages,
         flush_ms: cfg.log_flush_interval_ms,
         max_message_bytes: cfg.message_max_bytes,
+        retention_ms: cfg.log_retention_ms,
+        retention_bytes: cfg.log_retention_bytes,
+        cleanup_policy: cfg.log_cleanup_policy,
+        file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
+        message_timestamp_type: cfg.log_message_timestamp_type,
     }
 }
 
@@ -439,3 +466,5 @@ mod tests;
 mod producer_tests;
 #[cfg(test)]
 mod group_tests;
+#[cfg(test)]
+mod lifecycle_tests;

@@ -356,6 +356,7 @@ impl Broker {
             }
         }
         let leo = self.logs.get(tp).map_or(0, |l| l.log_end_offset());
+        let mut follower_hw = None;
         if let Some(Role::Follower { high_watermark, .. }) = self.replicas.get_mut(tp) {
             let leader_hw = if p.high_watermark >= 0 {
                 p.high_watermark
@@ -363,6 +364,18 @@ impl Broker {
                 *high_watermark
             };
             *high_watermark = follower_high_watermark(leader_hw.max(*high_watermark), leo);
+            follower_hw = Some(*high_watermark);
+        }
+        // The follower takes the leader's log start offset (Kafka's `processPartitionData`: after the high
+        // watermark, `maybeIncrementLogStartOffset(leaderLogStartOffset)`), bounded by its own high watermark.
+        let start = self.logs.get(tp).map_or(0, |l| l.log_start_offset());
+        if let Some(hw) = follower_hw.filter(|_| p.log_start_offset > start) {
+            let new_start = p.log_start_offset.min(hw);
+            if new_start > start {
+                self.logs
+                    .increment_log_start_offset(disk, tp, new_start, hw)
+                    .map_err(|e| storage(&e))?;
+            }
         }
         Ok(())
     }

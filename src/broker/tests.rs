@@ -267,7 +267,7 @@ fn create_topics_assigns_an_id_creates_logs_and_refuses_rf_above_one() {
 }
 
 #[test]
-fn list_offsets_answers_earliest_and_latest() {
+fn list_offsets_answers_earliest_latest_and_by_timestamp() {
     let mut b = broker(&[1]);
     call(&mut b, ApiKey::Produce, 11, &produce(0, batch(&[b"a", b"b"], 0), 1), 0);
     let part = |ts| {
@@ -277,7 +277,7 @@ fn list_offsets_answers_earliest_and_latest() {
     };
     let t = list_offsets_request::ListOffsetsTopic::default()
         .with_name(name("orders"))
-        .with_partitions(vec![part(-2), part(-1), part(5)]);
+        .with_partitions(vec![part(-2), part(-1), part(5), part(0), part(-3), part(-4)]);
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![t]);
@@ -287,7 +287,8 @@ fn list_offsets_answers_earliest_and_latest() {
         .iter()
         .map(|p| (p.error_code, p.offset))
         .collect();
-    assert_eq!(got, vec![(0, 0), (0, 2), (35, -1)]);
+    // By timestamp (both records carry 0): 5 finds nothing, 0 and -3 (max timestamp) find offset 0.
+    assert_eq!(got, vec![(0, 0), (0, 2), (0, -1), (0, 0), (0, 0), (42, -1)]);
 }
 
 #[test]

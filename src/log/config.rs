@@ -17,6 +17,61 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `max.message.bytes`: the largest batch accepted (1048588).
     pub max_message_bytes: u64,
+    /// `retention.ms` (`log.retention.ms`/`hours`, 7 days): a closed segment whose largest record timestamp is
+    /// older than this goes; -1 keeps everything.
+    pub retention_ms: i64,
+    /// `retention.bytes` (`log.retention.bytes`, -1: unlimited): oldest segments go while the log is larger.
+    pub retention_bytes: i64,
+    /// `cleanup.policy` (`log.cleanup.policy`, `delete`): `delete`, `compact` or `compact,delete`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `file.delete.delay.ms` (`log.segment.delete.delay.ms`, 60000): a deleted segment's files stay, renamed
+    /// `.deleted`, this long before they are removed.
+    pub file_delete_delay_ms: i64,
+    /// `message.timestamp.type` (`log.message.timestamp.type`, CreateTime): LogAppendTime makes the leader
+    /// stamp each batch with its own clock.
+    pub message_timestamp_type: crate::protocol::batch::TimestampType,
+}
+
+/// `cleanup.policy`: which of retention (`delete`) and compaction (`compact`) apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+/// Parses `message.timestamp.type` (`CreateTime` or `LogAppendTime`).
+pub fn parse_timestamp_type(value: &str) -> Result<crate::protocol::batch::TimestampType, String> {
+    use crate::protocol::batch::TimestampType;
+    match value.trim() {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        other => Err(format!(
+            "message.timestamp.type: `{other}` is neither CreateTime nor LogAppendTime"
+        )),
+    }
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+
+    /// Parses Kafka's list value (`delete`, `compact`, `compact,delete`, `delete,compact`).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                other => return Err(format!("cleanup.policy: unknown policy `{other}`")),
+            }
+        }
+        Ok(policy)
+    }
 }
 
 impl Default for LogConfig {
@@ -29,6 +84,11 @@ impl Default for LogConfig {
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX,
             max_message_bytes: 1_048_588,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            cleanup_policy: CleanupPolicy::DELETE,
+            file_delete_delay_ms: 60_000,
+            message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
         }
     }
 }
@@ -47,5 +107,22 @@ mod tests {
         assert_eq!(c.flush_messages, i64::MAX as u64);
         assert_eq!(c.flush_ms, i64::MAX);
         assert_eq!(c.max_message_bytes, 1_048_588);
+        assert_eq!((c.retention_ms, c.retention_bytes), (604_800_000, -1));
+        assert_eq!(
+            (c.cleanup_policy, c.file_delete_delay_ms),
+            (CleanupPolicy::DELETE, 60_000)
+        );
+    }
+
+    #[test]
+    fn cleanup_policy_parses_kafkas_lists() {
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(CleanupPolicy::parse("compact,delete"), Ok(both));
+        assert_eq!(CleanupPolicy::parse("delete, compact"), Ok(both));
+        assert_eq!(CleanupPolicy::parse("delete"), Ok(CleanupPolicy::DELETE));
+        assert!(CleanupPolicy::parse("compcat").is_err());
     }
 }

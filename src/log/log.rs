@@ -9,7 +9,9 @@ use crate::log::epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use crate::log::producer_state::{list_snapshots, ProducerStateManager};
 use crate::log::segment::LogSegment;
 use crate::log::LogError;
-use crate::protocol::batch::{batches, set_base_offset, set_partition_leader_epoch, validate_batch, BatchHeader};
+use crate::protocol::batch::{
+    batches, set_base_offset, set_partition_leader_epoch, validate_batch, BatchHeader, TimestampType,
+};
 use crate::types::TopicPartition;
 
 /// What an append wrote.
@@ -51,6 +53,8 @@ pub struct Log {
     pub(super) dir_dirty: bool,
     /// The idempotent producers' last batches (Kafka's `ProducerStateManager`).
     pub(super) producer_state: ProducerStateManager,
+    /// Segment files renamed `.deleted`, removed after `file.delete.delay.ms` (retention).
+    pub(super) pending_deletes: crate::log::retention::PendingDeletes,
 }
 
 /// The batches of an append, validated: (position in the buffer, header).
@@ -85,6 +89,7 @@ impl Log {
             last_flush_ms: now_ms,
             dir_dirty: false,
             producer_state: ProducerStateManager::new(),
+            pending_deletes: Default::default(),
         })
     }
 
@@ -226,8 +231,14 @@ impl Log {
             });
         }
         let mut next = self.log_end_offset;
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         for (pos, h) in &mut headers {
             let total = h.total_size();
+            if log_append_time {
+                crate::log::timestamps::stamp_log_append_time(&mut records[*pos..*pos + total], now_ms);
+                h.max_timestamp = now_ms;
+                h.attributes |= 0x08;
+            }
             set_base_offset(&mut records[*pos..*pos + total], next);
             set_partition_leader_epoch(&mut records[*pos..*pos + total], leader_epoch);
             h.base_offset = next;

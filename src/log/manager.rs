@@ -9,6 +9,7 @@ use crate::log::config::LogConfig;
 use crate::log::disk::{join, write_atomically, Disk};
 use crate::log::log::Log;
 use crate::log::recovery::{partition_metadata_text, LoadOffsets, RecoveryReport, PARTITION_METADATA};
+use crate::log::retention::RetentionOutcome;
 use crate::log::LogError;
 use crate::types::TopicPartition;
 
@@ -141,6 +142,54 @@ impl LogManager {
             .map(|(tp, l)| (tp.clone(), l.log_start_offset()))
             .collect();
         write_offsets(disk, LOG_START_OFFSET_CHECKPOINT, &log_starts)
+    }
+
+    /// One retention pass over every log in `high_watermarks` (Kafka's `cleanupLogs`, run every
+    /// `log.retention.check.interval.ms`): each log deletes what its policy allows below its high watermark
+    /// and removes its `.deleted` files that are due; the log start offsets are checkpointed if any moved.
+    /// Returns the logs that deleted segments, with what went.
+    pub fn delete_old_segments(
+        &mut self,
+        disk: &mut dyn Disk,
+        high_watermarks: &BTreeMap<TopicPartition, i64>,
+        now_ms: i64,
+    ) -> Result<BTreeMap<TopicPartition, RetentionOutcome>, LogError> {
+        let mut out = BTreeMap::new();
+        for (tp, log) in self.logs.iter_mut() {
+            log.delete_pending_files(disk, now_ms)?;
+            let Some(hw) = high_watermarks.get(tp) else {
+                continue;
+            };
+            let before = log.log_start_offset();
+            let outcome = log.delete_old_segments(disk, *hw, now_ms)?;
+            if !outcome.deleted.is_empty() || outcome.log_start_offset != before {
+                out.insert(tp.clone(), outcome);
+            }
+        }
+        if !out.is_empty() {
+            self.checkpoint(disk)?;
+        }
+        Ok(out)
+    }
+
+    /// Raises one log's start offset (DeleteRecords on the leader, or a follower taking the leader's) and
+    /// checkpoints it when it moved. `Ok(false)`: it was already there.
+    pub fn increment_log_start_offset(
+        &mut self,
+        disk: &mut dyn Disk,
+        tp: &TopicPartition,
+        new_start: i64,
+        high_watermark: i64,
+    ) -> Result<bool, LogError> {
+        let log = self
+            .logs
+            .get_mut(tp)
+            .ok_or_else(|| LogError::UnknownPartition { tp: tp.to_string() })?;
+        let moved = log.maybe_increment_log_start_offset(disk, new_start, high_watermark)?;
+        if moved {
+            self.checkpoint(disk)?;
+        }
+        Ok(moved)
     }
 
     /// Flushes every log whose last flush is `flush.ms` old (Kafka's `flushDirtyLogs`).

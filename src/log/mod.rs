@@ -19,10 +19,12 @@ pub mod manager;
 pub(crate) mod mem_disk;
 pub mod producer_state;
 pub mod recovery;
+pub mod retention;
 pub mod segment;
 pub mod time_index;
+pub mod timestamps;
 
-pub use config::LogConfig;
+pub use config::{CleanupPolicy, LogConfig};
 pub use disk::{Disk, DiskError, DiskResult};
 pub use epoch_cache::LeaderEpochCache;
 pub use error::LogError;
@@ -30,3 +32,4 @@ pub use log::{AppendInfo, FetchData, Log};
 pub use log_producers::SNAPSHOTS_TO_RETAIN;
 pub use manager::LogManager;
 pub use recovery::RecoveryReport;
+pub use retention::{DeletionReason, RetentionOutcome};

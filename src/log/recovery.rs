@@ -121,6 +121,7 @@ impl Log {
             last_flush_ms: now_ms,
             dir_dirty: false,
             producer_state: ProducerStateManager::new(),
+            pending_deletes: Default::default(),
         };
         let mut report = RecoveryReport {
             tp: tp.clone(),

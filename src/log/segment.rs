@@ -513,6 +513,11 @@ impl LogSegment {
         Ok(())
     }
 
+    /// When this segment was created or opened (retention's fallback when no record carries a timestamp).
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
     /// Whether anything changed since the last flush.
     pub fn is_dirty(&self) -> bool {
         self.dirty

@@ -480,17 +480,25 @@ async fn background_loop(node: Node) {
         )
     };
     let isr_check_ms = (node.lock().broker.config().replica_lag_time_max_ms / 2).max(1);
+    let retention_ms = node.lock().broker.config().log_retention_check_interval_ms.max(1);
     let start = node.clock.now_ms();
     let mut next_isr_check = start.saturating_add(isr_check_ms);
     let mut next_flush = start.saturating_add(flush_ms);
     let mut next_checkpoint = start.saturating_add(checkpoint_ms);
+    let mut next_retention = start.saturating_add(retention_ms);
     loop {
         let parked = node.lock().broker.next_parked_deadline();
-        let due = [Some(next_flush), Some(next_checkpoint), Some(next_isr_check), parked]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(i64::MAX);
+        let due = [
+            Some(next_flush),
+            Some(next_checkpoint),
+            Some(next_isr_check),
+            Some(next_retention),
+            parked,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(i64::MAX);
         let wait_ms = due.saturating_sub(node.clock.now_ms()).clamp(0, 3_600_000) as u64;
         tokio::select! {
             biased;
@@ -517,6 +525,11 @@ async fn background_loop(node: Node) {
             if !failed && now >= next_flush {
                 next_flush = now.saturating_add(flush_ms);
                 failed |= s.broker.flush_dirty(s.disk.as_mut(), now).is_err();
+            }
+            if !failed && now >= next_retention {
+                // Kafka's `kafka-log-retention` task, every log.retention.check.interval.ms.
+                next_retention = now.saturating_add(retention_ms);
+                failed |= s.broker.retention_pass(s.disk.as_mut(), now).is_err();
             }
             if !failed && now >= next_checkpoint {
                 next_checkpoint = now.saturating_add(checkpoint_ms);

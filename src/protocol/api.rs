@@ -24,16 +24,16 @@
 //! the classic group APIs at one flexible version each: FindCoordinator v4 (KIP-699 batched keys),
 //! JoinGroup v7, SyncGroup v5 (protocol type and name, KIP-559), Heartbeat v4, LeaveGroup v4 (KIP-345 member
 //! batches), OffsetCommit v8, OffsetFetch v8 (KIP-709 batched groups), DescribeGroups v5, ListGroups v4
-//! (KIP-518 states filter).
+//! (KIP-518 states filter), and DeleteRecords v2 (flexible; KIP-107).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateTopicsRequest,
-    DescribeGroupsRequest, EndQuorumEpochRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
-    VoteRequest,
+    DeleteRecordsRequest, DescribeGroupsRequest, EndQuorumEpochRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    ResponseHeader, SyncGroupRequest, VoteRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -79,6 +79,7 @@ pub const ADVERTISED: &[ApiRange] = &[
     range(ApiKey::OffsetFetch, 8, 8, 6),
     range(ApiKey::DescribeGroups, 5, 5, 5),
     range(ApiKey::ListGroups, 4, 4, 3),
+    range(ApiKey::DeleteRecords, 2, 2, 2),
 ];
 
 /// What ApiVersions answers on the controller listener (see the module doc for why these versions).
@@ -148,6 +149,7 @@ pub enum Request {
     OffsetFetch(OffsetFetchRequest),
     DescribeGroups(DescribeGroupsRequest),
     ListGroups(ListGroupsRequest),
+    DeleteRecords(DeleteRecordsRequest),
     Vote(VoteRequest),
     BeginQuorumEpoch(BeginQuorumEpochRequest),
     EndQuorumEpoch(EndQuorumEpochRequest),
@@ -274,6 +276,7 @@ fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String
         ApiKey::OffsetFetch => de(buf, version, Request::OffsetFetch),
         ApiKey::DescribeGroups => de(buf, version, Request::DescribeGroups),
         ApiKey::ListGroups => de(buf, version, Request::ListGroups),
+        ApiKey::DeleteRecords => de(buf, version, Request::DeleteRecords),
         ApiKey::Vote => de(buf, version, Request::Vote),
         ApiKey::BeginQuorumEpoch => de(buf, version, Request::BeginQuorumEpoch),
         ApiKey::EndQuorumEpoch => de(buf, version, Request::EndQuorumEpoch),

@@ -30,6 +30,7 @@ pub fn request_schema(key: ApiKey, version: i16) -> Schema {
         | ApiKey::OffsetFetch
         | ApiKey::DescribeGroups
         | ApiKey::ListGroups => super::group_schemas::group_schema(key),
+        ApiKey::DeleteRecords => delete_records_schema(),
         ApiKey::Vote => vote_schema(),
         ApiKey::BeginQuorumEpoch => begin_quorum_epoch_schema(),
         ApiKey::EndQuorumEpoch => end_quorum_epoch_schema(),
@@ -141,6 +142,19 @@ fn list_offsets_schema() -> Schema {
         field("replica_id", Kind::Int32),
         field("isolation_level", Kind::Int8),
         field("topics", array_of_structs(topic)),
+    ])
+}
+
+/// DeleteRecordsRequest v2 (flexible).
+fn delete_records_schema() -> Schema {
+    let partition = vec![field("partition_index", Kind::Int32), field("offset", Kind::Int64)];
+    let topic = vec![
+        field("name", Kind::String),
+        field("partitions", array_of_structs(partition)),
+    ];
+    Schema::new(vec![
+        field("topics", array_of_structs(topic)),
+        field("timeout_ms", Kind::Int32),
     ])
 }
 

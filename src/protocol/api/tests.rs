@@ -211,6 +211,19 @@ fn group_sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
             let r = ListGroupsRequest::default().with_states_filter(vec![s("Stable")]);
             frame(key, v, r, Request::ListGroups)
         }),
+        ApiKey::DeleteRecords => Box::new(move |v| {
+            use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+            let p = DeleteRecordsPartition::default()
+                .with_partition_index(3)
+                .with_offset(42);
+            let t = DeleteRecordsTopic::default()
+                .with_name(name("orders"))
+                .with_partitions(vec![p]);
+            let r = kafka_protocol::messages::DeleteRecordsRequest::default()
+                .with_topics(vec![t])
+                .with_timeout_ms(30_000);
+            frame(key, v, r, Request::DeleteRecords)
+        }),
         other => controller_sample(other),
     }
 }
