@@ -47,6 +47,10 @@ pub const MARKS: &[&str] = &[
     "isr-shrunk",
     "isr-expanded",
     "follower-truncated-divergent-tail",
+    "stale-commit-rejected",
+    "coordinator-crashed",
+    "client-crashed",
+    "client-paused",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
