@@ -45,6 +45,19 @@ pub struct BrokerConfig {
     pub replica_fetch_max_bytes: i32,
     /// `min.insync.replicas` (1): topic-level `min.insync.replicas` overrides it.
     pub min_insync_replicas: i32,
+    /// `offsets.topic.num.partitions` (50): partitions of `__consumer_offsets`, created on first use.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (3): creating `__consumer_offsets` fails while fewer brokers are up.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.commit.timeout.ms` (5000): a coordinator write waits this long for the ISR (acks=all,
+    /// Kafka's fixed `offsets.commit.required.acks` -1), then fails with REQUEST_TIMED_OUT.
+    pub offsets_commit_timeout_ms: i64,
+    /// `group.initial.rebalance.delay.ms` (3000): an empty group's first rebalance waits for more members.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms` (6000).
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub group_max_session_timeout_ms: i32,
 }
 
 impl BrokerConfig {
@@ -69,6 +82,23 @@ impl BrokerConfig {
             replica_fetch_min_bytes: 1,
             replica_fetch_max_bytes: 1 << 20,
             min_insync_replicas: 1,
+            offsets_topic_num_partitions: crate::group::OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT,
+            offsets_topic_replication_factor: crate::group::OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT,
+            offsets_commit_timeout_ms: 5_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+        }
+    }
+
+    /// The group coordinator's settings (`group::GroupConfig`) from this broker's keys.
+    pub fn group_config(&self) -> crate::group::GroupConfig {
+        crate::group::GroupConfig {
+            offsets_topic_num_partitions: self.offsets_topic_num_partitions,
+            group_min_session_timeout_ms: self.group_min_session_timeout_ms,
+            group_max_session_timeout_ms: self.group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            ..crate::group::GroupConfig::default()
         }
     }
 
@@ -82,6 +112,15 @@ impl BrokerConfig {
         let mut cfg = Self::new(node_id);
         for (key, value) in map {
             cfg.set(key, value)?;
+        }
+        if cfg.group_min_session_timeout_ms > cfg.group_max_session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "group.min.session.timeout.ms".into(),
+                reason: format!(
+                    "{} is above group.max.session.timeout.ms {}",
+                    cfg.group_min_session_timeout_ms, cfg.group_max_session_timeout_ms
+                ),
+            });
         }
         Ok(cfg)
     }
@@ -126,6 +165,33 @@ impl BrokerConfig {
                 self.replica_fetch_max_bytes = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32
             }
             "min.insync.replicas" => self.min_insync_replicas = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32,
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions = in_range(int(v, key)?, 1, i32::MAX as i64, key)? as i32
+            }
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor = in_range(int(v, key)?, 1, i16::MAX as i64, key)? as i16
+            }
+            "offsets.commit.timeout.ms" => {
+                self.offsets_commit_timeout_ms = in_range(int(v, key)?, 1, i32::MAX as i64, key)?
+            }
+            "offsets.commit.required.acks" => {
+                // Kafka deprecated any value but -1: only -1 is accepted.
+                if int(v, key)? != -1 {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        reason: "only -1 (acks=all) is supported".into(),
+                    });
+                }
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = in_range(int(v, key)?, 0, i32::MAX as i64, key)?
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as i32
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = in_range(int(v, key)?, 0, i32::MAX as i64, key)? as i32
+            }
             "auto.create.topics.enable" => {
                 if boolean(v, key)? {
                     return Err(ConfigError::Invalid {
@@ -231,5 +297,38 @@ mod tests {
         assert_eq!(missing, Err(ConfigError::Missing { key: "node.id".into() }));
         let err = BrokerConfig::from_map(&map(&[("node.id", "x".into())])).unwrap_err();
         assert!(err.to_string().contains("node.id"), "{err}");
+    }
+
+    #[test]
+    fn group_coordinator_keys_have_kafka_defaults_and_are_validated() {
+        let cfg = BrokerConfig::from_map(&map(&[("node.id", 1.into())])).unwrap();
+        assert_eq!(cfg.offsets_topic_num_partitions, 50);
+        assert_eq!(cfg.offsets_topic_replication_factor, 3);
+        assert_eq!(cfg.offsets_commit_timeout_ms, 5_000);
+        let g = cfg.group_config();
+        assert_eq!(g.group_initial_rebalance_delay_ms, 3_000);
+        assert_eq!(
+            (g.group_min_session_timeout_ms, g.group_max_session_timeout_ms),
+            (6_000, 1_800_000)
+        );
+        let set = BrokerConfig::from_map(&map(&[
+            ("node.id", 1.into()),
+            ("offsets.topic.num.partitions", 4.into()),
+            ("offsets.topic.replication.factor", "1".into()),
+            ("group.initial.rebalance.delay.ms", 0.into()),
+        ]))
+        .unwrap();
+        assert_eq!(set.group_config().offsets_topic_num_partitions, 4);
+        assert_eq!(set.offsets_topic_replication_factor, 1);
+        assert_eq!(set.group_config().group_initial_rebalance_delay_ms, 0);
+        for (key, value) in [
+            ("offsets.topic.num.partitions", 0),
+            ("offsets.topic.replication.factor", 0),
+            ("offsets.commit.required.acks", 1),
+            ("group.min.session.timeout.ms", 2_000_000),
+        ] {
+            let err = BrokerConfig::from_map(&map(&[("node.id", 1.into()), (key, value.into())])).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 }

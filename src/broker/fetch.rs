@@ -98,19 +98,30 @@ impl Broker {
                 done.push((conn_id, self.settle(outcome)));
             }
         }
+        if self.offline.is_none() {
+            if let Err(failure) = self.tick_groups(disk, now_ms) {
+                self.settle(Err(failure));
+            }
+            done.extend(self.take_group_answers());
+        }
         done
     }
 
-    /// The earliest deadline among parked fetches and produces.
+    /// The earliest deadline among parked fetches and produces, the group coordinator's timers and its
+    /// appends waiting for the ISR.
     pub fn next_parked_deadline(&self) -> Option<i64> {
         let fetches = self.parked.values().map(|p| p.deadline_ms).min();
-        [fetches, self.acks.next_deadline()].into_iter().flatten().min()
+        [fetches, self.acks.next_deadline(), self.next_group_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Forgets a parked fetch or produce (its connection closed).
     pub fn cancel_parked(&mut self, conn_id: ConnId) {
         self.parked.remove(&conn_id);
         self.acks.cancel(conn_id);
+        self.cancel_group_requests(conn_id);
     }
 
     pub fn parked_count(&self) -> usize {

@@ -172,7 +172,7 @@ impl Broker {
 
     /// Creates one topic: `Ok(Ok((id, partitions, rf)))`, a per-topic error, or a storage failure.
     #[allow(clippy::type_complexity)]
-    fn create_topic(
+    pub(super) fn create_topic(
         &mut self,
         disk: &mut dyn Disk,
         t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
@@ -225,6 +225,7 @@ impl Broker {
         if let Err(e) = self.sync_roles(disk, now_ms) {
             return Err(Failure::Storage(format!("taking the roles of the new topic: {e}")));
         }
+        self.sync_coordinator(disk, now_ms)?;
         Ok(Ok((topic_id, partitions, rf)))
     }
 

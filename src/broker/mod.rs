@@ -4,7 +4,10 @@
 
 pub mod config;
 mod fetch;
+mod group_apis;
+mod groups;
 mod handlers;
+pub use self::groups::{COORDINATOR_LOADED_OFFSETS_MARK, STALE_COMMIT_REJECTED_MARK};
 pub use self::handlers::apply_topic_config;
 pub use crate::metadata;
 mod produce;
@@ -47,6 +50,11 @@ pub enum Reply {
     /// An acks=all Produce waits for the ISR (Kafka's `DelayedProduce`): its response comes from
     /// [`Broker::poll_parked`] by `deadline_ms` (its `timeout_ms`), exactly as a parked fetch's.
     ParkProduce { deadline_ms: i64 },
+    /// A group request the coordinator answers later (JoinGroup until the join phase ends, SyncGroup until
+    /// the leader's assignment is stored, OffsetCommit until its records are replicated): its response comes
+    /// from [`Broker::poll_parked`], which the shell calls by [`Broker::next_parked_deadline`] and whenever
+    /// it handled a request.
+    ParkGroup,
     /// Close the connection (Kafka does so for a failed acks=0 produce); the reason is for the log.
     Close(String),
     /// The log dir failed (KIP-112): with a single log dir the broker shuts down.
@@ -62,6 +70,8 @@ pub enum BrokerError {
     TopicConfig { topic: String, reason: String },
     #[error("creating the log of {tp}: {source}")]
     CreateLog { tp: TopicPartition, source: LogError },
+    #[error("loading the group coordinator from __consumer_offsets: {0}")]
+    Coordinator(String),
 }
 
 /// What stops a request midway: a storage failure (the broker goes down) or a response we could not encode.
@@ -97,6 +107,22 @@ pub struct Broker {
     checkpointed_hw: BTreeMap<TopicPartition, i64>,
     /// acks=all produces waiting for the high watermark.
     acks: crate::replication::AcksPurgatory<ConnId, produce::ParkedProduce>,
+    /// The group coordinator of the `__consumer_offsets` partitions this broker leads.
+    groups: groups::Groups,
+}
+
+/// Whether `api_key` is one of the coordinator's APIs (the shell wakes its background task after them).
+pub fn is_group_api(api_key: i16) -> bool {
+    [
+        ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+    ]
+    .iter()
+    .any(|k| *k as i16 == api_key)
 }
 
 /// The mark of a duplicate batch answered with its original offset (and not appended again).
@@ -112,6 +138,7 @@ impl Broker {
         seed: u64,
     ) -> Result<(Self, Vec<RecoveryReport>), BrokerError> {
         let (logs, reports) = LogManager::startup(disk, log_config(&config), now_ms)?;
+        let config_groups = config.group_config();
         let mut broker = Self {
             config,
             image,
@@ -124,6 +151,7 @@ impl Broker {
             replicas: BTreeMap::new(),
             checkpointed_hw: BTreeMap::new(),
             acks: Default::default(),
+            groups: groups::Groups::new(config_groups),
         };
         broker.load_high_watermarks(disk)?;
         let mine: Vec<_> = broker
@@ -145,6 +173,9 @@ impl Broker {
             }
         }
         broker.sync_roles(disk, now_ms)?;
+        if let Err(Failure::Storage(reason)) = broker.sync_coordinator(disk, now_ms) {
+            return Err(BrokerError::Coordinator(reason));
+        }
         Ok((broker, reports))
     }
 
@@ -175,6 +206,10 @@ impl Broker {
         }
         if let Err(e) = self.sync_roles(disk, now_ms) {
             let reason = format!("taking the roles of the new image: {e}");
+            self.offline.get_or_insert_with(|| reason.clone());
+            return Err(reason);
+        }
+        if let Err(Failure::Storage(reason)) = self.sync_coordinator(disk, now_ms) {
             self.offline.get_or_insert_with(|| reason.clone());
             return Err(reason);
         }
@@ -232,6 +267,13 @@ impl Broker {
         let v = req.api_version();
         let corr = req.correlation_id();
         let key = req.api_key();
+        let client_id = req.header.client_id.as_deref().unwrap_or("").to_string();
+        let w = |key| groups::Waiter {
+            conn_id,
+            key,
+            version: v,
+            correlation_id: corr,
+        };
         let outcome = match req.body {
             Request::ApiVersions(_) => handlers::api_versions(v, corr),
             Request::ApiVersionsUnsupported => crate::protocol::api::unsupported_api_versions_response(corr)
@@ -243,6 +285,15 @@ impl Broker {
             Request::Fetch(r) => self.fetch(disk, conn_id, r, v, corr, now_ms),
             Request::ListOffsets(r) => self.list_offsets(&r, v, corr),
             Request::InitProducerId(r) => self.init_producer_id(&r, v, corr),
+            Request::FindCoordinator(r) => self.find_coordinator(&r, v, corr),
+            Request::JoinGroup(r) => self.join_group(disk, w(ApiKey::JoinGroup), client_id, r, now_ms),
+            Request::SyncGroup(r) => self.sync_group(disk, w(ApiKey::SyncGroup), r, now_ms),
+            Request::Heartbeat(r) => self.heartbeat(disk, w(ApiKey::Heartbeat), r, now_ms),
+            Request::LeaveGroup(r) => self.leave_group(disk, w(ApiKey::LeaveGroup), r, now_ms),
+            Request::OffsetCommit(r) => self.offset_commit(disk, w(ApiKey::OffsetCommit), r, now_ms),
+            Request::OffsetFetch(r) => self.offset_fetch(&r, v, corr),
+            Request::DescribeGroups(r) => self.describe_groups(&r, v, corr),
+            Request::ListGroups(r) => self.list_groups(&r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
             Request::Vote(_)
             | Request::BeginQuorumEpoch(_)
@@ -386,3 +437,5 @@ fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Resu
 mod tests;
 #[cfg(test)]
 mod producer_tests;
+#[cfg(test)]
+mod group_tests;

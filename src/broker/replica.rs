@@ -448,7 +448,7 @@ impl Broker {
     }
 }
 
-fn storage(e: &LogError) -> Failure {
+pub(super) fn storage(e: &LogError) -> Failure {
     match partition_error(e) {
         Err(f) => f,
         Ok(_) => Failure::Storage(format!("log dir failed: {e}")),

@@ -24,9 +24,9 @@ pub(crate) fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
 }
 
 /// A broker and its disk.
-pub(super) struct Fx {
-    pub(super) broker: Broker,
-    pub(super) disk: MemDisk,
+pub(crate) struct Fx {
+    pub(crate) broker: Broker,
+    pub(crate) disk: MemDisk,
 }
 
 impl Fx {

@@ -497,3 +497,68 @@ pub(crate) fn commit_error_for_append_error(code: i16) -> i16 {
         other => other,
     }
 }
+
+/// One member as DescribeGroups shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    /// The member's metadata for the group's chosen protocol.
+    pub metadata: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// One group as DescribeGroups and ListGroups show it (Kafka's `GroupSummary`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberDescription>,
+}
+
+impl GroupState {
+    /// Kafka's state names (`GroupState.toString`), as DescribeGroups and ListGroups answer them.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+impl GroupCoordinator {
+    /// DescribeGroups' view of a group this coordinator holds.
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let g = self.groups.get(group_id)?;
+        let protocol_name = g.protocol_name.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(&protocol_name),
+                assignment: m.assignment.clone(),
+            })
+            .collect();
+        Some(GroupDescription {
+            group_id: g.group_id.clone(),
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol_name,
+            members,
+        })
+    }
+
+    /// Every group this coordinator holds, in group id order (ListGroups).
+    pub fn describe_all(&self) -> Vec<GroupDescription> {
+        self.groups.keys().filter_map(|g| self.describe(g)).collect()
+    }
+}

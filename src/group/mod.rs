@@ -18,9 +18,9 @@ mod sticky;
 
 pub use assignor::{Assignor, GroupAssignment, MemberSubscription, RebalanceProtocol};
 pub use coordinator::{
-    err, CommitOffset, Effect, FetchedOffset, GroupConfig, GroupCoordinator, GroupState, GroupView, JoinGroupRequest,
-    JoinGroupResponse, JoinMember, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchResponse, Response,
-    SyncGroupRequest, SyncGroupResponse,
+    err, CommitOffset, Effect, FetchedOffset, GroupConfig, GroupCoordinator, GroupDescription, GroupState, GroupView,
+    JoinGroupRequest, JoinGroupResponse, JoinMember, LeaveGroupResponse, MemberDescription, OffsetCommitRequest,
+    OffsetFetchResponse, Response, SyncGroupRequest, SyncGroupResponse,
 };
 pub use records::{GroupMetadataValue, GroupRecord, MemberMetadata, OffsetCommitValue, RecordError};
 

@@ -138,9 +138,36 @@ struct Node {
     incarnation: u32,
     response_faults: Option<ResponseHook>,
     clock: NodeClock,
+    /// No controller quorum: `__consumer_offsets` is created locally, as static topics are.
+    static_metadata: bool,
+    /// Wakes the controller link's task that asks for `__consumer_offsets` (a FindCoordinator missed it).
+    offsets_topic: Arc<Notify>,
 }
 
 impl Node {
+    /// Forwards the core's coverage marks to the observer.
+    fn forward_marks(&self, broker: &mut Broker) {
+        let marks = broker.take_marks();
+        if let Some(Observer(o)) = &self.observer {
+            marks.into_iter().for_each(|m| o.mark(m));
+        }
+    }
+
+    /// `__consumer_offsets` is missing and a FindCoordinator wants it: create it here (static image) or ask
+    /// the active controller (KIP-631), as Kafka's `AutoTopicCreationManager` does for internal topics.
+    fn maybe_create_offsets_topic(&self, s: &mut Shared) {
+        if !s.broker.take_offsets_topic_wanted() {
+            return;
+        }
+        if self.static_metadata {
+            if let Err(e) = s.broker.create_offsets_topic(s.disk.as_mut(), self.clock.now_ms()) {
+                warn!("creating __consumer_offsets: {e}");
+            }
+        } else {
+            self.offsets_topic.notify_one();
+        }
+    }
+
     /// Reports every hosted replica's state to the observer (it records changes only).
     fn report_states(&self, broker: &Broker) {
         if let Some(Observer(o)) = &self.observer {
@@ -161,6 +188,7 @@ impl Node {
             let s = &mut *guard;
             let result = s.broker.apply_image(s.disk.as_mut(), image, self.clock.now_ms());
             self.report_states(&s.broker);
+            self.forward_marks(&mut s.broker);
             (result, s.disk.take_elapsed())
         };
         if let Some(Observer(o)) = &self.observer {
@@ -263,6 +291,8 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         incarnation: cfg.incarnation,
         response_faults: cfg.response_faults.clone(),
         clock,
+        static_metadata: cfg.controllers.is_none(),
+        offsets_topic: Arc::new(Notify::new()),
     };
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
@@ -273,6 +303,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
             rt::spawn(link::follow_metadata(node.clone(), l.clone())),
             rt::spawn(link::lifecycle(node.clone(), l.clone())),
             rt::spawn(link::alter_partitions(node.clone(), l.clone())),
+            rt::spawn(link::create_offsets_topic(node.clone(), l.clone())),
         ]
     });
     let mut next_conn: ConnId = 0;
@@ -382,7 +413,7 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
                 node.fatal.notify_one();
                 break;
             }
-            Reply::ParkFetch { .. } | Reply::ParkProduce { .. } => {
+            Reply::ParkFetch { .. } | Reply::ParkProduce { .. } | Reply::ParkGroup => {
                 error!(%peer, "closing connection: a parked request completed with another park");
                 break;
             }
@@ -398,33 +429,37 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
 async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::ParsedRequest) -> Option<Reply> {
     let is_produce = req.api_key() == kafka_protocol::messages::ApiKey::Produce as i16;
     let is_fetch = req.api_key() == kafka_protocol::messages::ApiKey::Fetch as i16;
+    // A group request may answer other parked group requests (a join completing a rebalance) or append.
+    let is_group = crate::broker::is_group_api(req.api_key());
     let (tx, rx) = oneshot::channel();
     let (reply, elapsed) = {
         let mut guard = node.lock();
         let s = &mut *guard;
-        let changes_state = is_produce || req.api_key() == kafka_protocol::messages::ApiKey::CreateTopics as i16;
+        let changes_state =
+            is_produce || is_group || req.api_key() == kafka_protocol::messages::ApiKey::CreateTopics as i16;
         let reply = s.broker.handle(s.disk.as_mut(), conn_id, req, node.clock.now_ms());
-        if matches!(reply, Reply::ParkFetch { .. } | Reply::ParkProduce { .. }) {
+        if matches!(
+            reply,
+            Reply::ParkFetch { .. } | Reply::ParkProduce { .. } | Reply::ParkGroup
+        ) {
             s.waiters.insert(conn_id, tx);
         }
+        node.maybe_create_offsets_topic(s);
         if changes_state {
             node.report_states(&s.broker);
         }
-        let marks = s.broker.take_marks();
-        if let Some(Observer(o)) = &node.observer {
-            marks.into_iter().for_each(|m| o.mark(m));
-        }
+        node.forward_marks(&mut s.broker);
         (reply, s.disk.take_elapsed())
     };
     rt::sleep_for(elapsed).await;
     match reply {
-        Reply::ParkFetch { .. } | Reply::ParkProduce { .. } => {
+        Reply::ParkFetch { .. } | Reply::ParkProduce { .. } | Reply::ParkGroup => {
             node.wake.notify_one();
             rx.await.ok()
         }
         Reply::Fatal(reason) => Some(Reply::Fatal(reason)),
         other => {
-            if is_produce || is_fetch {
+            if is_produce || is_fetch || is_group {
                 // An append, or a follower's fetch that may move the high watermark: parked requests may complete.
                 node.wake.notify_one();
             }
@@ -477,6 +512,7 @@ async fn background_loop(node: Node) {
                 }
             }
             node.report_states(&s.broker);
+            node.forward_marks(&mut s.broker);
             let mut failed = s.broker.fatal().is_some();
             if !failed && now >= next_flush {
                 next_flush = now.saturating_add(flush_ms);

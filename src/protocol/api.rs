@@ -20,14 +20,20 @@
 //! - AllocateProducerIds v0 (the only version, KIP-730).
 //! - Fetch v12 and CreateTopics v7: the broker listener's layouts.
 //!
-//! The broker listener adds InitProducerId v3–5 (one layout: producer id and epoch for KIP-360 bumps).
+//! The broker listener adds InitProducerId v3–5 (one layout: producer id and epoch for KIP-360 bumps), and
+//! the classic group APIs at one flexible version each: FindCoordinator v4 (KIP-699 batched keys),
+//! JoinGroup v7, SyncGroup v5 (protocol type and name, KIP-559), Heartbeat v4, LeaveGroup v4 (KIP-345 member
+//! batches), OffsetCommit v8, OffsetFetch v8 (KIP-709 batched groups), DescribeGroups v5, ListGroups v4
+//! (KIP-518 states filter).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateTopicsRequest,
-    EndQuorumEpochRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, VoteRequest,
+    DescribeGroupsRequest, EndQuorumEpochRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    VoteRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -64,6 +70,15 @@ pub const ADVERTISED: &[ApiRange] = &[
     range(ApiKey::ApiVersions, 0, 4, 3),
     range(ApiKey::CreateTopics, 7, 7, 5),
     range(ApiKey::InitProducerId, 3, 5, 2),
+    range(ApiKey::FindCoordinator, 4, 4, 3),
+    range(ApiKey::JoinGroup, 7, 7, 6),
+    range(ApiKey::SyncGroup, 5, 5, 4),
+    range(ApiKey::Heartbeat, 4, 4, 4),
+    range(ApiKey::LeaveGroup, 4, 4, 4),
+    range(ApiKey::OffsetCommit, 8, 8, 8),
+    range(ApiKey::OffsetFetch, 8, 8, 6),
+    range(ApiKey::DescribeGroups, 5, 5, 5),
+    range(ApiKey::ListGroups, 4, 4, 3),
 ];
 
 /// What ApiVersions answers on the controller listener (see the module doc for why these versions).
@@ -124,6 +139,15 @@ pub enum Request {
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
     InitProducerId(InitProducerIdRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
     Vote(VoteRequest),
     BeginQuorumEpoch(BeginQuorumEpochRequest),
     EndQuorumEpoch(EndQuorumEpochRequest),
@@ -241,6 +265,15 @@ fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String
         ApiKey::Fetch => de(buf, version, Request::Fetch),
         ApiKey::ListOffsets => de(buf, version, Request::ListOffsets),
         ApiKey::InitProducerId => de(buf, version, Request::InitProducerId),
+        ApiKey::FindCoordinator => de(buf, version, Request::FindCoordinator),
+        ApiKey::JoinGroup => de(buf, version, Request::JoinGroup),
+        ApiKey::SyncGroup => de(buf, version, Request::SyncGroup),
+        ApiKey::Heartbeat => de(buf, version, Request::Heartbeat),
+        ApiKey::LeaveGroup => de(buf, version, Request::LeaveGroup),
+        ApiKey::OffsetCommit => de(buf, version, Request::OffsetCommit),
+        ApiKey::OffsetFetch => de(buf, version, Request::OffsetFetch),
+        ApiKey::DescribeGroups => de(buf, version, Request::DescribeGroups),
+        ApiKey::ListGroups => de(buf, version, Request::ListGroups),
         ApiKey::Vote => de(buf, version, Request::Vote),
         ApiKey::BeginQuorumEpoch => de(buf, version, Request::BeginQuorumEpoch),
         ApiKey::EndQuorumEpoch => de(buf, version, Request::EndQuorumEpoch),

@@ -5,5 +5,6 @@ pub mod frame;
 
 pub mod api;
 pub mod schemas;
+mod group_schemas;
 pub mod bounded;
 pub mod errors;

@@ -21,6 +21,15 @@ pub fn request_schema(key: ApiKey, version: i16) -> Schema {
         ApiKey::Fetch => fetch_schema(),
         ApiKey::ListOffsets => list_offsets_schema(),
         ApiKey::InitProducerId => init_producer_id_schema(),
+        ApiKey::FindCoordinator
+        | ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch
+        | ApiKey::DescribeGroups
+        | ApiKey::ListGroups => super::group_schemas::group_schema(key),
         ApiKey::Vote => vote_schema(),
         ApiKey::BeginQuorumEpoch => begin_quorum_epoch_schema(),
         ApiKey::EndQuorumEpoch => end_quorum_epoch_schema(),

@@ -333,6 +333,43 @@ pub(super) async fn alter_partitions(node: Node, link: Arc<Link>) {
     }
 }
 
+/// Asks the active controller to create `__consumer_offsets` whenever a FindCoordinator found it missing
+/// (Kafka's `AutoTopicCreationManager` for internal topics): one CreateTopics v7 at a time, with
+/// `offsets.topic.num.partitions` and `offsets.topic.replication.factor`. The controller refuses while fewer
+/// brokers than the replication factor are registered; the next FindCoordinator asks again.
+pub(super) async fn create_offsets_topic(node: Node, link: Arc<Link>) {
+    let mut turn = 0;
+    let mut conns = BTreeMap::new();
+    loop {
+        node.offsets_topic.notified().await;
+        let req = node.lock().broker.offsets_topic_request();
+        let (target, addr) = link.target(&mut turn);
+        match connection(&link, addr, &mut conns)
+            .request_negotiated(&req, REQUEST_TIMEOUT)
+            .await
+        {
+            Ok(r) => {
+                for t in &r.topics {
+                    if t.error_code == ResponseError::NotController.code() {
+                        link.learn_leader(None);
+                    }
+                    info!(
+                        broker = link.broker_id,
+                        "CreateTopics {}: {}",
+                        t.name.0.as_str(),
+                        wire::code_name(t.error_code)
+                    );
+                }
+            }
+            Err(e) => {
+                debug!(broker = link.broker_id, controller = target, "CreateTopics failed: {e}");
+                link.learn_leader(None);
+            }
+        }
+        rt::sleep(RETRY_BACKOFF).await;
+    }
+}
+
 fn alter_partition_request(
     broker_id: i32,
     epoch: i64,

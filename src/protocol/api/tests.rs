@@ -115,6 +115,102 @@ fn sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
                 .with_producer_epoch(2);
             frame(key, v, r, Request::InitProducerId)
         }),
+        other => group_sample(other),
+    }
+}
+
+/// Samples of the group APIs, every field away from its default.
+fn group_sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
+    use kafka_protocol::messages::{join_group_request as jg, leave_group_request as lg};
+    use kafka_protocol::messages::{offset_commit_request as oc, offset_fetch_request as of, sync_group_request as sg};
+    use kafka_protocol::messages::{
+        DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+        ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    };
+    let g = || GroupId(s("group-1"));
+    match key {
+        ApiKey::FindCoordinator => Box::new(move |v| {
+            let r = FindCoordinatorRequest::default().with_coordinator_keys(vec![s("group-1"), s("group-2")]);
+            frame(key, v, r, Request::FindCoordinator)
+        }),
+        ApiKey::JoinGroup => Box::new(move |v| {
+            let p = jg::JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"meta"));
+            let r = JoinGroupRequest::default()
+                .with_group_id(g())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(300_000)
+                .with_member_id(s("m-1"))
+                .with_group_instance_id(Some(s("i-1")))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![p]);
+            frame(key, v, r, Request::JoinGroup)
+        }),
+        ApiKey::SyncGroup => Box::new(move |v| {
+            let a = sg::SyncGroupRequestAssignment::default()
+                .with_member_id(s("m-1"))
+                .with_assignment(Bytes::from_static(b"assign"));
+            let r = SyncGroupRequest::default()
+                .with_group_id(g())
+                .with_generation_id(3)
+                .with_member_id(s("m-1"))
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range")))
+                .with_assignments(vec![a]);
+            frame(key, v, r, Request::SyncGroup)
+        }),
+        ApiKey::Heartbeat => Box::new(move |v| {
+            let r = HeartbeatRequest::default()
+                .with_group_id(g())
+                .with_generation_id(3)
+                .with_member_id(s("m-1"));
+            frame(key, v, r, Request::Heartbeat)
+        }),
+        ApiKey::LeaveGroup => Box::new(move |v| {
+            let m = lg::MemberIdentity::default().with_member_id(s("m-1"));
+            let r = LeaveGroupRequest::default().with_group_id(g()).with_members(vec![m]);
+            frame(key, v, r, Request::LeaveGroup)
+        }),
+        ApiKey::OffsetCommit => Box::new(move |v| {
+            let p = oc::OffsetCommitRequestPartition::default()
+                .with_partition_index(2)
+                .with_committed_offset(42)
+                .with_committed_leader_epoch(5)
+                .with_committed_metadata(Some(s("m")));
+            let t = oc::OffsetCommitRequestTopic::default()
+                .with_name(name("orders"))
+                .with_partitions(vec![p]);
+            let r = OffsetCommitRequest::default()
+                .with_group_id(g())
+                .with_generation_id_or_member_epoch(3)
+                .with_member_id(s("m-1"))
+                .with_topics(vec![t]);
+            frame(key, v, r, Request::OffsetCommit)
+        }),
+        ApiKey::OffsetFetch => Box::new(move |v| {
+            let t = of::OffsetFetchRequestTopics::default()
+                .with_name(name("orders"))
+                .with_partition_indexes(vec![0, 2]);
+            let g1 = of::OffsetFetchRequestGroup::default()
+                .with_group_id(g())
+                .with_topics(Some(vec![t]));
+            let g2 = of::OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s("group-2")))
+                .with_topics(None);
+            let r = OffsetFetchRequest::default()
+                .with_groups(vec![g1, g2])
+                .with_require_stable(true);
+            frame(key, v, r, Request::OffsetFetch)
+        }),
+        ApiKey::DescribeGroups => Box::new(move |v| {
+            let r = DescribeGroupsRequest::default().with_groups(vec![g()]);
+            frame(key, v, r, Request::DescribeGroups)
+        }),
+        ApiKey::ListGroups => Box::new(move |v| {
+            let r = ListGroupsRequest::default().with_states_filter(vec![s("Stable")]);
+            frame(key, v, r, Request::ListGroups)
+        }),
         other => controller_sample(other),
     }
 }
