@@ -198,6 +198,30 @@ impl<'a> Groups<'a> {
         }
     }
 
+    /// partition-owners: each partition of a group has one owner per generation, as the ok SyncGroup answers
+    /// gave it (a member paused past its session may still believe it owns a partition of an older
+    /// generation: only one generation's assignments are compared with each other).
+    pub fn partition_owners(&self, out: &mut Vec<Anomaly>) {
+        let mut owners: BTreeMap<(&str, i32, &Tp), BTreeSet<&str>> = BTreeMap::new();
+        for s in &self.syncs {
+            for tp in &s.assignment {
+                owners.entry((s.group, s.generation, tp)).or_default().insert(s.process);
+            }
+        }
+        for ((group, generation, tp), procs) in owners {
+            if procs.len() > 1 {
+                let names: Vec<&str> = procs.into_iter().collect();
+                let d = format!(
+                    "group {group} generation {generation} gave {} to {} members: {}",
+                    tp_name(tp),
+                    names.len(),
+                    names.join(", ")
+                );
+                out.push(View::anomaly("partition-owners", tp, None, None, d, None));
+            }
+        }
+    }
+
     /// A seek or reset of `tp` by a member of `group` within [from_us, to_us].
     fn moved_between(&self, group: &str, tp: &Tp, from_us: u64, to_us: u64) -> Option<String> {
         self.moves

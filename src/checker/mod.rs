@@ -44,6 +44,7 @@ pub const CLASSES: &[&str] = &[
     "liveness",
     "offset-regress",
     "offset-skip",
+    "partition-owners",
     "log-bounds",
     "hw-regress",
     "epoch-regress",
@@ -192,6 +193,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     let g = groups::Groups::build(input.ops);
     g.offset_regress(&v, out);
     g.offset_skip(&v, out);
+    g.partition_owners(out);
     out.extend(invariants::replica_invariants(input.states));
     out.extend(invariants::raft_invariants(input.raft_states));
     out.extend(invariants::metadata_invariants(input.metadata_states));

@@ -827,3 +827,20 @@ fn under_acks_1_a_leader_change_between_a_sends_invoke_and_ack_explains_a_later_
     let r = leader_moves_at(5);
     assert!(violations(&r, "nonmonotonic-send") >= 1, "{:?}", r.anomalies);
 }
+
+#[test]
+fn two_members_given_one_partition_in_one_generation_are_partition_owners() {
+    let mut h = H::new();
+    h.sync(1, "c1", 1, true).sync(2, "c2", 1, true);
+    let r = h.check();
+    assert_eq!(violations(&r, "partition-owners"), 1, "{:?}", r.anomalies);
+    let mut h = H::new();
+    h.sync(1, "c1", 1, true).sync(2, "c2", 2, true);
+    let r = h.check();
+    assert_eq!(
+        violations(&r, "partition-owners"),
+        0,
+        "a later generation may move the partition: {:?}",
+        r.anomalies
+    );
+}

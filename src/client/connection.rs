@@ -39,6 +39,16 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AllocateProducerIds, 0, 0),
     // The idempotent producer's id (KIP-98); v4 and v5 share one wire shape, v6 adds 2PC fields (KIP-939).
     (ApiKey::InitProducerId, 4, 5),
+    // The group coordinator (classic protocol), as the consumer speaks it.
+    (ApiKey::FindCoordinator, 4, 4),
+    (ApiKey::JoinGroup, 7, 7),
+    (ApiKey::SyncGroup, 5, 5),
+    (ApiKey::Heartbeat, 4, 4),
+    (ApiKey::LeaveGroup, 4, 4),
+    (ApiKey::OffsetCommit, 8, 8),
+    (ApiKey::OffsetFetch, 8, 8),
+    (ApiKey::DescribeGroups, 5, 5),
+    (ApiKey::ListGroups, 4, 4),
 ];
 
 /// Kafka's default `socket.request.max.bytes`, used here as the largest response frame accepted.

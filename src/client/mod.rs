@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod metadata;
 pub mod producer;
@@ -35,6 +36,7 @@ use kafka_protocol::ResponseError;
 
 pub use config::{ClientConfig, ConfigError};
 pub use connection::{Connection, ConnectionConfig, CLIENT_API_VERSIONS};
+pub use consumer::{ConsumerEvent, FetchConfig, KafkaConsumer};
 pub use error::{ClientError, KafkaErrorCode};
 pub use metadata::{BrokerAddress, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{KafkaProducer, SendHandle, WireHook};
@@ -350,9 +352,24 @@ impl Client {
             .or_insert_with(|| Connection::new_closed(addr, config))
     }
 
+    /// Sends `req` to the broker at `addr` (`host:port`) and waits up to `timeout` for its answer; a
+    /// timeout closes that connection (a late answer never matches a newer request).
+    pub async fn request_at<Req>(
+        &mut self,
+        addr: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Req::Response, ClientError>
+    where
+        Req: Request,
+        Req::Response: BoundedShape,
+    {
+        self.connection(addr.to_string()).request_negotiated(req, timeout).await
+    }
+
     /// Sends `req` to the first reachable broker: the bootstrap addresses, then every known broker.
     /// Only a failure to connect (nothing sent) moves on to the next address.
-    async fn request_any<Req>(&mut self, req: &Req) -> Result<(String, Req::Response), ClientError>
+    pub async fn request_any<Req>(&mut self, req: &Req) -> Result<(String, Req::Response), ClientError>
     where
         Req: Request,
         Req::Response: BoundedShape,

@@ -8,6 +8,7 @@
 //! any other version is refused.
 
 mod controller;
+mod groups;
 
 use kafka_protocol::messages::{
     ApiVersionsResponse, CreateTopicsResponse, FetchResponse, InitProducerIdResponse, ListOffsetsResponse,

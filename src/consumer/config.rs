@@ -65,3 +65,65 @@ impl Default for ConsumerConfig {
         }
     }
 }
+
+/// A consumer config key with a bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}={value}: {reason}")]
+pub struct ConsumerConfigError {
+    pub key: String,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl ConsumerConfig {
+    /// Reads the core's keys from Kafka-style properties (`group.id`, `client.id`, `auto.offset.reset`,
+    /// `enable.auto.commit`, `auto.commit.interval.ms`, `max.poll.records`, `max.poll.interval.ms`,
+    /// `session.timeout.ms`, `heartbeat.interval.ms`, `retry.backoff.ms`, `partition.assignment.strategy`);
+    /// other keys are left to the facade (fetch sizes, `request.timeout.ms`, `check.crcs`).
+    pub fn from_map(props: &std::collections::BTreeMap<String, String>) -> Result<Self, ConsumerConfigError> {
+        let mut c = Self::default();
+        for (key, value) in props {
+            let bad = |reason| ConsumerConfigError {
+                key: key.clone(),
+                value: value.clone(),
+                reason,
+            };
+            let int = || {
+                value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| bad("not a count"))
+            };
+            match key.as_str() {
+                "group.id" => c.group_id = Some(value.clone()),
+                "client.id" => c.client_id = value.clone(),
+                "auto.offset.reset" => {
+                    c.auto_offset_reset = match value.as_str() {
+                        "earliest" => AutoOffsetReset::Earliest,
+                        "latest" => AutoOffsetReset::Latest,
+                        "none" => AutoOffsetReset::None,
+                        _ => return Err(bad("expected earliest, latest or none")),
+                    }
+                }
+                "enable.auto.commit" => {
+                    c.enable_auto_commit = value.parse().map_err(|_| bad("expected true or false"))?
+                }
+                "auto.commit.interval.ms" => c.auto_commit_interval_ms = int()?,
+                "max.poll.records" => c.max_poll_records = int()?.max(1) as usize,
+                "max.poll.interval.ms" => c.max_poll_interval_ms = int()?,
+                "session.timeout.ms" => c.session_timeout_ms = int()?.min(i32::MAX as i64) as i32,
+                "heartbeat.interval.ms" => c.heartbeat_interval_ms = int()?,
+                "retry.backoff.ms" => c.retry_backoff_ms = int()?,
+                "partition.assignment.strategy" => {
+                    c.assignors = value
+                        .split(',')
+                        .map(|n| Assignor::from_name(n.trim()).ok_or_else(|| bad("unknown assignor")))
+                        .collect::<Result<_, _>>()?;
+                }
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}

@@ -49,6 +49,13 @@ pub const MARKS: &[&str] = &[
     "follower-truncated-divergent-tail",
     "leader-crashed-with-acks-all-in-flight",
     "leader-lost-power-with-acks-all-in-flight",
+    "stale-commit-rejected",
+    "coordinator-crashed",
+    "client-crashed",
+    "client-paused",
+    "coordinator-loaded-offsets",
+    "retention-deleted-segments",
+    "delete-records-moved-log-start",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 pub use overrides::{parse_override, Override, SECTIONS as OVERRIDE_SECTIONS};
 pub use schema::*;
 pub use validate::{
-    broker_config, controller_settings, producer_config, swarm_kinds, FaultKind, FaultParams, FaultSpec, PartitionMode,
-    Target, TimeSpec,
+    broker_config, consumer_config, consumer_names, controller_settings, producer_config, swarm_kinds, FaultKind,
+    FaultParams, FaultSpec, PartitionMode, Target, TimeSpec,
 };
 
 /// A bad scenario: where and what.

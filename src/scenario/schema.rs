@@ -22,7 +22,7 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub producers: Vec<Producer>,
     #[serde(default)]
-    pub consumer_groups: Vec<Spanned<toml::Table>>,
+    pub consumer_groups: Vec<ConsumerGroup>,
     pub phases: Phases,
     #[serde(default)]
     pub faults: Vec<FaultEntry>,
@@ -111,6 +111,27 @@ pub struct Producer {
     /// Producer config by Kafka's names (`acks`, `linger.ms`, `batch.size`, `request.timeout.ms`, ...).
     #[serde(default)]
     pub config: ConfigMap,
+}
+
+/// A consumer group: `members` consumers, each its own client node named `GROUP-N` (N from 1), subscribed to
+/// `topics` under group management.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerGroup {
+    pub group_id: Spanned<String>,
+    #[serde(default = "one")]
+    pub members: Spanned<u32>,
+    pub topics: Vec<Spanned<String>>,
+    /// Consumer config by Kafka's names (`enable.auto.commit`, `session.timeout.ms`, `max.poll.records`, ...).
+    #[serde(default)]
+    pub config: ConfigMap,
+    /// With `enable.auto.commit = false`: each member commits what it polled this often (ms).
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: Spanned<u64>,
+}
+
+fn default_commit_interval_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 500)
 }
 
 fn default_key_space() -> Spanned<u32> {

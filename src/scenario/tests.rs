@@ -152,3 +152,43 @@ fn lasting_faults_need_a_duration_and_only_their_own_parameters() {
     let e = err(&GOOD.replace("kind = \"crash\"", "kind = \"swizzle\""));
     assert!(e.message.contains("restart_after_s does not apply"), "{e}");
 }
+
+const GROUP: &str = r#"
+[[consumer_groups]]
+group_id = "audit"
+members = 2
+topics = ["orders"]
+config = { "enable.auto.commit" = false, "session.timeout.ms" = 6000 }
+"#;
+
+#[test]
+fn consumer_groups_name_their_members_and_client_and_coordinator_targets_must_exist() {
+    let text = format!("{GOOD}{GROUP}");
+    let s = Scenario::parse("s.toml", &text).unwrap();
+    assert_eq!(consumer_names(&s.file.consumer_groups[0]), vec!["audit-1", "audit-2"]);
+    assert_eq!(
+        consumer_config(&s.file.consumer_groups[0])["enable.auto.commit"],
+        "false"
+    );
+    let targeted = |t: &str| format!("{}{GROUP}", GOOD.replace("node:broker-1", t));
+    let s = Scenario::parse("s.toml", &targeted("client:audit-2")).unwrap();
+    assert_eq!(s.faults[0].target, Target::Client("audit-2".into()));
+    let s = Scenario::parse("s.toml", &targeted("client:client-1")).unwrap();
+    assert_eq!(
+        s.faults[0].target,
+        Target::Client("client-1".into()),
+        "the producer's node"
+    );
+    let s = Scenario::parse("s.toml", &targeted("coordinator:audit")).unwrap();
+    assert_eq!(s.faults[0].target, Target::Coordinator("audit".into()));
+    assert!(err(&targeted("client:audit-3")).message.contains("no such client"));
+    assert!(err(&targeted("coordinator:other"))
+        .message
+        .contains("no [[consumer_groups]]"));
+    let bad_key = format!("{GOOD}{}", GROUP.replace("session.timeout.ms", "session.timeout"));
+    assert!(err(&bad_key)
+        .message
+        .contains("unknown or unsupported key `session.timeout`"));
+    let bad_topic = format!("{GOOD}{}", GROUP.replace("[\"orders\"]", "[\"nope\"]"));
+    assert!(err(&bad_topic).message.contains("not declared"));
+}

@@ -157,6 +157,10 @@ pub enum Target {
     Leader(crate::types::TopicPartition),
     /// `active-controller`: the quorum leader when the fault fires.
     ActiveController,
+    /// `coordinator:GROUP`: the leader of the group's `__consumer_offsets` partition when the fault fires.
+    Coordinator(String),
+    /// `client:NAME`: a workload client's node (a producer, or a consumer group member `GROUP-N`).
+    Client(String),
 }
 
 impl Target {
@@ -166,6 +170,8 @@ impl Target {
             Target::RandomBroker => "broker:random".to_string(),
             Target::Leader(tp) => format!("leader:{tp}"),
             Target::ActiveController => "active-controller".to_string(),
+            Target::Coordinator(g) => format!("coordinator:{g}"),
+            Target::Client(n) => format!("client:{n}"),
         }
     }
 }
@@ -224,12 +230,7 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
     validate_cluster(&f.cluster)?;
     let topic_configs = validate_topics(f)?;
     validate_producers(f)?;
-    if let Some(g) = f.consumer_groups.first() {
-        return invalid(
-            g.span(),
-            "consumer_groups arrive with the consumers and groups issue; not supported yet",
-        );
-    }
+    validate_consumer_groups(f)?;
     if let Some(s) = &f.swarm {
         validate_swarm(s)?;
     }
@@ -407,6 +408,75 @@ fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+fn validate_consumer_groups(f: &ScenarioFile) -> Result<(), Invalid> {
+    let mut ids = std::collections::BTreeSet::new();
+    for g in &f.consumer_groups {
+        let id = g.group_id.get_ref();
+        let well_formed = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !well_formed {
+            return invalid(
+                g.group_id.span(),
+                format!("consumer_groups.group_id `{id}`: letters, digits, `-` and `_` only"),
+            );
+        }
+        if !ids.insert(id.clone()) {
+            return invalid(
+                g.group_id.span(),
+                format!("consumer_groups.group_id `{id}` appears twice"),
+            );
+        }
+        let members = *g.members.get_ref();
+        if !(1..=20).contains(&members) {
+            return invalid(
+                g.members.span(),
+                format!("consumer_groups.members = {members}: from 1 to 20"),
+            );
+        }
+        if g.topics.is_empty() {
+            return invalid(g.group_id.span(), "consumer_groups.topics: at least one topic");
+        }
+        for t in &g.topics {
+            if !f.topics.iter().any(|d| d.name.get_ref() == t.get_ref()) {
+                return invalid(
+                    t.span(),
+                    format!("consumer_groups.topics `{}` is not declared in [[topics]]", t.get_ref()),
+                );
+            }
+        }
+        if *g.commit_interval_ms.get_ref() == 0 {
+            return invalid(
+                g.commit_interval_ms.span(),
+                "consumer_groups.commit_interval_ms must be at least 1",
+            );
+        }
+        let cfg = check_config(&g.config, CONSUMER_KEYS, "consumer_groups.config")?;
+        if let Some(v) = cfg.get("auto.offset.reset") {
+            if !matches!(v.as_str(), "earliest" | "latest" | "none") {
+                return invalid(
+                    config_span(&g.config, "auto.offset.reset"),
+                    format!("consumer_groups.config.\"auto.offset.reset\" = {v}: earliest, latest or none"),
+                );
+            }
+        }
+        if let Err(e) = crate::consumer::ConsumerConfig::from_map(&cfg) {
+            return invalid(g.group_id.span(), format!("consumer_groups.config: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// The client node names of a group's members: `GROUP-1` .. `GROUP-N`.
+pub fn consumer_names(g: &crate::scenario::schema::ConsumerGroup) -> Vec<String> {
+    (1..=*g.members.get_ref())
+        .map(|i| format!("{}-{i}", g.group_id.get_ref()))
+        .collect()
+}
+
+/// A consumer group's config as validated strings (Kafka's names).
+pub fn consumer_config(g: &crate::scenario::schema::ConsumerGroup) -> BTreeMap<String, String> {
+    check_config(&g.config, CONSUMER_KEYS, "consumer_groups.config").unwrap_or_default()
 }
 
 fn config_span(map: &ConfigMap, key: &str) -> Range<usize> {
@@ -643,7 +713,32 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
             _ => invalid(t.span(), format!("faults.target `{s}`: no such topic partition")),
         };
     }
-    for role in ["follower:", "isr-but-one:", "coordinator:", "client:"] {
+    if let Some(group) = s.strip_prefix("coordinator:") {
+        if !f.consumer_groups.iter().any(|g| g.group_id.get_ref() == group) {
+            return invalid(
+                t.span(),
+                format!("faults.target `{s}`: no [[consumer_groups]] entry has group_id `{group}`"),
+            );
+        }
+        return Ok(Target::Coordinator(group.to_string()));
+    }
+    if let Some(name) = s.strip_prefix("client:") {
+        let producers = f.producers.iter().enumerate().map(|(i, p)| {
+            p.name
+                .as_ref()
+                .map_or_else(|| format!("client-{}", i + 1), |n| n.get_ref().clone())
+        });
+        let mut names: Vec<String> = producers.collect();
+        names.extend(f.consumer_groups.iter().flat_map(consumer_names));
+        if !names.iter().any(|n| n == name) {
+            return invalid(
+                t.span(),
+                format!("faults.target `{s}`: no such client; clients: {}", names.join(", ")),
+            );
+        }
+        return Ok(Target::Client(name.to_string()));
+    }
+    for role in ["follower:", "isr-but-one:"] {
         if s.starts_with(role) {
             return invalid(
                 t.span(),
@@ -748,9 +843,14 @@ fn value_text(v: &toml::Value) -> String {
 /// A producer config key the scenario accepts, with the type of its value.
 #[derive(Clone, Copy)]
 enum KeyType {
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     Acks,
+    /// Any string.
+    Text,
 }
 
 type KeyTable = &'static [(&'static str, KeyType)];
@@ -790,6 +890,48 @@ const PRODUCER_KEYS: KeyTable = &[
     ("max.block.ms", KeyType::Int { min: 0, max: 3_600_000 }),
 ];
 
+/// Consumer config keys honoured today (Kafka's names).
+const CONSUMER_KEYS: KeyTable = &[
+    ("enable.auto.commit", KeyType::Bool),
+    ("auto.commit.interval.ms", KeyType::Int { min: 1, max: 3_600_000 }),
+    ("auto.offset.reset", KeyType::Text),
+    ("partition.assignment.strategy", KeyType::Text),
+    ("max.poll.records", KeyType::Int { min: 1, max: 1_000_000 }),
+    (
+        "max.poll.interval.ms",
+        KeyType::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    ("session.timeout.ms", KeyType::Int { min: 1, max: 3_600_000 }),
+    ("heartbeat.interval.ms", KeyType::Int { min: 1, max: 3_600_000 }),
+    ("retry.backoff.ms", KeyType::Int { min: 0, max: 3_600_000 }),
+    (
+        "request.timeout.ms",
+        KeyType::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    (
+        "fetch.min.bytes",
+        KeyType::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+    ),
+    ("fetch.max.wait.ms", KeyType::Int { min: 0, max: 3_600_000 }),
+    (
+        "max.partition.fetch.bytes",
+        KeyType::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
+    ("check.crcs", KeyType::Bool),
+];
+
 /// Checks every key and value type; returns the map as strings.
 fn check_config(map: &ConfigMap, table: KeyTable, section: &str) -> Result<BTreeMap<String, String>, Invalid> {
     let mut out = BTreeMap::new();
@@ -818,6 +960,8 @@ fn check_config(map: &ConfigMap, table: KeyTable, section: &str) -> Result<BTree
             (KeyType::Acks, toml::Value::Integer(i)) if matches!(i, -1..=1) => i.to_string(),
             (KeyType::Acks, toml::Value::String(s)) => s.clone(),
             (KeyType::Acks, _) => return invalid(v.span(), format!("{section}.\"{key}\": expected 0, 1 or \"all\"")),
+            (KeyType::Text, toml::Value::String(s)) => s.clone(),
+            (KeyType::Text, _) => return invalid(v.span(), format!("{section}.\"{key}\": expected a string")),
         };
         out.insert(key.clone(), text);
     }

@@ -35,6 +35,7 @@ use crate::sim::{
     BROKER_PORT, CONTROLLER_PORT,
 };
 use crate::types::TopicPartition;
+use crate::workload::consumer::{self, ConsumerWorkload};
 use crate::workload::producer::{self, ProducerWorkload};
 
 mod nemesis;
@@ -233,6 +234,12 @@ struct World {
     late_topics: Vec<(f64, CreatableTopic)>,
     /// Links a `halves` or `ring` partition clogged, by fault, restored at its end.
     cut_links: BTreeMap<usize, Vec<(madsim::task::NodeId, madsim::task::NodeId)>>,
+    /// Workload client nodes by name (`client:NAME` targets).
+    client_nodes: BTreeMap<String, madsim::task::NodeId>,
+    /// Crashed client nodes, restarted later or at heal.
+    clients_down: std::collections::BTreeSet<String>,
+    /// Lasting faults on clients in force: (index in the plan, client name).
+    active_clients: Vec<(usize, String)>,
 }
 
 impl World {
@@ -250,6 +257,9 @@ impl World {
             assignment: BTreeMap::new(),
             late_topics: vec![],
             cut_links: BTreeMap::new(),
+            client_nodes: BTreeMap::new(),
+            clients_down: Default::default(),
+            active_clients: vec![],
         }
     }
 
@@ -524,6 +534,7 @@ impl World {
             .op("runner", OpType::Info, OpBody::Phase { name: "safety".into() }, None);
         let safety_end_us = safety_start_us + (*self.s.file.phases.safety_s.get_ref() * 1e6) as u64;
         let producers = self.start_producers(safety_start_us, safety_end_us);
+        self.start_consumers(safety_end_us);
         let late_topics = self.start_late_topics(safety_start_us);
         self.nemesis(safety_start_us, safety_end_us).await;
         for p in producers {
@@ -667,9 +678,42 @@ impl World {
             };
             let node = handle.create_node().name(&name).ip(client_ip(i as u32 + 1)).build();
             self.clients.push(node.id());
+            self.client_nodes.insert(name.clone(), node.id());
             out.push(node.spawn(producer::run(w, self.rec.clone())));
         }
         out
+    }
+
+    /// One node per consumer group member (`GROUP-N`), its workload the node's init: a crash kills it, a
+    /// restart runs it again as a new member. Members poll until the safety phase ends, then leave.
+    fn start_consumers(&mut self, end_us: u64) {
+        let handle = Handle::current();
+        let mut ip = 50;
+        for g in self.s.file.consumer_groups.clone() {
+            let config = crate::scenario::consumer_config(&g);
+            for name in crate::scenario::consumer_names(&g) {
+                ip += 1;
+                let w = ConsumerWorkload {
+                    name: name.clone(),
+                    group_id: g.group_id.get_ref().clone(),
+                    topics: g.topics.iter().map(|t| t.get_ref().clone()).collect(),
+                    client_config: config.clone(),
+                    bootstrap: self.bootstrap(),
+                    stop_at_us: end_us,
+                    commit_interval_ms: *g.commit_interval_ms.get_ref(),
+                    poll_timeout_ms: 100,
+                };
+                let rec = self.rec.clone();
+                let node = handle
+                    .create_node()
+                    .name(&name)
+                    .ip(client_ip(ip))
+                    .init(move || consumer::run(w.clone(), rec.clone()))
+                    .build();
+                self.clients.push(node.id());
+                self.client_nodes.insert(name, node.id());
+            }
+        }
     }
 
     /// The CreateTopics entry of each scenario topic (configs by Kafka's names), by name.

@@ -28,6 +28,13 @@ pub(super) enum Pending {
     /// Swizzle steps: clog or unclog one node.
     Clog(madsim::task::NodeId),
     Unclog(madsim::task::NodeId),
+    /// Restart a crashed client node (its workload starts over: a new group member).
+    RestartClient(String),
+    /// Undo lasting fault `fault` on client `name`.
+    EndClient {
+        fault: usize,
+        name: String,
+    },
 }
 
 type Detail = BTreeMap<String, serde_json::Value>;
@@ -56,6 +63,8 @@ impl World {
                         Pending::End { fault, node } => self.end_fault(fault, node),
                         Pending::Clog(id) => NetSim::current().clog_node(id),
                         Pending::Unclog(id) => NetSim::current().unclog_node(id),
+                        Pending::RestartClient(name) => self.restart_client(&name),
+                        Pending::EndClient { fault, name } => self.end_client_fault(fault, &name),
                     }
                 }
             } else {
@@ -137,6 +146,13 @@ impl World {
         for (fault, node) in std::mem::take(&mut self.active) {
             self.end_fault(fault, node);
         }
+        for (fault, name) in std::mem::take(&mut self.active_clients) {
+            self.end_client_fault(fault, &name);
+        }
+        let down: Vec<String> = self.clients_down.iter().cloned().collect();
+        for name in down {
+            self.restart_client(&name);
+        }
         let down: Vec<i32> = self
             .nodes
             .iter()
@@ -180,7 +196,113 @@ impl World {
                 let name = self.rec.raft_leader()?;
                 self.nodes.iter().find(|n| n.name == name).map(|n| n.id)
             }
+            Target::Coordinator(group) => {
+                let tp = crate::types::TopicPartition::new(
+                    crate::group::OFFSETS_TOPIC,
+                    crate::group::partition_for(group, self.offsets_topic_num_partitions()),
+                );
+                self.resolve(&Target::Leader(tp))
+            }
+            Target::Client(_) => None,
         }
+    }
+
+    /// `offsets.topic.num.partitions` of the scenario's brokers (Kafka's default 50).
+    fn offsets_topic_num_partitions(&self) -> i32 {
+        crate::scenario::broker_config(&self.s.file.cluster)
+            .get("offsets.topic.num.partitions")
+            .and_then(|v| v.parse().ok())
+            .filter(|n: &i32| *n > 0)
+            .unwrap_or(crate::group::OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT)
+    }
+
+    /// A fault aimed at a workload client (`client:NAME`): crash (restarted after `restart_after_s` or at
+    /// heal), pause (resumed after `duration_s`), partition/clog (undone after `duration_s`).
+    fn inject_client(&mut self, fault: usize, name: &str) {
+        let f = self.plan[fault].clone();
+        let mut detail = Detail::from([("node".to_string(), serde_json::json!(name))]);
+        let Some(&node_id) = self.client_nodes.get(name) else {
+            detail.insert("skipped".into(), serde_json::json!("no such client node"));
+            return self.record(&f, FaultPhase::Start, detail);
+        };
+        if self.clients_down.contains(name) {
+            detail.insert("skipped".into(), serde_json::json!("the client is down"));
+            return self.record(&f, FaultPhase::Start, detail);
+        }
+        let handle = Handle::current();
+        let net = NetSim::current();
+        match f.spec.kind {
+            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Shutdown => {
+                handle.kill(node_id);
+                self.clients_down.insert(name.to_string());
+                self.mark("client-crashed");
+            }
+            FaultKind::Pause => {
+                handle.pause(node_id);
+                self.mark("client-paused");
+            }
+            FaultKind::Partition | FaultKind::Clog => net.clog_node(node_id),
+            _ => {
+                detail.insert(
+                    "skipped".into(),
+                    serde_json::json!("this fault kind does not apply to a client"),
+                );
+                return self.record(&f, FaultPhase::Start, detail);
+            }
+        }
+        self.record(&f, FaultPhase::Start, detail);
+        let now = self.rec.now_us();
+        if let Some(after) = f.restart_after_us {
+            self.pending
+                .entry(now + after.max(1))
+                .or_default()
+                .push(Pending::RestartClient(name.to_string()));
+        }
+        if let Some(d) = f.duration_us {
+            self.active_clients.push((fault, name.to_string()));
+            self.pending
+                .entry(now + d.max(1))
+                .or_default()
+                .push(Pending::EndClient {
+                    fault,
+                    name: name.to_string(),
+                });
+        }
+    }
+
+    fn end_client_fault(&mut self, fault: usize, name: &str) {
+        self.active_clients.retain(|(f, n)| !(*f == fault && n == name));
+        let f = self.plan[fault].clone();
+        let Some(&node_id) = self.client_nodes.get(name) else {
+            return;
+        };
+        match f.spec.kind {
+            FaultKind::Pause => Handle::current().resume(node_id),
+            FaultKind::Partition | FaultKind::Clog => NetSim::current().unclog_node(node_id),
+            _ => {}
+        }
+        let detail = Detail::from([("node".to_string(), serde_json::json!(name))]);
+        self.record(&f, FaultPhase::End, detail);
+    }
+
+    /// Restarts a crashed client node: its init runs the workload again (kill before restart, madsim).
+    fn restart_client(&mut self, name: &str) {
+        if !self.clients_down.remove(name) {
+            return;
+        }
+        let Some(&node_id) = self.client_nodes.get(name) else {
+            return;
+        };
+        let handle = Handle::current();
+        handle.kill(node_id);
+        handle.restart(node_id);
+        let body = OpBody::Fault {
+            kind: "restart".into(),
+            target: format!("client:{name}"),
+            phase: FaultPhase::End,
+            detail: Detail::from([("node".to_string(), serde_json::json!(name))]),
+        };
+        self.rec.op("nemesis", OpType::Info, body, None);
     }
 
     fn record(&self, f: &PlannedFault, phase: FaultPhase, detail: Detail) {
@@ -199,6 +321,12 @@ impl World {
 
     fn inject(&mut self, fault: usize) {
         let f = self.plan[fault].clone();
+        if let Target::Client(name) = &f.spec.target {
+            return self.inject_client(fault, name);
+        }
+        if matches!(f.spec.target, Target::Coordinator(_)) && f.spec.kind.stops_the_node() {
+            self.mark("coordinator-crashed");
+        }
         let Some(id) = self.resolve(&f.spec.target) else {
             let detail = Detail::from([(
                 "skipped".to_string(),
