@@ -75,8 +75,69 @@ fn valid_frames() -> Vec<(Listener, Vec<u8>)> {
         ),
     ]
     .into_iter()
+    .chain(group_and_lifecycle_frames())
     .chain(controller_frames())
     .collect()
+}
+
+/// One valid frame of each group-coordinator API and of DeleteRecords, at the versions the broker serves.
+fn group_and_lifecycle_frames() -> Vec<(Listener, Vec<u8>)> {
+    use kafka_protocol::messages::*;
+    let frame = |key: ApiKey, v: i16, bytes: Result<Vec<u8>, gregor::protocol::errors::EncodeError>| {
+        (Listener::Broker, bytes.unwrap_or_else(|e| panic!("{key:?} v{v}: {e}")))
+    };
+    vec![
+        frame(
+            ApiKey::FindCoordinator,
+            4,
+            encode_request(ApiKey::FindCoordinator, 4, 8, "c", &FindCoordinatorRequest::default()),
+        ),
+        frame(
+            ApiKey::JoinGroup,
+            7,
+            encode_request(ApiKey::JoinGroup, 7, 9, "c", &JoinGroupRequest::default()),
+        ),
+        frame(
+            ApiKey::SyncGroup,
+            5,
+            encode_request(ApiKey::SyncGroup, 5, 10, "c", &SyncGroupRequest::default()),
+        ),
+        frame(
+            ApiKey::Heartbeat,
+            4,
+            encode_request(ApiKey::Heartbeat, 4, 11, "c", &HeartbeatRequest::default()),
+        ),
+        frame(
+            ApiKey::LeaveGroup,
+            4,
+            encode_request(ApiKey::LeaveGroup, 4, 12, "c", &LeaveGroupRequest::default()),
+        ),
+        frame(
+            ApiKey::OffsetCommit,
+            8,
+            encode_request(ApiKey::OffsetCommit, 8, 13, "c", &OffsetCommitRequest::default()),
+        ),
+        frame(
+            ApiKey::OffsetFetch,
+            8,
+            encode_request(ApiKey::OffsetFetch, 8, 14, "c", &OffsetFetchRequest::default()),
+        ),
+        frame(
+            ApiKey::DescribeGroups,
+            5,
+            encode_request(ApiKey::DescribeGroups, 5, 15, "c", &DescribeGroupsRequest::default()),
+        ),
+        frame(
+            ApiKey::ListGroups,
+            4,
+            encode_request(ApiKey::ListGroups, 4, 16, "c", &ListGroupsRequest::default()),
+        ),
+        frame(
+            ApiKey::DeleteRecords,
+            2,
+            encode_request(ApiKey::DeleteRecords, 2, 17, "c", &DeleteRecordsRequest::default()),
+        ),
+    ]
 }
 
 /// One valid frame of each controller-listener API, with its arrays non-empty so mutations hit them.

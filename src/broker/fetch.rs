@@ -203,15 +203,18 @@ impl Broker {
             return refused(code::UNKNOWN_TOPIC_OR_PARTITION);
         };
         let (log_start, leo) = (log.log_start_offset(), log.log_end_offset());
-        if at.fetch_offset < log_start || at.fetch_offset > leo {
+        // Kafka's `Partition.fetchRecords` checks the follower's last fetched epoch before it reads: a
+        // follower whose log runs past the leader's end (an unreplicated tail from an older epoch) learns
+        // where to truncate from `diverging_epoch`, not OFFSET_OUT_OF_RANGE, which would leave it stuck.
+        let leader_end = log.end_offset_for_epoch(at.last_fetched_epoch);
+        let divergence = crate::replication::diverging_epoch(at.last_fetched_epoch, at.fetch_offset, leader_end);
+        if at.fetch_offset < log_start || (at.fetch_offset > leo && divergence.is_none()) {
             return Ok(data
                 .with_error_code(code::OFFSET_OUT_OF_RANGE)
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(log_start));
         }
-        let leader_end = log.end_offset_for_epoch(at.last_fetched_epoch);
-        let divergence = crate::replication::diverging_epoch(at.last_fetched_epoch, at.fetch_offset, leader_end);
         let read = match divergence {
             Some(_) => None,
             None => Some(log.read(disk, at.fetch_offset, max_bytes, None, min_one_batch)),

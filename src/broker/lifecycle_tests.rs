@@ -197,3 +197,24 @@ fn retention_deletes_expired_segments_below_each_replicas_high_watermark() {
     );
     assert_eq!(produce_codes(r), vec![(0, 6)]);
 }
+
+#[test]
+fn a_follower_whose_log_runs_past_the_leaders_end_learns_where_to_truncate() {
+    // A follower with an unreplicated tail from the old epoch (every broker crashed; a replica with a
+    // shorter log became leader) fetches past the leader's end: Kafka's Partition.fetchRecords answers
+    // with the diverging epoch, not OFFSET_OUT_OF_RANGE, so the follower truncates and catches up.
+    let (mut leader, mut follower) = committed_log();
+    let plan = follower.broker.replica_fetch_plans().pop().expect("a fetch plan");
+    let mut req = follower.broker.replica_fetch_request(&plan);
+    let p = &mut req.topics[0].partitions[0];
+    assert!(p.last_fetched_epoch >= 0, "{p:?}");
+    p.fetch_offset = 9;
+    let frame = encode_request(ApiKey::Fetch, 12, 11, "broker-2", &req).unwrap();
+    let reply = leader
+        .broker
+        .handle(&mut leader.disk, 9, parse_request(&frame).unwrap(), 50);
+    let resp: FetchResponse = decode(ApiKey::Fetch, 12, reply);
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{p:?}");
+    assert_eq!(p.diverging_epoch.end_offset, 6, "{p:?}");
+}
