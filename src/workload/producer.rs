@@ -135,8 +135,9 @@ pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerC
             partition: None,
             key: Some(key.clone().into_bytes()),
             value: Some(value.clone().into_bytes()),
-            // Record timestamps stay what the workload always stamped: ms since the run started.
-            timestamp_ms: Some((rec.now_us() / 1000) as i64),
+            // CreateTime as Kafka's producer stamps it (System.currentTimeMillis), on the same (simulated,
+            // deterministic) wall clock the brokers read: retention and time lookups compare the two.
+            timestamp_ms: Some(wall_clock_ms()),
         };
         sent.lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -242,4 +243,11 @@ mod tests {
             .expect_err("KIP-679");
         assert!(e.to_string().starts_with("acks=1"), "{e}");
     }
+}
+
+/// Milliseconds since the Unix epoch on this node's wall clock (madsim's simulated `SystemTime`).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
