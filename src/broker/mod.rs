@@ -16,8 +16,8 @@ mod produce;
 mod producer_ids;
 mod replica;
 pub use self::replica::{
-    AlterPartitionAnswer, AlterPartitionItem, FetchPlan, FetchTarget, FOLLOWER_TRUNCATED_MARK, ISR_EXPANDED_MARK,
-    ISR_SHRUNK_MARK, REPLICATION_OFFSET_CHECKPOINT,
+    AlterPartitionAnswer, AlterPartitionItem, FetchPlan, FetchTarget, FOLLOWER_TRUNCATED_MARK,
+    REPLICATION_OFFSET_CHECKPOINT,
 };
 
 use std::collections::BTreeMap;

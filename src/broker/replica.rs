@@ -24,10 +24,6 @@ use crate::types::{BrokerId, LeaderEpoch, PartitionEpoch, TopicPartition};
 pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// The mark of a follower that cut a divergent tail after a leader change (KIP-101).
 pub const FOLLOWER_TRUNCATED_MARK: &str = "follower-truncated-divergent-tail";
-/// The mark of an ISR shrink the controller committed.
-pub const ISR_SHRUNK_MARK: &str = "isr-shrunk";
-/// The mark of an ISR expansion the controller committed.
-pub const ISR_EXPANDED_MARK: &str = "isr-expanded";
 
 /// This broker's role for one partition it hosts.
 #[derive(Debug, Clone)]
@@ -433,14 +429,8 @@ impl Broker {
             let Some(l) = self.leader_state_mut(&item.tp) else {
                 continue;
             };
-            let before = l.isr().len();
+            // The isr-shrunk / isr-expanded marks are counted from the controllers' metadata trace.
             l.on_alter_partition(outcome, now_ms);
-            let after = l.isr().len();
-            if after < before {
-                self.marks.push(ISR_SHRUNK_MARK);
-            } else if after > before {
-                self.marks.push(ISR_EXPANDED_MARK);
-            }
         }
     }
 

@@ -936,10 +936,30 @@ fn metadata_marks(states: &[crate::history::MetadataState]) -> BTreeMap<&'static
                 .iter()
                 .filter(|(tp, l)| p.partitions.get(*tp).is_some_and(|o| o.leader != l.leader))
                 .count() as u64;
+            // ISR changes as the controllers committed them (AlterPartition, fencing, elections); read here
+            // rather than where the leader learns its AlterPartition answer, which races with the metadata
+            // log bringing the same change first.
+            let isr_change = |grew: bool| {
+                s.partitions
+                    .iter()
+                    .filter(|(tp, l)| {
+                        p.partitions.get(*tp).is_some_and(|o| {
+                            let (before, after) = (o.isr.len(), l.isr.len());
+                            if grew {
+                                after > before
+                            } else {
+                                after < before
+                            }
+                        })
+                    })
+                    .count() as u64
+            };
             for (mark, n) in [
                 ("broker-fenced", fenced),
                 ("fenced-broker-unfenced-again", unfenced),
                 ("partition-leader-changed", changed),
+                ("isr-shrunk", isr_change(false)),
+                ("isr-expanded", isr_change(true)),
             ] {
                 if n > 0 {
                     *marks.entry(mark).or_default() += n;
