@@ -203,7 +203,7 @@ fn a_follower_whose_log_runs_past_the_leaders_end_learns_where_to_truncate() {
     // A follower with an unreplicated tail from the old epoch (every broker crashed; a replica with a
     // shorter log became leader) fetches past the leader's end: Kafka's Partition.fetchRecords answers
     // with the diverging epoch, not OFFSET_OUT_OF_RANGE, so the follower truncates and catches up.
-    let (mut leader, mut follower) = committed_log();
+    let (mut leader, follower) = committed_log();
     let plan = follower.broker.replica_fetch_plans().pop().expect("a fetch plan");
     let mut req = follower.broker.replica_fetch_request(&plan);
     let p = &mut req.topics[0].partitions[0];
