@@ -3,8 +3,9 @@
 //! `scenarios/coordinator-failover.toml`) pass on fixed seeds with their marks, and their histories show
 //! what they are about (a group that split the partitions, a rejected stale commit).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +15,7 @@ use gregor::history::{OpBody, OpType};
 use gregor::node::broker::{run_broker, BrokerNodeConfig};
 use gregor::producer::{Outcome, ProducerConfig, ProducerRecord};
 use gregor::rt;
-use gregor::runner::{self, RunOptions};
-use gregor::scenario::Scenario;
+use gregor::runner;
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
 use gregor::types::TopicPartition;
 
@@ -119,17 +119,7 @@ async fn a_consumer_reads_by_assign_every_record_a_producer_wrote_in_offset_orde
 }
 
 fn run(name: &str, seed: u64) -> runner::RunOutcome {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
-    let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let out = runner::run(&s, seed, RunOptions::default()).expect("the run completes");
-    let sum = &out.summary;
-    assert_eq!(sum.verdict, "pass", "{name} seed {seed}:\n{}", sum.render());
-    assert!(
-        sum.must_hit_missing.is_empty(),
-        "{name} seed {seed}: missed {:?}",
-        sum.must_hit_missing
-    );
-    out
+    common::run_passing(name, seed, 0)
 }
 
 /// Processes that polled records, and the generations each synced with a non-empty assignment.

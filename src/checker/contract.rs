@@ -139,7 +139,7 @@ fn back_in_isr(trace: &[&MetadataState], tp: &Tp, node: &str, after_us: u64) -> 
 }
 
 /// `orders-0` → ("orders", 0).
-fn parse_tp(name: &str) -> Option<Tp> {
+pub(super) fn parse_tp(name: &str) -> Option<Tp> {
     let (topic, partition) = name.rsplit_once('-')?;
     Some((topic.to_string(), partition.parse().ok()?))
 }

@@ -169,7 +169,8 @@ impl CheckReport {
 
 /// Runs every checker.
 pub fn check(input: &CheckInput<'_>) -> CheckReport {
-    let v = view::View::build(input);
+    let out_of_contract = contract::out_of_contract(input);
+    let v = view::View::build(input, &out_of_contract);
     let mut report = CheckReport {
         acked: v.acked.len() as u64,
         indeterminate: v.indeterminate.len() as u64,
@@ -197,7 +198,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     out.extend(invariants::replica_invariants(input.states));
     out.extend(invariants::raft_invariants(input.raft_states));
     out.extend(invariants::metadata_invariants(input.metadata_states));
-    out.extend(replicas::replica_divergence(input, &contract::out_of_contract(input)));
+    out.extend(replicas::replica_divergence(input, &out_of_contract));
     for why in &input.final_state.liveness_failures {
         out.push(Anomaly {
             class: "liveness",

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::contract::parse_tp;
 use super::view::Tp;
 use super::{Anomaly, BatchDigest, CheckInput, ReplicaLog};
 use crate::history::{MetadataState, ReplicaState};
@@ -110,11 +111,6 @@ fn show(b: &BatchDigest) -> String {
         "batch [{}..={}] epoch {} length {} crc {:08x}",
         b.base_offset, b.last_offset, b.partition_leader_epoch, b.batch_length, b.crc
     )
-}
-
-fn parse_tp(name: &str) -> Option<Tp> {
-    let (topic, partition) = name.rsplit_once('-')?;
-    Some((topic.to_string(), partition.parse().ok()?))
 }
 
 #[cfg(test)]

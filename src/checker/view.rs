@@ -98,7 +98,8 @@ pub(super) struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    pub fn build(input: &'a CheckInput<'a>) -> View<'a> {
+    /// `out_of_contract`: the partitions the contract monitor took out ([`super::contract`]).
+    pub fn build(input: &'a CheckInput<'a>, out_of_contract: &BTreeSet<Tp>) -> View<'a> {
         let mut v = View {
             input,
             acked: vec![],
@@ -268,13 +269,9 @@ impl<'a> View<'a> {
         // A power loss (or a recovery truncation after corruption) explains a loss only where it took the
         // partition out of contract: with fewer than min.insync.replicas replicas hit, an intact replica
         // still held every acks=all record.
-        let out_of_contract = super::contract::out_of_contract(input);
         for p in &mut v.power_losses {
-            p.frontier.retain(|name, _| {
-                name.rsplit_once('-')
-                    .and_then(|(t, n)| Some((t.to_string(), n.parse::<i32>().ok()?)))
-                    .is_some_and(|tp| out_of_contract.contains(&tp))
-            });
+            p.frontier
+                .retain(|name, _| super::contract::parse_tp(name).is_some_and(|tp| out_of_contract.contains(&tp)));
         }
         for log in &input.final_state.replica_logs {
             let tp = (log.topic.clone(), log.partition);
