@@ -51,6 +51,10 @@ pub enum Command {
         /// cluster.broker_config.KEY=V, cluster.controller_config.KEY=V (Kafka's config names).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
+        /// Stop the simulation at the first broken online invariant (log-bounds, hw-regress, raft-leaders,
+        /// ...): the history ends at that event, and only the state-trace invariants are checked.
+        #[arg(long)]
+        halt_on_violation: bool,
     },
     /// Run many seeds of one or more scenarios, one process per seed, and summarize.
     Sweep {
@@ -111,7 +115,14 @@ pub fn main() -> ExitCode {
             json,
             history,
             sets,
-        } => cmd_run(&scenario, &sets, seed, json, history.as_deref()),
+            halt_on_violation,
+        } => {
+            let opts = RunOptions {
+                announce: true,
+                halt_on_violation,
+            };
+            cmd_run(&scenario, &sets, seed, json, history.as_deref(), opts)
+        }
         Command::Sweep {
             scenarios,
             seeds,
@@ -155,12 +166,13 @@ fn cmd_run(
     seed: u64,
     json: bool,
     history: Option<&std::path::Path>,
+    opts: RunOptions,
 ) -> ExitCode {
     let s = match load_with(path, sets) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let outcome = match runner::run(&s, seed, RunOptions { announce: true }) {
+    let outcome = match runner::run(&s, seed, opts) {
         Ok(o) => o,
         Err(e) => return run_error(e),
     };

@@ -70,6 +70,30 @@ pub struct BrokerConfig {
     pub log_segment_delete_delay_ms: i64,
     /// `log.message.timestamp.type` (CreateTime): topic-level `message.timestamp.type`.
     pub log_message_timestamp_type: crate::protocol::batch::TimestampType,
+    /// Known Kafka defects brought back on purpose (a scenario's `[bugs]`), to show the checkers catch them.
+    pub bugs: Bugs,
+}
+
+/// Switches that bring back known Kafka defects, each named after its Jira issue. All off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// KAFKA-9491: a follower that truncates its whole log to start at the leader's log start offset keeps
+    /// its old high watermark, below the new log start, until its next fetch.
+    pub kafka_9491: bool,
+}
+
+impl Bugs {
+    /// Every switch by its `[bugs]` key.
+    pub const NAMES: &'static [&'static str] = &["KAFKA-9491"];
+
+    /// Turns on the switch named `name`; false if there is none.
+    pub fn set(&mut self, name: &str) -> bool {
+        match name {
+            "KAFKA-9491" => self.kafka_9491 = true,
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl BrokerConfig {
@@ -106,6 +130,7 @@ impl BrokerConfig {
             log_cleanup_policy: crate::log::CleanupPolicy::DELETE,
             log_segment_delete_delay_ms: 60_000,
             log_message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
+            bugs: Bugs::default(),
         }
     }
 

@@ -27,7 +27,7 @@ use kafka_protocol::protocol::Encodable;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-pub use self::config::{BrokerConfig, ConfigError};
+pub use self::config::{BrokerConfig, Bugs, ConfigError};
 pub use self::metadata::{BrokerInfo, MetadataImage, PartitionImage, TopicImage, NO_LEADER};
 use crate::log::Disk;
 use crate::protocol::api::{encode_response, ParsedRequest, Request};

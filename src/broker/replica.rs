@@ -24,6 +24,8 @@ use crate::types::{BrokerId, LeaderEpoch, PartitionEpoch, TopicPartition};
 pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// The mark of a follower that cut a divergent tail after a leader change (KIP-101).
 pub const FOLLOWER_TRUNCATED_MARK: &str = "follower-truncated-divergent-tail";
+/// A follower whose fetch offset fell below the leader's log start offset started over there.
+pub const FOLLOWER_STARTED_OVER_MARK: &str = "follower-started-over-at-leader-log-start";
 
 /// This broker's role for one partition it hosts.
 #[derive(Debug, Clone)]
@@ -118,8 +120,8 @@ impl Broker {
                 .as_ref()
                 .map(Role::high_watermark)
                 .or_else(|| self.checkpointed_hw.get(&tp).copied())
-                .unwrap_or(0)
-                .min(leo);
+                .unwrap_or(0);
+            let hw = follower_high_watermark(hw, log.log_start_offset(), leo);
             let role = if part.leader == me {
                 match prev {
                     Some(Role::Leader(mut l)) if l.leader_epoch() == part.leader_epoch => {
@@ -326,6 +328,14 @@ impl Broker {
             // The leader's log starts past ours (Kafka's `fetchOffsetAndTruncate`): start over there.
             log.truncate_fully_and_start_at(disk, p.log_start_offset)
                 .map_err(|e| storage(&e))?;
+            self.marks.push(FOLLOWER_STARTED_OVER_MARK);
+            // The high watermark moves up to the new log start with it (KAFKA-9491's fix); the `[bugs]`
+            // switch KAFKA-9491 brings the defect back, leaving it below the log start until the next fetch.
+            if !self.config.bugs.kafka_9491 {
+                if let Some(Role::Follower { high_watermark, .. }) = self.replicas.get_mut(tp) {
+                    *high_watermark = (*high_watermark).max(p.log_start_offset);
+                }
+            }
         }
         if p.error_code != code::NONE {
             return Ok(());
@@ -359,7 +369,8 @@ impl Broker {
             } else {
                 *high_watermark
             };
-            *high_watermark = follower_high_watermark(leader_hw.max(*high_watermark), leo);
+            let start = self.logs.get(tp).map_or(0, |l| l.log_start_offset());
+            *high_watermark = follower_high_watermark(leader_hw.max(*high_watermark), start, leo);
             follower_hw = Some(*high_watermark);
         }
         // The follower takes the leader's log start offset (Kafka's `processPartitionData`: after the high

@@ -274,6 +274,23 @@ pub fn raft_invariants(states: &[RaftState]) -> Vec<Anomaly> {
     states.iter().flat_map(|s| m.observe(s)).collect()
 }
 
+/// Every state-trace invariant as one fold: what the runner checks online, after every event, and what
+/// [`replica_invariants`], [`raft_invariants`] and [`metadata_invariants`] check over a whole trace.
+#[derive(Debug, Default)]
+pub struct StateMonitor {
+    pub replica: ReplicaMonitor,
+    pub raft: RaftMonitor,
+    pub metadata: MetadataMonitor,
+}
+
+/// One line per anomaly, as the online check reports them: `class topic-partition: detail`.
+pub fn lines(anomalies: Vec<Anomaly>) -> Vec<String> {
+    anomalies
+        .into_iter()
+        .map(|a| format!("{} {}-{}: {}", a.class, a.topic, a.partition, a.detail))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,13 +34,16 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
         let Some(reference) = logs.get(&(tp.clone(), leader.as_str())) else {
             continue;
         };
-        let expected = below(&reference.batches, hw);
         for member in lead.isr.iter().filter(|m| **m != lead.leader) {
             let node = format!("broker-{member}");
             let Some(log) = logs.get(&(tp.clone(), node.as_str())) else {
                 continue;
             };
-            if let Some(detail) = first_difference(&leader, &expected, &node, &below(&log.batches, hw), hw) {
+            // Each replica removes its own oldest segments (retention, DeleteRecords, a follower that started
+            // over at the leader's log start): only batches both still hold from the later log start compare.
+            let from = reference.log_start_offset.max(log.log_start_offset);
+            let expected = between(&reference.batches, from, hw);
+            if let Some(detail) = first_difference(&leader, &expected, &node, &between(&log.batches, from, hw), hw) {
                 let explained_by = out_of_contract.contains(&tp).then(|| {
                     format!("{name} is out of contract (power loss or corruption hit min.insync.replicas replicas)")
                 });
@@ -76,9 +79,13 @@ fn latest_high_watermark(states: &[ReplicaState], node: &str, tp: &Tp) -> Option
         .map(|s| s.high_watermark)
 }
 
-/// The batches wholly below the high watermark.
-fn below(batches: &[BatchDigest], hw: i64) -> Vec<BatchDigest> {
-    batches.iter().filter(|b| b.last_offset < hw).copied().collect()
+/// The batches wholly in [`from`, `hw`): at or above a log start, below the high watermark.
+fn between(batches: &[BatchDigest], from: i64, hw: i64) -> Vec<BatchDigest> {
+    batches
+        .iter()
+        .filter(|b| b.base_offset >= from && b.last_offset < hw)
+        .copied()
+        .collect()
 }
 
 fn first_difference(a: &str, xs: &[BatchDigest], b: &str, ys: &[BatchDigest], hw: i64) -> Option<String> {
@@ -232,5 +239,21 @@ mod tests {
         let a = judge(vec![leader, log("broker-3", vec![batch(0, 4, 0, 1)])], &[1, 3], 5, &out);
         assert_eq!(a.len(), 1);
         assert!(a[0].explained_by.is_some());
+    }
+
+    #[test]
+    fn only_batches_above_both_log_starts_compare_and_below_them_a_difference_still_counts() {
+        let leader = log(
+            "broker-1",
+            vec![batch(0, 4, 1, 7), batch(5, 9, 1, 8), batch(10, 14, 1, 9)],
+        );
+        // The follower started over at the leader's log start 10 (or retention removed its first segments).
+        let mut follower = log("broker-2", vec![batch(10, 14, 1, 9)]);
+        follower.log_start_offset = 10;
+        assert!(judge(vec![leader.clone(), follower.clone()], &[1, 2], 15, &BTreeSet::new()).is_empty());
+        let mut bad = follower;
+        bad.batches = vec![batch(10, 14, 2, 9)];
+        let a = judge(vec![leader, bad], &[1, 2], 15, &BTreeSet::new());
+        assert_eq!(a.len(), 1, "{a:?}");
     }
 }

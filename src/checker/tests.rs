@@ -240,6 +240,55 @@ fn an_acked_write_never_read_above_every_read_is_unseen() {
 }
 
 #[test]
+fn acked_writes_below_the_final_log_start_were_removed_by_retention_not_lost() {
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(2, "b", OpType::Ok, Some(1))
+        .send(5, "c", OpType::Ok, Some(2))
+        .log_from(2, &[(2, "c")])
+        .check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!((r.acked, r.removed), (3, 2));
+}
+
+#[test]
+fn an_acked_write_at_or_above_the_log_start_that_is_gone_is_still_lost() {
+    let r = H::new()
+        .send(1, "a", OpType::Ok, Some(0))
+        .send(2, "b", OpType::Ok, Some(1))
+        .send(3, "c", OpType::Ok, Some(2))
+        .send(5, "d", OpType::Ok, Some(3))
+        .log_from(1, &[(3, "d")])
+        .check();
+    // Offset 0 went with retention; offsets 1 and 2 lie above the log start and were never read.
+    assert_eq!(r.removed, 1);
+    assert_eq!(violations(&r, "lost-write"), 2, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_log_start_a_leader_reported_in_the_state_trace_explains_removals_too() {
+    let mut h = H::new();
+    h.send(1, "a", OpType::Ok, Some(0)).send(2, "b", OpType::Ok, Some(1));
+    h.h.states.push(crate::history::ReplicaState {
+        time_us: 3,
+        node: "broker-1".into(),
+        incarnation: 0,
+        topic: "t".into(),
+        partition: 0,
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1],
+        log_start_offset: 1,
+        log_end_offset: 2,
+        high_watermark: 2,
+    });
+    let r = h.log(&[(1, "b")]).check();
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(r.removed, 1);
+}
+
+#[test]
 fn a_loss_beyond_the_durable_frontier_of_a_later_power_loss_is_explained() {
     let r = H::new()
         .send(1, "a", OpType::Ok, Some(0))

@@ -423,6 +423,38 @@ impl<'a> View<'a> {
             .next()
     }
 
+    /// The highest log start offset each partition reached, and who reported it: retention
+    /// (`retention.ms`, `retention.bytes`) and DeleteRecords remove records from the log's start, and a
+    /// follower that fell behind the leader's log start starts over there (`truncateFullyAndStartAt`).
+    /// Only a leader moves its log start on its own, so any replica's reported start is one a leader reached.
+    fn log_starts(&self) -> BTreeMap<Tp, (i64, String)> {
+        let mut out: BTreeMap<Tp, (i64, String)> = BTreeMap::new();
+        let reports = self
+            .input
+            .states
+            .iter()
+            .map(|s| (&s.topic, s.partition, s.log_start_offset, &s.node));
+        let logs = self
+            .input
+            .final_state
+            .replica_logs
+            .iter()
+            .map(|l| (&l.topic, l.partition, l.log_start_offset, &l.node));
+        for (topic, partition, start, node) in reports.chain(logs) {
+            let e = out.entry((topic.clone(), partition)).or_insert((0, String::new()));
+            if start > e.0 {
+                *e = (start, node.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether an acknowledged `offset` of `tp` is legally gone: it lies below a log start the partition
+    /// reached. Records at or above every log start stay subject to the loss checks.
+    fn below_log_start(starts: &BTreeMap<Tp, (i64, String)>, tp: &Tp, offset: i64) -> bool {
+        starts.get(tp).is_some_and(|(start, _)| offset < *start)
+    }
+
     pub(super) fn anomaly(
         class: &'static str,
         tp: &Tp,
@@ -444,7 +476,10 @@ impl<'a> View<'a> {
 
     /// lost-write: acked, never read, at or below the highest offset a read reached; unseen: acked, never
     /// read by the end of the drain.
-    pub fn lost_and_unseen(&self, out: &mut Vec<Anomaly>) {
+    /// Returns how many acknowledged records never read were removed from the log's start instead.
+    pub fn lost_and_unseen(&self, out: &mut Vec<Anomaly>) -> u64 {
+        let starts = self.log_starts();
+        let mut removed = 0;
         for s in &self.acked {
             if let Some(seen) = self.seen.get(&s.value) {
                 // The ack named an offset: the value must be read there and nowhere else in its partition
@@ -474,6 +509,10 @@ impl<'a> View<'a> {
             } else {
                 "unseen"
             };
+            if Self::below_log_start(&starts, &s.tp, offset) {
+                removed += 1;
+                continue;
+            }
             let why = self.send_loss_explained(s, offset);
             let detail = format!(
                 "{} acked at offset {offset} by {} at {:.3}s, never read",
@@ -483,6 +522,7 @@ impl<'a> View<'a> {
             );
             out.push(Self::anomaly(class, &s.tp, Some(offset), Some(&s.value), detail, why));
         }
+        removed
     }
 
     /// duplicate: one value at two offsets. Legal only for a producer without idempotence that retries.

@@ -66,8 +66,14 @@ pub fn truncation_offset(
     })
 }
 
-/// A follower's high watermark: the leader's, never above its own log end (Kafka's
-/// `ReplicaFetcherThread.processPartitionData`).
-pub fn follower_high_watermark(leader_high_watermark: i64, log_end_offset: i64) -> i64 {
-    leader_high_watermark.min(log_end_offset).max(0)
+/// A replica's high watermark bounded into its log: never below its log start offset, never above its log
+/// end (Kafka's `UnifiedLog.updateHighWatermark`, which every path that sets it goes through: the follower
+/// taking the leader's in `processPartitionData`, a checkpointed one loaded at startup, a full truncation to
+/// the leader's log start — KAFKA-9491).
+pub fn follower_high_watermark(high_watermark: i64, log_start_offset: i64, log_end_offset: i64) -> i64 {
+    if high_watermark < log_start_offset {
+        log_start_offset
+    } else {
+        high_watermark.min(log_end_offset)
+    }
 }

@@ -226,8 +226,11 @@ fn the_follower_truncates_by_epoch_never_to_its_high_watermark_kip_101_kip_279()
     assert_eq!(truncation_offset(d, Some((2, 45)), 70), Some(45));
     assert_eq!(truncation_offset(d, None, 70), Some(50));
     assert_eq!(truncation_offset(EpochEndOffset::UNDEFINED, Some((3, 70)), 70), None);
-    assert_eq!(follower_high_watermark(90, 70), 70);
-    assert_eq!(follower_high_watermark(60, 70), 60);
+    assert_eq!(follower_high_watermark(90, 0, 70), 70);
+    assert_eq!(follower_high_watermark(60, 0, 70), 60);
+    // KAFKA-9491: below the log start (a full truncation, a checkpoint older than retention) it is the start.
+    assert_eq!(follower_high_watermark(0, 576, 3377), 576);
+    assert_eq!(follower_high_watermark(0, 8088, 8088), 8088);
 }
 
 #[derive(Clone, Debug)]

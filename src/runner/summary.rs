@@ -34,6 +34,8 @@ pub struct RunSummary {
     /// Marks the scenario's `must_hit` demands that this run did not hit.
     pub must_hit_missing: Vec<String>,
     pub acked: u64,
+    /// Acknowledged records removed from the log's start by retention or DeleteRecords (not lost).
+    pub removed: u64,
     pub indeterminate: u64,
     pub failed: u64,
     /// Every value the seed drew.
@@ -46,6 +48,12 @@ pub struct RunSummary {
     pub safety_messages: u64,
     /// The first unexplained anomalies, for the reader (at most 20).
     pub violations: Vec<Anomaly>,
+    /// The first invariants the online check saw broken (at most 20), each at the event that broke it:
+    /// the simulated time, the trace (`replica`, `raft`, `metadata`) and the event's index there.
+    pub online_violations: Vec<crate::sim::recorder::OnlineViolation>,
+    /// Set when `--halt-on-violation` stopped the run at the first of them (simulated seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halted_at_s: Option<f64>,
     /// The command that reproduces this run.
     pub repro: String,
     /// The `--set` overrides this run applied on top of the scenario file.
@@ -113,10 +121,13 @@ pub(super) fn summarize(
     contract_breaches: Vec<String>,
     wall_seconds: f64,
 ) -> RunSummary {
-    let must_hit_missing: Vec<String> = s
-        .file
-        .expect
-        .must_hit
+    // A run halted at its first broken invariant never reached what its marks wait for.
+    let must_hit = if out.halted_at_us.is_some() {
+        &[][..]
+    } else {
+        &s.file.expect.must_hit[..]
+    };
+    let must_hit_missing: Vec<String> = must_hit
         .iter()
         .map(|m| m.get_ref().clone())
         .filter(|m| out.marks.get(m).copied().unwrap_or(0) == 0)
@@ -164,6 +175,7 @@ pub(super) fn summarize(
         marks: out.marks.clone(),
         must_hit_missing,
         acked: report.acked,
+        removed: report.removed,
         indeterminate: report.indeterminate,
         failed: report.failed,
         drawn: out.drawn.clone(),
@@ -174,6 +186,8 @@ pub(super) fn summarize(
         messages: out.messages,
         safety_messages: out.safety_messages,
         violations: violations.into_iter().take(20).collect(),
+        online_violations: out.online_violations.iter().take(20).cloned().collect(),
+        halted_at_s: out.halted_at_us.map(|us| us as f64 / 1e6),
         repro: repro(s, seed),
         overrides: s.overrides.clone(),
         lost_acked: report
@@ -229,8 +243,18 @@ impl RunSummary {
         line(
             &mut out,
             format!(
-                "  acked {} / indeterminate {} / failed {} sends; {:.1} simulated s in {:.2} wall s; {} messages",
-                self.acked, self.indeterminate, self.failed, self.sim_seconds, self.wall_seconds, self.messages
+                "  acked {} / indeterminate {} / failed {} sends; {:.1} simulated s in {:.2} wall s; {} messages{}",
+                self.acked,
+                self.indeterminate,
+                self.failed,
+                self.sim_seconds,
+                self.wall_seconds,
+                self.messages,
+                if self.removed > 0 {
+                    format!("; {} acked records removed by retention or DeleteRecords", self.removed)
+                } else {
+                    String::new()
+                }
             ),
         );
         let contract = if self.in_contract {
@@ -255,6 +279,21 @@ impl RunSummary {
             line(
                 &mut out,
                 format!("    {} {}-{}: {}", v.class, v.topic, v.partition, v.detail),
+            );
+        }
+        if let Some(first) = self.online_violations.first() {
+            let halted = self
+                .halted_at_s
+                .map_or(String::new(), |t| format!("; the run halted there at {t:.3}s"));
+            line(
+                &mut out,
+                format!(
+                    "  first online violation at {:.3}s ({} event {}){halted}: {}",
+                    first.time_us as f64 / 1e6,
+                    first.trace,
+                    first.index,
+                    first.text
+                ),
             );
         }
         for m in &self.must_hit_missing {

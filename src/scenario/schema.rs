@@ -30,7 +30,7 @@ pub struct ScenarioFile {
     pub swarm: Option<Swarm>,
     #[serde(default)]
     pub expect: Expect,
-    /// Reserved: switches that bring back known Kafka defects. All off by default; none exist yet.
+    /// Switches that bring back known Kafka defects (`KAFKA-9491 = true`). All off by default.
     #[serde(default)]
     pub bugs: BTreeMap<Spanned<String>, Spanned<bool>>,
 }

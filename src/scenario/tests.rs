@@ -192,3 +192,30 @@ fn consumer_groups_name_their_members_and_client_and_coordinator_targets_must_ex
     let bad_topic = format!("{GOOD}{}", GROUP.replace("[\"orders\"]", "[\"nope\"]"));
     assert!(err(&bad_topic).message.contains("not declared"));
 }
+
+#[test]
+fn follower_and_isr_but_one_targets_need_a_replicated_partition_that_exists() {
+    let replicated = GOOD
+        .replace("brokers = 1", "brokers = 3")
+        .replace("controllers = 0", "controllers = 1")
+        .replace("partitions = 3", "partitions = 3\nreplication_factor = 3");
+    for (target, want) in [
+        (
+            "follower:orders-2",
+            Target::Follower(crate::types::TopicPartition::new("orders", 2)),
+        ),
+        (
+            "isr-but-one:orders-0",
+            Target::IsrButOne(crate::types::TopicPartition::new("orders", 0)),
+        ),
+    ] {
+        let s = Scenario::parse("s.toml", &replicated.replace("node:broker-1", target)).unwrap();
+        assert_eq!(s.faults[0].target, want);
+        assert_eq!(s.faults[0].target.describe(), target);
+    }
+    let e = err(&replicated.replace("node:broker-1", "follower:orders-3"));
+    assert!(e.message.contains("no such topic partition"), "{e}");
+    let e = err(&GOOD.replace("node:broker-1", "isr-but-one:orders-0"));
+    assert!(e.message.contains("replication factor 1"), "{e}");
+    assert_eq!(e.line, 19, "{e}");
+}

@@ -155,6 +155,12 @@ pub enum Target {
     RandomBroker,
     /// `leader:T-P`
     Leader(crate::types::TopicPartition),
+    /// `follower:T-P`: one replica of T-P other than its leader when the fault fires, an in-sync one if
+    /// there is one (drawn by the seed).
+    Follower(crate::types::TopicPartition),
+    /// `isr-but-one:T-P`: every member of T-P's ISR but its leader when the fault fires (Jepsen's and
+    /// Kafka's system tests' way to shrink the ISR to the leader).
+    IsrButOne(crate::types::TopicPartition),
     /// `active-controller`: the quorum leader when the fault fires.
     ActiveController,
     /// `coordinator:GROUP`: the leader of the group's `__consumer_offsets` partition when the fault fires.
@@ -169,6 +175,8 @@ impl Target {
             Target::Node(n) => format!("node:{n}"),
             Target::RandomBroker => "broker:random".to_string(),
             Target::Leader(tp) => format!("leader:{tp}"),
+            Target::Follower(tp) => format!("follower:{tp}"),
+            Target::IsrButOne(tp) => format!("isr-but-one:{tp}"),
             Target::ActiveController => "active-controller".to_string(),
             Target::Coordinator(g) => format!("coordinator:{g}"),
             Target::Client(n) => format!("client:{n}"),
@@ -234,10 +242,18 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Validated, Invalid> {
     if let Some(s) = &f.swarm {
         validate_swarm(s)?;
     }
-    if let Some((k, _)) = f.bugs.iter().next() {
+    if let Some((k, _)) = f
+        .bugs
+        .iter()
+        .find(|(k, _)| !crate::broker::Bugs::NAMES.contains(&k.get_ref().as_str()))
+    {
         return invalid(
             k.span(),
-            format!("unknown bug switch `{}`: none exist yet", k.get_ref()),
+            format!(
+                "unknown bug switch `{}`; switches: {}",
+                k.get_ref(),
+                crate::broker::Bugs::NAMES.join(", ")
+            ),
         );
     }
     validate_phases(&f.phases, &f.cluster)?;
@@ -701,17 +717,38 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
         }
         return Ok(Target::ActiveController);
     }
-    if let Some(tp) = s.strip_prefix("leader:") {
-        let parsed = crate::types::TopicPartition::parse(tp);
-        let exists = parsed.as_ref().is_some_and(|tp| {
-            f.topics.iter().any(|t| {
-                t.name.get_ref() == &tp.topic && tp.partition >= 0 && (tp.partition as u32) < *t.partitions.get_ref()
-            })
-        });
-        return match parsed {
-            Some(tp) if exists => Ok(Target::Leader(tp)),
-            _ => invalid(t.span(), format!("faults.target `{s}`: no such topic partition")),
+    type Role = fn(crate::types::TopicPartition) -> Target;
+    let roles: [(&str, Role); 3] = [
+        ("leader:", Target::Leader),
+        ("follower:", Target::Follower),
+        ("isr-but-one:", Target::IsrButOne),
+    ];
+    for (role, make) in roles {
+        let Some(tp) = s.strip_prefix(role) else {
+            continue;
         };
+        let parsed = crate::types::TopicPartition::parse(tp);
+        let topic = parsed
+            .as_ref()
+            .and_then(|tp| f.topics.iter().find(|t| t.name.get_ref() == &tp.topic));
+        let exists = parsed
+            .as_ref()
+            .zip(topic)
+            .is_some_and(|(tp, t)| tp.partition >= 0 && (tp.partition as u32) < *t.partitions.get_ref());
+        let (Some(tp), true) = (parsed, exists) else {
+            return invalid(t.span(), format!("faults.target `{s}`: no such topic partition"));
+        };
+        let replicas = topic.map_or(1, |t| *t.replication_factor.get_ref());
+        if role != "leader:" && replicas < 2 {
+            return invalid(
+                t.span(),
+                format!(
+                    "faults.target `{s}`: topic `{}` has replication factor 1, so its partitions have no followers",
+                    tp.topic
+                ),
+            );
+        }
+        return Ok(make(tp));
     }
     if let Some(group) = s.strip_prefix("coordinator:") {
         if !f.consumer_groups.iter().any(|g| g.group_id.get_ref() == group) {
@@ -737,14 +774,6 @@ fn parse_target(t: &Spanned<String>, f: &ScenarioFile) -> Result<Target, Invalid
             );
         }
         return Ok(Target::Client(name.to_string()));
-    }
-    for role in ["follower:", "isr-but-one:"] {
-        if s.starts_with(role) {
-            return invalid(
-                t.span(),
-                format!("faults.target `{s}`: no such role yet (replica roles come with replication, coordinators with consumer groups)"),
-            );
-        }
     }
     invalid(
         t.span(),

@@ -5,7 +5,26 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::history::{History, MetadataState, OpBody, OpType, RaftState, ReplicaState, StateObserver};
-use crate::rt::Instant;
+use crate::rt::{Instant, Notify};
+
+/// Invariants checked after every state event, as it is recorded (ARCHITECTURE §6, "online invariants").
+/// The runner installs one; each call returns a line per invariant the event broke.
+pub trait OnlineCheck: Send {
+    fn replica(&mut self, s: &ReplicaState) -> Vec<String>;
+    fn raft(&mut self, s: &RaftState) -> Vec<String>;
+    fn metadata(&mut self, s: &MetadataState) -> Vec<String>;
+}
+
+/// An invariant broken at the moment its event was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OnlineViolation {
+    /// Simulated µs since the run started.
+    pub time_us: u64,
+    /// Which trace the event went to (`replica`, `raft`, `metadata`) and its index there.
+    pub trace: &'static str,
+    pub index: usize,
+    pub text: String,
+}
 
 struct Inner {
     history: History,
@@ -16,26 +35,80 @@ struct Inner {
     requests_in_flight: u64,
     /// Coverage marks the nodes hit, by name.
     marks: BTreeMap<String, u64>,
+    online: Option<Box<dyn OnlineCheck>>,
+    violations: Vec<OnlineViolation>,
 }
 
 #[derive(Clone)]
-pub struct Recorder(Arc<Mutex<Inner>>);
+pub struct Recorder {
+    inner: Arc<Mutex<Inner>>,
+    /// Woken at the first online violation (it keeps the permit, so a later waiter sees it too).
+    violated: Arc<Notify>,
+}
 
 impl Recorder {
     /// A recorder whose clock starts now. Call it inside the simulation: outside, `Instant::now` is real time.
     pub fn new() -> Recorder {
-        Recorder(Arc::new(Mutex::new(Inner {
-            history: History::default(),
-            start: Instant::now(),
-            last: BTreeMap::new(),
-            requests_in_flight: 0,
-            marks: BTreeMap::new(),
-        })))
+        Recorder {
+            inner: Arc::new(Mutex::new(Inner {
+                history: History::default(),
+                start: Instant::now(),
+                last: BTreeMap::new(),
+                requests_in_flight: 0,
+                marks: BTreeMap::new(),
+                online: None,
+                violations: vec![],
+            })),
+            violated: Arc::new(Notify::new()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere aborts the simulation; a poisoned lock still holds consistent data.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks every state event from now on with `check`, as it is recorded.
+    pub fn check_online(&self, check: Box<dyn OnlineCheck>) {
+        self.lock().online = Some(check);
+    }
+
+    /// The invariants broken so far, in the order their events were recorded.
+    pub fn violations(&self) -> Vec<OnlineViolation> {
+        self.lock().violations.clone()
+    }
+
+    /// Returns once an online check has failed (at once if one already has).
+    pub async fn violated(&self) {
+        self.violated.notified().await;
+    }
+
+    /// Runs the online check on the event just pushed to `trace` at `index`.
+    fn check(
+        &self,
+        inner: &mut Inner,
+        trace: &'static str,
+        index: usize,
+        run: impl FnOnce(&mut dyn OnlineCheck) -> Vec<String>,
+    ) {
+        let Some(online) = inner.online.as_deref_mut() else {
+            return;
+        };
+        let broken = run(online);
+        if broken.is_empty() {
+            return;
+        }
+        let now = Instant::now().saturating_duration_since(inner.start).as_micros() as u64;
+        for text in broken {
+            tracing::error!(at_us = now, "online invariant broken: {text}");
+            inner.violations.push(OnlineViolation {
+                time_us: now,
+                trace,
+                index,
+                text,
+            });
+        }
+        self.violated.notify_one();
     }
 
     /// Simulated microseconds since the run started.
@@ -139,17 +212,25 @@ impl StateObserver for Recorder {
             return;
         }
         inner.last.insert(key, state.clone());
+        let index = inner.history.states.len();
+        self.check(&mut inner, "replica", index, |c| c.replica(&state));
         inner.history.states.push(state);
     }
 
     fn raft_state(&self, mut state: RaftState) {
         state.time_us = self.now_us();
-        self.lock().history.raft_states.push(state);
+        let mut inner = self.lock();
+        let index = inner.history.raft_states.len();
+        self.check(&mut inner, "raft", index, |c| c.raft(&state));
+        inner.history.raft_states.push(state);
     }
 
     fn metadata_state(&self, mut state: MetadataState) {
         state.time_us = self.now_us();
-        self.lock().history.metadata_states.push(state);
+        let mut inner = self.lock();
+        let index = inner.history.metadata_states.len();
+        self.check(&mut inner, "metadata", index, |c| c.metadata(&state));
+        inner.history.metadata_states.push(state);
     }
 
     fn mark(&self, mark: &'static str) {

@@ -16,6 +16,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::online::OnlineInvariants;
 use crate::client::connection::{Connection, ConnectionConfig};
 use crate::client::{Client, ClientConfig, ClientError, OffsetSpec};
 use crate::controller::ControllerConfig;
@@ -187,7 +188,7 @@ fn simulate_here(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput,
     // The world (and its recorder's clock) must be made inside the simulation: outside it, `Instant::now`
     // is the real clock.
     let scenario = s.clone();
-    let mut out = rt.block_on(async move { World::new(scenario, seed, plan).run().await });
+    let mut out = rt.block_on(async move { World::new(scenario, seed, plan).run(opts.halt_on_violation).await });
     out.drawn = drawn;
     Ok(out)
 }
@@ -213,6 +214,15 @@ struct NodeSlot {
     /// Why the broker's last incarnation stopped by itself, if it did.
     last_exit: Arc<Mutex<Option<BrokerExit>>>,
     up: bool,
+}
+
+/// What the phases measured, kept when a halt cuts them short.
+#[derive(Default)]
+struct Phases {
+    final_state: FinalState,
+    safety_sim_seconds: f64,
+    safety_wall_seconds: f64,
+    safety_messages: u64,
 }
 
 struct World {
@@ -448,10 +458,16 @@ impl World {
                 .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
                 .collect();
             map.insert("node.id".into(), toml::Value::Integer(id as i64));
-            let config = match BrokerConfig::from_map(&map) {
+            let mut config = match BrokerConfig::from_map(&map) {
                 Ok(c) => c,
                 Err(e) => panic!("broker config was validated with the scenario, yet: {e}"),
             };
+            for (bug, on) in &self.s.file.bugs {
+                if *on.get_ref() {
+                    // The validator refused unknown switches.
+                    config.bugs.set(bug.get_ref());
+                }
+            }
             let core_seed = derive_seed(self.seed, &format!("broker-core/{name}"));
             let node = {
                 let (disk, image, rec, incarnation, name) = (
@@ -516,7 +532,62 @@ impl World {
         }
     }
 
-    async fn run(mut self) -> SimOutput {
+    async fn run(mut self, halt_on_violation: bool) -> SimOutput {
+        let net = NetSim::current();
+        self.rec.check_online(Box::new(OnlineInvariants::default()));
+        let rec = self.rec.clone();
+        let mut p = Phases::default();
+        // The first broken online invariant ends the run there when asked: the disks and the trace stay as
+        // they were at that event.
+        let halted = tokio::select! {
+            biased;
+            () = rec.violated(), if halt_on_violation => true,
+            () = self.phases(&mut p) => false,
+        };
+        let halted_at_us = halted.then(|| self.rec.now_us());
+        if halted {
+            self.rec
+                .op("runner", OpType::Info, OpBody::Phase { name: "halted".into() }, None);
+        }
+        let final_state = p.final_state;
+        let counts: Vec<_> = self.brokers().map(|b| b.responses.counts()).collect();
+        for c in counts {
+            if c.produce_dropped > 0 {
+                *self.marks.entry("produce-response-dropped".into()).or_default() += c.produce_dropped;
+            }
+            if c.produce_reset > 0 {
+                *self
+                    .marks
+                    .entry("connection-reset-instead-of-produce-response".into())
+                    .or_default() += c.produce_reset;
+            }
+        }
+        for (mark, n) in self.rec.take_marks() {
+            *self.marks.entry(mark).or_default() += n;
+        }
+        let sim_seconds = self.rec.now_us() as f64 / 1e6;
+        let online_violations = self.rec.violations();
+        let history = self.rec.take();
+        for (mark, n) in metadata_marks(&history.metadata_states) {
+            *self.marks.entry(mark.into()).or_default() += n;
+        }
+        SimOutput {
+            history,
+            final_state,
+            marks: self.marks,
+            drawn: BTreeMap::new(),
+            sim_seconds,
+            safety_sim_seconds: p.safety_sim_seconds,
+            safety_wall_seconds: p.safety_wall_seconds,
+            messages: net.stat().msg_count,
+            safety_messages: p.safety_messages,
+            online_violations,
+            halted_at_us,
+        }
+    }
+
+    /// Setup, safety, heal, liveness and drain, in order.
+    async fn phases(&mut self, p: &mut Phases) {
         if self.has_quorum() {
             self.start_controllers();
         }
@@ -547,9 +618,9 @@ impl World {
             }
             self.assignment.extend(created);
         }
-        let safety_wall_seconds = (rt::wall_clock() - safety_wall).as_secs_f64();
-        let safety_sim_seconds = (self.rec.now_us() - safety_start_us) as f64 / 1e6;
-        let safety_messages = net.stat().msg_count - safety_msgs;
+        p.safety_wall_seconds = (rt::wall_clock() - safety_wall).as_secs_f64();
+        p.safety_sim_seconds = (self.rec.now_us() - safety_start_us) as f64 / 1e6;
+        p.safety_messages = net.stat().msg_count - safety_msgs;
 
         self.rec
             .op("runner", OpType::Info, OpBody::Phase { name: "heal".into() }, None);
@@ -564,48 +635,13 @@ impl World {
             },
             None,
         );
-        let liveness_failures = self.liveness().await;
-        let mut final_state = FinalState {
-            liveness_failures,
-            ..FinalState::default()
-        };
+        p.final_state.liveness_failures = self.liveness().await;
         if self.s.file.phases.drain {
             self.rec
                 .op("runner", OpType::Info, OpBody::Phase { name: "drain".into() }, None);
             let drain_failures = self.drain().await;
-            final_state.liveness_failures.extend(drain_failures);
-            final_state.replica_logs = self.replica_logs();
-        }
-        let counts: Vec<_> = self.brokers().map(|b| b.responses.counts()).collect();
-        for c in counts {
-            if c.produce_dropped > 0 {
-                *self.marks.entry("produce-response-dropped".into()).or_default() += c.produce_dropped;
-            }
-            if c.produce_reset > 0 {
-                *self
-                    .marks
-                    .entry("connection-reset-instead-of-produce-response".into())
-                    .or_default() += c.produce_reset;
-            }
-        }
-        for (mark, n) in self.rec.take_marks() {
-            *self.marks.entry(mark).or_default() += n;
-        }
-        let sim_seconds = self.rec.now_us() as f64 / 1e6;
-        let history = self.rec.take();
-        for (mark, n) in metadata_marks(&history.metadata_states) {
-            *self.marks.entry(mark.into()).or_default() += n;
-        }
-        SimOutput {
-            history,
-            final_state,
-            marks: self.marks,
-            drawn: BTreeMap::new(),
-            sim_seconds,
-            safety_sim_seconds,
-            safety_wall_seconds,
-            messages: net.stat().msg_count,
-            safety_messages,
+            p.final_state.liveness_failures.extend(drain_failures);
+            p.final_state.replica_logs = self.replica_logs();
         }
     }
 

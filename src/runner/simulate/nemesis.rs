@@ -165,8 +165,54 @@ impl World {
         }
     }
 
+    /// Every node `target` names now: one, except `isr-but-one`, which names each follower in the ISR.
+    fn resolve_all(&self, target: &Target) -> Vec<i32> {
+        match target {
+            Target::Follower(tp) | Target::IsrButOne(tp) => {
+                let Some((leader, isr)) = self.leadership(tp) else {
+                    return vec![];
+                };
+                let in_sync: Vec<i32> = isr.into_iter().filter(|r| *r != leader).collect();
+                if matches!(target, Target::IsrButOne(_)) {
+                    return in_sync;
+                }
+                let others: Vec<i32> = if in_sync.is_empty() {
+                    let replicas = self.assignment.get(tp).cloned().unwrap_or_default();
+                    replicas.into_iter().filter(|r| *r != leader).collect()
+                } else {
+                    in_sync
+                };
+                use rand::Rng;
+                let mut rng = sim::stream(self.seed, &format!("follower:{tp}@{}", self.rec.now_us()));
+                (!others.is_empty())
+                    .then(|| others[rng.random_range(0..others.len())])
+                    .into_iter()
+                    .collect()
+            }
+            _ => self.resolve(target).into_iter().collect(),
+        }
+    }
+
+    /// `tp`'s leader and ISR, from the newest committed metadata (or the static image without a quorum).
+    fn leadership(&self, tp: &crate::types::TopicPartition) -> Option<(i32, Vec<i32>)> {
+        if self.has_quorum() {
+            let metadata = self.rec.latest_controller_metadata()?;
+            let p = metadata.partitions.get(&tp.to_string())?;
+            return Some((p.leader, p.isr.clone()));
+        }
+        let image = self
+            .brokers()
+            .next()?
+            .image
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        image.partition(tp).map(|p| (p.leader, p.isr.clone()))
+    }
+
     fn resolve(&self, target: &Target) -> Option<i32> {
         match target {
+            Target::Follower(_) | Target::IsrButOne(_) => self.resolve_all(target).first().copied(),
             Target::Node(name) => self.nodes.iter().find(|b| &b.name == name).map(|b| b.id),
             Target::RandomBroker => {
                 use rand::Rng;
@@ -327,13 +373,22 @@ impl World {
         if matches!(f.spec.target, Target::Coordinator(_)) && f.spec.kind.stops_the_node() {
             self.mark("coordinator-crashed");
         }
-        let Some(id) = self.resolve(&f.spec.target) else {
+        let ids = self.resolve_all(&f.spec.target);
+        if ids.is_empty() {
             let detail = Detail::from([(
                 "skipped".to_string(),
                 serde_json::json!("no node matches the target now"),
             )]);
             return self.record(&f, FaultPhase::Start, detail);
-        };
+        }
+        for id in ids {
+            self.inject_at(fault, id);
+        }
+    }
+
+    /// Injects fault `fault` on node `id`.
+    fn inject_at(&mut self, fault: usize, id: i32) {
+        let f = self.plan[fault].clone();
         let idx = self.nodes.iter().position(|b| b.id == id).unwrap_or(0);
         let mut detail = Detail::from([("node".to_string(), serde_json::json!(self.nodes[idx].name))]);
         if !self.nodes[idx].up {
