@@ -16,7 +16,7 @@
 
 pub mod replay;
 pub mod report;
-mod shrink;
+pub mod shrink;
 mod sweep;
 
 use std::path::PathBuf;

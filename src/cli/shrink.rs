@@ -87,6 +87,11 @@ struct Trials {
     runs: usize,
     max_runs: usize,
     goal: Option<Goal>,
+    /// Candidates already tried (their TOML) and whether they showed the goal: a later round does not
+    /// run them again.
+    tried: std::collections::BTreeMap<String, bool>,
+    /// The summary of the last candidate kept.
+    kept: Option<Value>,
 }
 
 impl Trials {
@@ -103,10 +108,6 @@ impl Trials {
     /// Whether `table` still shows the goal with the seed (false once the budget is spent).
     fn shows(&mut self, table: &Table, what: &str) -> bool {
         let Some(goal) = self.goal.clone() else { return false };
-        if self.runs >= self.max_runs {
-            return false;
-        }
-        let path = self.dir.join("candidate.toml");
         let text = match toml::to_string(table) {
             Ok(t) => t,
             Err(e) => {
@@ -114,11 +115,23 @@ impl Trials {
                 return false;
             }
         };
-        if let Err(e) = std::fs::write(&path, text) {
+        if let Some(shown) = self.tried.get(&text) {
+            return *shown;
+        }
+        if self.runs >= self.max_runs {
+            return false;
+        }
+        let path = self.dir.join("candidate.toml");
+        if let Err(e) = std::fs::write(&path, &text) {
             eprintln!("  {what}: cannot write {} ({e})", path.display());
             return false;
         }
-        let shown = self.run_file(&path).is_ok_and(|v| goal.shown_by(&v));
+        let summary = self.run_file(&path).ok().filter(|v| goal.shown_by(v));
+        let shown = summary.is_some();
+        if shown {
+            self.kept = summary;
+        }
+        self.tried.insert(text, shown);
         eprintln!(
             "  run {}: {what}: {}",
             self.runs,
@@ -147,6 +160,8 @@ fn shrink(args: &ShrinkArgs<'_>) -> Result<(), String> {
         runs: 0,
         max_runs: args.max_runs.max(1),
         goal: None,
+        tried: Default::default(),
+        kept: None,
     };
     let result = shrink_in(args, &scenario, original, &mut trials);
     let _ = std::fs::remove_dir_all(&dir);
@@ -194,21 +209,24 @@ fn shrink_in(args: &ShrinkArgs<'_>, s: &Scenario, original: Table, trials: &mut 
     if trials.spent() {
         eprintln!("  stopped at --max-runs {}", trials.max_runs);
     }
-    // The final candidate's summary (for the header) and its marks (for must_hit).
-    let summary = if base == original {
-        first
+    // must_hit keeps the marks the last kept candidate hit; one more run checks the result (its verdict is
+    // the one printed) and that the seed still reproduces alone.
+    let kept = if base == original {
+        &first
     } else {
-        let path = trials.dir.join("final.toml");
-        std::fs::write(&path, toml::to_string(&base).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        trials.run_file(&path)?
+        trials.kept.as_ref().unwrap_or(&first)
     };
+    keep_hit_marks(&mut base, &goal, kept);
+    let path = trials.dir.join("final.toml");
+    std::fs::write(&path, toml::to_string(&base).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let summary = trials.run_file(&path)?;
     if !goal.shown_by(&summary) {
         return Err(format!(
-            "the shrunk scenario no longer shows {} on a second run: non-determinism",
+            "the shrunk scenario no longer shows {} when run again: non-determinism (or a must_hit mark removed \
+             changed the run)",
             goal.name()
         ));
     }
-    keep_hit_marks(&mut base, &goal, &summary);
     Ok((base, goal, before, summary))
 }
 
@@ -243,8 +261,8 @@ fn goal_of(v: &Value, class: Option<&str>, seed: u64) -> Result<Goal, String> {
     }
 }
 
-/// The scenario with the seed's drawn plan as explicit `[[faults]]` and no `[swarm]`.
-fn materialize(s: &Scenario, seed: u64, original: &Table) -> Result<Table, String> {
+/// The scenario (`original`, as TOML) with the seed's drawn plan as explicit `[[faults]]` and no `[swarm]`.
+pub fn materialize(s: &Scenario, seed: u64, original: &Table) -> Result<Table, String> {
     let drawn = crate::runner::drawn_faults(s, seed).map_err(|e| e.to_string())?;
     let entries = faults_of(original);
     let mut faults = vec![];
