@@ -7,10 +7,16 @@
 //! gregor report [--out DIR] [--seeds N] [--jobs J] [--shard I/N] [--name NAME]   exit 0 once written
 //! gregor report merge DIR... [--out DIR]                   one report from several shards' results.json
 //! gregor bench [SCENARIO] [--seed N]                       speed and memory (release build)
+//! gregor replay SCENARIO --seed N [--trace FILE] [--dump-disks DIR] [--dump-at SECONDS]
+//!                                                          a run with its trace and its disks as files
+//! gregor shrink SCENARIO --seed N [--class CLASS] [--out FILE] [--max-runs R]
+//!                                                          the smallest scenario still showing the class
 //! ```
-//! `run` and `sweep` take `--set SECTION.KEY=VALUE` (repeatable): see `scenario/overrides.rs`.
+//! `run`, `sweep` and `replay` take `--set SECTION.KEY=VALUE` (repeatable): see `scenario/overrides.rs`.
 
+pub mod replay;
 pub mod report;
+pub mod shrink;
 mod sweep;
 
 use std::path::PathBuf;
@@ -77,6 +83,54 @@ pub enum Command {
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         sets: Vec<String>,
     },
+    /// Run one seed again with its full trace written to files, and (--dump-disks) every node's simulated
+    /// disk written out as real files in Kafka's layout. Exit codes as `run`.
+    Replay {
+        /// The scenario file.
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Write the history (JSONL) to FILE and the state trace to FILE.states.jsonl
+        /// (default: NAME-seed-N.history.jsonl in the current folder).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Write every node's disk to DIR/<node>/kafka-logs/ (DIR must be new or empty): what a process
+        /// would read (unsynced writes included), durable lengths in DIR/<node>/disk-state.jsonl.
+        #[arg(long, value_name = "DIR")]
+        dump_disks: Option<PathBuf>,
+        /// Dump the disks as they were at this simulated time (seconds since the run started, the history's
+        /// clock) instead of at the end.
+        #[arg(long, visible_alias = "at", value_name = "SECONDS")]
+        dump_at: Option<f64>,
+        /// Stop at the first broken online invariant, as `run --halt-on-violation`: the trace ends there and
+        /// `--dump-disks` (without `--dump-at`) writes the disks as they were at that event.
+        #[arg(long)]
+        halt_on_violation: bool,
+        /// End stdout with the run's JSON summary.
+        #[arg(long)]
+        json: bool,
+        /// Override one config key of the scenario (repeatable), as `run --set`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Shrink a failing seed: remove and shorten faults, shorten the safety phase and trim the workload while
+    /// the same anomaly class still appears with the same seed; print the smallest scenario as TOML.
+    Shrink {
+        /// The scenario file (a [swarm] is first written out as this seed's explicit faults).
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// The class to keep (default: the first class with unexplained anomalies, else `vacuous` for a
+        /// missed must_hit mark). A class the configuration allows may be named too.
+        #[arg(long)]
+        class: Option<String>,
+        /// Also write the shrunk scenario to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Stop after this many runs (each candidate is one child process).
+        #[arg(long, default_value_t = 60)]
+        max_runs: usize,
+    },
     /// Run the durability matrix (fault scenarios x acks x min.insync.replicas) and write a report.
     Report(report::ReportArgs),
     /// Measure the simulator's speed and memory on a scenario (build with --release).
@@ -120,6 +174,7 @@ pub fn main() -> ExitCode {
             let opts = RunOptions {
                 announce: true,
                 halt_on_violation,
+                ..RunOptions::default()
             };
             cmd_run(&scenario, &sets, seed, json, history.as_deref(), opts)
         }
@@ -131,6 +186,38 @@ pub fn main() -> ExitCode {
             json,
             sets,
         } => sweep::cmd_sweep(&scenarios, &sets, &seeds, jobs, shard.as_deref(), json),
+        Command::Replay {
+            scenario,
+            seed,
+            trace,
+            dump_disks,
+            dump_at,
+            halt_on_violation,
+            json,
+            sets,
+        } => replay::cmd_replay(replay::ReplayArgs {
+            halt_on_violation,
+            scenario: &scenario,
+            sets: &sets,
+            seed,
+            trace: trace.as_deref(),
+            dump_disks: dump_disks.as_deref(),
+            dump_at_s: dump_at,
+            json,
+        }),
+        Command::Shrink {
+            scenario,
+            seed,
+            class,
+            out,
+            max_runs,
+        } => shrink::cmd_shrink(shrink::ShrinkArgs {
+            scenario: &scenario,
+            seed,
+            class: class.as_deref(),
+            out: out.as_deref(),
+            max_runs,
+        }),
         Command::Report(args) => report::cmd_report(args),
         Command::Bench { scenario, seed, runs } => cmd_bench(&scenario, seed, runs),
     }

@@ -189,7 +189,7 @@ pub(crate) fn run_all(exe: &Path, jobs_todo: VecDeque<Job>, jobs: usize) -> Vec<
     results.into_iter().map(|(_, o)| o).collect()
 }
 
-fn run_one(exe: &Path, job: &Job) -> Result<Value, String> {
+pub(crate) fn run_one(exe: &Path, job: &Job) -> Result<Value, String> {
     let out = Command::new(exe)
         .arg("run")
         .arg(&job.scenario)

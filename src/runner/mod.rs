@@ -87,6 +87,8 @@ pub struct SimOutput {
     pub online_violations: Vec<crate::sim::recorder::OnlineViolation>,
     /// When `--halt-on-violation` stopped the run at the first of them (simulated µs).
     pub halted_at_us: Option<u64>,
+    /// Copies of every node's disk, when `RunOptions::dump_disks` asked for them.
+    pub disks: Vec<NodeDisk>,
 }
 
 /// A finished run.
@@ -94,9 +96,11 @@ pub struct RunOutcome {
     pub summary: RunSummary,
     pub history: History,
     pub report: CheckReport,
+    /// Copies of every node's disk, when `RunOptions::dump_disks` asked for them (brokers, then controllers).
+    pub disks: Vec<NodeDisk>,
 }
 
-/// What a run prints as it goes.
+/// What a run prints as it goes, and what it keeps.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Print the drawn values before the run starts.
@@ -104,6 +108,38 @@ pub struct RunOptions {
     /// Stop the simulation at the first broken online invariant; only the state-trace invariants are
     /// checked then (the workload never drained, so reads prove nothing).
     pub halt_on_violation: bool,
+    /// Keep a copy of every node's disk (`gregor replay --dump-disks`). Taking it changes nothing in the run.
+    pub dump_disks: Option<DiskDump>,
+}
+
+/// When a run copies every node's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskDump {
+    /// When the run ends (after the drain).
+    AtEnd,
+    /// As the disks were at this simulated time, in µs since the run started (the history's `time_us`
+    /// clock). A time past the run's end gives no copies.
+    AtUs(u64),
+}
+
+/// One node's disk as a run left it (or as it was at the dump time).
+pub struct NodeDisk {
+    /// The node's name (`broker-1`, `controller-1`).
+    pub node: String,
+    pub disk: crate::sim::disk::SimDisk,
+}
+
+/// The fault plan a seed draws, every time resolved, swarm faults included (as `broker:random` faults), in
+/// the order the run carries them out; each with the index of its `[[faults]]` entry (`None` for a swarm
+/// fault). The scenario rewritten with these as its `[[faults]]` (and no `[swarm]`) runs the same plan.
+pub fn drawn_faults(s: &Scenario, seed: u64) -> Result<Vec<(Option<usize>, crate::scenario::FaultSpec)>, RunError> {
+    #[cfg(madsim)]
+    return Ok(simulate::drawn_faults(s, seed));
+    #[cfg(not(madsim))]
+    {
+        let _ = (s, seed);
+        Err(RunError::NotSimulated)
+    }
 }
 
 /// The facts each producer's configuration promises, by process name.
@@ -193,6 +229,7 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
         summary,
         history: out.history,
         report,
+        disks: out.disks,
     })
 }
 

@@ -16,6 +16,7 @@
 //! entry), as a real rename allows (see `RealDisk`).
 
 mod inode;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::log::disk::{join, Disk, DiskError, DiskResult};
 use inode::FileNode;
+pub use snapshot::FileState;
 
 /// How a simulated disk behaves; scenarios' disk faults change it at run time ([`SimDisk::set_config`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +96,7 @@ enum Entry {
     Dir(u64),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct DirNode {
     current: BTreeMap<String, Entry>,
     durable: BTreeMap<String, Entry>,
@@ -110,6 +112,8 @@ struct SimDiskState {
     /// Sum of the current lengths of all inodes kept (the capacity's measure).
     used_bytes: u64,
     elapsed: Duration,
+    /// A copy to take at a simulated time (`gregor replay --dump-at`), see `snapshot.rs`.
+    snapshot: Option<snapshot::Armed>,
 }
 
 const ROOT: u64 = 0;
@@ -166,6 +170,7 @@ impl SimDisk {
             next_id: ROOT + 1,
             used_bytes: 0,
             elapsed: Duration::ZERO,
+            snapshot: None,
         };
         SimDisk {
             state: Arc::new(Mutex::new(state)),
@@ -173,7 +178,11 @@ impl SimDisk {
     }
 
     fn lock(&self) -> MutexGuard<'_, SimDiskState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every access goes through here: a snapshot armed for time T is taken at the first access at or
+        // after T, so it holds exactly what the disk held at T.
+        state.snapshot_if_due();
+        state
     }
 
     pub fn set_config(&self, config: SimDiskConfig) {

@@ -9,7 +9,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use uuid::Uuid;
 
-use super::{producer_name, RunError, RunOptions, SimOutput};
+use super::{producer_name, DiskDump, NodeDisk, RunError, RunOptions, SimOutput};
 use crate::broker::BrokerConfig;
 use crate::checker::{FinalState, ReplicaLog};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -51,6 +51,13 @@ struct PlannedFault {
     restart_after_us: Option<u64>,
     /// For lasting faults: when they are undone, after `at_us`.
     duration_us: Option<u64>,
+    /// The `[[faults]]` entry it comes from (`None`: drawn by the swarm).
+    origin: Option<usize>,
+}
+
+/// The plan a seed draws, every time resolved (`gregor shrink` writes it out as explicit faults).
+pub(super) fn drawn_faults(s: &Scenario, seed: u64) -> Vec<(Option<usize>, FaultSpec)> {
+    draw_plan(s, seed).0.into_iter().map(|p| (p.origin, p.spec)).collect()
 }
 
 /// Draws every seeded value of the plan, before the simulation starts.
@@ -72,9 +79,15 @@ fn draw_plan(s: &Scenario, seed: u64) -> (Vec<PlannedFault>, BTreeMap<String, f6
         }
         plan.push(PlannedFault {
             at_us: (at * 1e6) as u64,
-            spec: f.clone(),
+            spec: FaultSpec {
+                at_s: TimeSpec::At(at),
+                restart_after_s: restart.map(TimeSpec::At),
+                duration_s: duration.map(TimeSpec::At),
+                ..f.clone()
+            },
             restart_after_us: restart.map(|r| (r * 1e6) as u64),
             duration_us: duration.map(|d| (d * 1e6) as u64),
+            origin: Some(i),
         });
     }
     if let Some(swarm) = &s.file.swarm {
@@ -149,6 +162,7 @@ fn draw_swarm(s: &Scenario, swarm: &Swarm, seed: u64, plan: &mut Vec<PlannedFaul
             spec,
             restart_after_us: restart.map(|r| (r * 1e6) as u64),
             duration_us: duration.map(|d| (d * 1e6) as u64),
+            origin: None,
         });
     }
 }
@@ -188,7 +202,12 @@ fn simulate_here(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput,
     // The world (and its recorder's clock) must be made inside the simulation: outside it, `Instant::now`
     // is the real clock.
     let scenario = s.clone();
-    let mut out = rt.block_on(async move { World::new(scenario, seed, plan).run(opts.halt_on_violation).await });
+    let dump = opts.dump_disks;
+    let mut out = rt.block_on(async move {
+        let mut world = World::new(scenario, seed, plan);
+        world.dump = dump;
+        world.run(opts.halt_on_violation).await
+    });
     out.drawn = drawn;
     Ok(out)
 }
@@ -250,6 +269,8 @@ struct World {
     clients_down: std::collections::BTreeSet<String>,
     /// Lasting faults on clients in force: (index in the plan, client name).
     active_clients: Vec<(usize, String)>,
+    /// Copy every node's disk (`gregor replay --dump-disks`).
+    dump: Option<DiskDump>,
 }
 
 impl World {
@@ -270,6 +291,7 @@ impl World {
             client_nodes: BTreeMap::new(),
             clients_down: Default::default(),
             active_clients: vec![],
+            dump: None,
         }
     }
 
@@ -568,10 +590,12 @@ impl World {
         let sim_seconds = self.rec.now_us() as f64 / 1e6;
         let online_violations = self.rec.violations();
         let history = self.rec.take();
+        let disks = self.dumped_disks();
         for (mark, n) in metadata_marks(&history.metadata_states) {
             *self.marks.entry(mark.into()).or_default() += n;
         }
         SimOutput {
+            disks,
             history,
             final_state,
             marks: self.marks,
@@ -592,6 +616,7 @@ impl World {
             self.start_controllers();
         }
         self.start_brokers();
+        self.arm_disk_dump();
         let net = NetSim::current();
         if self.has_quorum() {
             self.create_topics().await;
@@ -643,6 +668,43 @@ impl World {
             p.final_state.liveness_failures.extend(drain_failures);
             p.final_state.replica_logs = self.replica_logs();
         }
+    }
+
+    /// Arms a copy of every node's disk at the dump time (`--dump-at`): taken inside the simulation at that
+    /// time, without a task or a timer of its own, so the run stays the same.
+    fn arm_disk_dump(&self) {
+        let Some(DiskDump::AtUs(at_us)) = self.dump else { return };
+        let at = rt::Instant::now() + Duration::from_micros(at_us.saturating_sub(self.rec.now_us()));
+        for n in &self.nodes {
+            n.disk.snapshot_at(at);
+        }
+    }
+
+    /// The disk copies the run was asked for: brokers, then controllers. At a time past the run's end there
+    /// are none.
+    fn dumped_disks(&self) -> Vec<NodeDisk> {
+        let Some(dump) = self.dump else { return vec![] };
+        let mut out = vec![];
+        for n in self
+            .brokers()
+            .chain(self.nodes.iter().filter(|n| n.kind == NodeKind::Controller))
+        {
+            let disk = match dump {
+                DiskDump::AtEnd => Some(n.disk.snapshot()),
+                DiskDump::AtUs(at_us) => {
+                    // Due now if the time has come: the access below takes it.
+                    let taken = n.disk.disarm_snapshot();
+                    taken.or_else(|| (at_us <= self.rec.now_us()).then(|| n.disk.snapshot()))
+                }
+            };
+            if let Some(disk) = disk {
+                out.push(NodeDisk {
+                    node: n.name.clone(),
+                    disk,
+                });
+            }
+        }
+        out
     }
 
     /// A helper node (liveness probe, drain) with its own IP.

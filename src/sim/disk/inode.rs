@@ -82,7 +82,7 @@ impl Pages {
 
 /// One file. Invariant: for every page index not in `dirty`, the durable and current copies hold the same
 /// bytes (both absent, or both present and equal).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct FileNode {
     durable: Pages,
     durable_len: u64,
@@ -101,6 +101,11 @@ impl FileNode {
     /// The length as of the last sync.
     pub(super) fn durable_len(&self) -> u64 {
         self.durable_len
+    }
+
+    /// How many writes and length changes wait for the next sync.
+    pub(super) fn pending_ops(&self) -> usize {
+        self.pending.len()
     }
 
     /// Up to `len` bytes of the current contents at `offset`; short at the end, empty past it.
