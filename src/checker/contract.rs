@@ -81,9 +81,83 @@ pub fn breaches(input: &CheckInput<'_>) -> Vec<Breach> {
             }
         }
     }
-    hits.into_iter()
+    let mut out: Vec<Breach> = hits
+        .into_iter()
         .filter_map(|(tp, hits)| breach_of(input, tp, &hits))
-        .collect()
+        .collect();
+    for u in unclean_elections(input.metadata_states) {
+        if out
+            .iter()
+            .any(|b| b.topic == u.tp.0 && b.partition == u.tp.1 && b.time_us <= u.time_us)
+        {
+            continue;
+        }
+        out.retain(|b| !(b.topic == u.tp.0 && b.partition == u.tp.1));
+        out.push(Breach {
+            text: u.describe(),
+            topic: u.tp.0.clone(),
+            partition: u.tp.1,
+            time_us: u.time_us,
+        });
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    out
+}
+
+/// A leader elected from outside the ISR (`unclean.leader.election.enable`): Kafka's controller makes the
+/// new leader the whole ISR, and whatever only the old ISR held is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncleanElection {
+    pub tp: Tp,
+    pub time_us: u64,
+    pub leader: i32,
+    pub isr_before: Vec<i32>,
+}
+
+impl UncleanElection {
+    pub fn describe(&self) -> String {
+        format!(
+            "unclean election of {}-{} at {:.3}s: broker {} led from outside the ISR {:?} (unclean.leader.election.enable)",
+            self.tp.0,
+            self.tp.1,
+            self.time_us as f64 / 1e6,
+            self.leader,
+            self.isr_before
+        )
+    }
+}
+
+/// Every unclean election in the controllers' committed metadata, in log order: a new leader epoch whose
+/// leader was not in the ISR just before and is the only member of the ISR after (Kafka's
+/// `PartitionChangeBuilder` for an unclean election).
+pub fn unclean_elections(states: &[MetadataState]) -> Vec<UncleanElection> {
+    let mut by_offset: BTreeMap<i64, &MetadataState> = BTreeMap::new();
+    for m in states.iter().filter(|m| m.node.starts_with("controller-")) {
+        by_offset.entry(m.offset).or_insert(m);
+    }
+    let mut out = vec![];
+    let mut prev: Option<&MetadataState> = None;
+    for m in by_offset.values() {
+        for (name, now) in &m.partitions {
+            let Some(before) = prev.and_then(|p| p.partitions.get(name)) else {
+                continue;
+            };
+            let unclean = now.leader >= 0
+                && now.leader_epoch > before.leader_epoch
+                && !before.isr.contains(&now.leader)
+                && now.isr == [now.leader];
+            if let (true, Some(tp)) = (unclean, parse_tp(name)) {
+                out.push(UncleanElection {
+                    tp,
+                    time_us: m.time_us,
+                    leader: now.leader,
+                    isr_before: before.isr.clone(),
+                });
+            }
+        }
+        prev = Some(m);
+    }
+    out
 }
 
 /// The partitions out of contract.
@@ -250,5 +324,54 @@ mod tests {
         isr(&mut h, 20, &[1, 2, 3]);
         power_loss(&mut h, 40, "broker-2");
         assert_eq!(judge(&h, 2).len(), 1);
+    }
+
+    fn leadership(h: &mut History, time_us: u64, leader: i32, epoch: i32, isr: &[i32]) {
+        isr_then(h, time_us, leader, epoch, isr);
+    }
+
+    fn isr_then(h: &mut History, time_us: u64, leader: i32, leader_epoch: i32, isr: &[i32]) {
+        h.metadata_states.push(MetadataState {
+            time_us,
+            node: "controller-1".into(),
+            incarnation: 1,
+            offset: time_us as i64,
+            fenced: vec![],
+            brokers: vec![1, 2, 3],
+            partitions: BTreeMap::from([(
+                "orders-0".to_string(),
+                Leadership {
+                    leader,
+                    leader_epoch,
+                    isr: isr.to_vec(),
+                },
+            )]),
+        });
+    }
+
+    #[test]
+    fn a_leader_elected_from_outside_the_isr_is_an_unclean_election_and_takes_the_partition_out() {
+        let mut h = History::default();
+        leadership(&mut h, 1, 1, 1, &[1, 2, 3]);
+        leadership(&mut h, 2, 1, 1, &[1]);
+        leadership(&mut h, 3, -1, 2, &[1]);
+        leadership(&mut h, 4, 2, 3, &[2]);
+        let u = unclean_elections(&h.metadata_states);
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!((u[0].leader, u[0].time_us, u[0].isr_before.clone()), (2, 4, vec![1]));
+        let b = judge(&h, 1);
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].text.contains("unclean election of orders-0"), "{}", b[0].text);
+    }
+
+    #[test]
+    fn a_clean_election_from_the_isr_is_not_unclean() {
+        let mut h = History::default();
+        leadership(&mut h, 1, 1, 1, &[1, 2]);
+        leadership(&mut h, 2, 2, 2, &[2]);
+        leadership(&mut h, 3, 2, 2, &[2, 3]);
+        leadership(&mut h, 4, 3, 3, &[3]);
+        assert!(unclean_elections(&h.metadata_states).is_empty());
+        assert!(judge(&h, 1).is_empty());
     }
 }

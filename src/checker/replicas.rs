@@ -44,9 +44,12 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
             let from = reference.log_start_offset.max(log.log_start_offset);
             let expected = between(&reference.batches, from, hw);
             if let Some(detail) = first_difference(&leader, &expected, &node, &between(&log.batches, from, hw), hw) {
-                let explained_by = out_of_contract.contains(&tp).then(|| {
-                    format!("{name} is out of contract (power loss or corruption hit min.insync.replicas replicas)")
-                });
+                let explained_by = out_of_contract
+                    .contains(&tp)
+                    .then(|| {
+                        format!("{name} is out of contract (power loss or corruption hit min.insync.replicas replicas)")
+                    })
+                    .or_else(|| bit_flip_on(input, &tp, &[leader.as_str(), node.as_str()]));
                 out.push(Anomaly {
                     class: "replica-divergence",
                     topic: tp.0.clone(),
@@ -60,6 +63,26 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
         }
     }
     out
+}
+
+/// A bit flip at rest in a file of `tp` on one of `nodes`: the batch it hit fails its CRC when read (Kafka
+/// does not scrub logs at rest), so that replica's copy legally differs from the others' until it is
+/// truncated or the segment deleted.
+fn bit_flip_on(input: &CheckInput<'_>, tp: &Tp, nodes: &[&str]) -> Option<String> {
+    let dir = format!("{}-{}/", tp.0, tp.1);
+    input.ops.iter().find_map(|op| {
+        let crate::history::OpBody::Fault { kind, detail, .. } = &op.body else {
+            return None;
+        };
+        let node = detail.get("node").and_then(|n| n.as_str())?;
+        let path = detail.get("path").and_then(|p| p.as_str())?;
+        (kind == "disk_bitflip" && nodes.contains(&node) && path.starts_with(&dir)).then(|| {
+            format!(
+                "a bit flipped at rest on {node} ({path}) at {:.3}s: that batch fails its CRC, so the replica's copy differs",
+                op.time_us as f64 / 1e6
+            )
+        })
+    })
 }
 
 /// The newest metadata a controller applied.
@@ -149,6 +172,16 @@ mod tests {
     }
 
     fn judge(logs: Vec<ReplicaLog>, isr: &[i32], hw: i64, out_of_contract: &BTreeSet<Tp>) -> Vec<Anomaly> {
+        judge_with(logs, isr, hw, out_of_contract, &[])
+    }
+
+    fn judge_with(
+        logs: Vec<ReplicaLog>,
+        isr: &[i32],
+        hw: i64,
+        out_of_contract: &BTreeSet<Tp>,
+        ops: &[crate::history::Op],
+    ) -> Vec<Anomaly> {
         let metadata = vec![MetadataState {
             time_us: 1,
             node: "controller-1".into(),
@@ -185,7 +218,7 @@ mod tests {
         let producers: BTreeMap<String, ProducerFacts> = BTreeMap::new();
         let min = BTreeMap::new();
         let input = CheckInput {
-            ops: &[],
+            ops,
             states: &states,
             raft_states: &[],
             metadata_states: &metadata,
@@ -255,5 +288,48 @@ mod tests {
         bad.batches = vec![batch(10, 14, 2, 9)];
         let a = judge(vec![leader, bad], &[1, 2], 15, &BTreeSet::new());
         assert_eq!(a.len(), 1, "{a:?}");
+    }
+
+    fn bit_flip(node: &str, path: &str) -> Vec<crate::history::Op> {
+        let mut h = crate::history::History::default();
+        let detail = BTreeMap::from([
+            ("node".to_string(), serde_json::json!(node)),
+            ("path".to_string(), serde_json::json!(path)),
+        ]);
+        let body = crate::history::OpBody::Fault {
+            kind: "disk_bitflip".into(),
+            target: format!("node:{node}"),
+            phase: crate::history::FaultPhase::Start,
+            detail,
+        };
+        h.push(5, "nemesis", crate::history::OpType::Info, body, None);
+        h.ops
+    }
+
+    #[test]
+    fn a_replica_whose_segment_of_that_partition_took_a_bit_flip_differs_legally() {
+        let leader = log("broker-1", vec![batch(0, 4, 1, 7), batch(5, 9, 1, 8)]);
+        // The scan of broker-2's disk skips the batch whose CRC no longer matches.
+        let flipped = log("broker-2", vec![batch(5, 9, 1, 8)]);
+        let ops = bit_flip("broker-2", "t-0/00000000000000000000.log");
+        let a = judge_with(
+            vec![leader.clone(), flipped.clone()],
+            &[1, 2],
+            10,
+            &BTreeSet::new(),
+            &ops,
+        );
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(
+            a[0].explained_by.as_deref().is_some_and(|w| w.contains("bit flipped")),
+            "{a:?}"
+        );
+        let elsewhere = bit_flip("broker-2", "t-1/00000000000000000000.log");
+        let a = judge_with(vec![leader, flipped], &[1, 2], 10, &BTreeSet::new(), &elsewhere);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(
+            a[0].explained_by.is_none(),
+            "a flip in another partition explains nothing: {a:?}"
+        );
     }
 }

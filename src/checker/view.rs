@@ -94,6 +94,8 @@ pub(super) struct View<'a> {
     /// Per partition, the offsets a consumer found corrupt (batch CRC), and whether a bit flip at rest happened.
     corrupt: BTreeMap<Tp, BTreeSet<i64>>,
     bitflips: Vec<String>,
+    /// Unclean elections (`unclean.leader.election.enable`) the controllers committed.
+    unclean: Vec<super::contract::UncleanElection>,
     end_us: u64,
 }
 
@@ -114,6 +116,7 @@ impl<'a> View<'a> {
             power_losses: vec![],
             corrupt: BTreeMap::new(),
             bitflips: vec![],
+            unclean: super::contract::unclean_elections(input.metadata_states),
             end_us: input.ops.last().map_or(0, |o| o.time_us),
         };
         let mut invoked: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
@@ -385,6 +388,12 @@ impl<'a> View<'a> {
                     "a bit flipped at rest ({flip}); a consumer found offset {offset} of {name} corrupt (CRC) and did not read it"
                 ));
             }
+        }
+        // An unclean election after the record was sent elected a leader that may never have had it: Kafka
+        // trades those acknowledged records for availability when `unclean.leader.election.enable` is on.
+        let sent_us = invoked_us.unwrap_or(after_us);
+        if let Some(u) = self.unclean.iter().find(|u| &u.tp == tp && u.time_us > sent_us) {
+            return Some(u.describe());
         }
         let acks = producer.and_then(|p| self.input.producers.get(p)).map(|f| f.acks);
         if matches!(acks, Some(0 | 1)) {

@@ -49,6 +49,7 @@ pub const MARKS: &[&str] = &[
     "isr-expanded",
     "follower-truncated-divergent-tail",
     "follower-started-over-at-leader-log-start",
+    "unclean-leader-elected",
     "leader-crashed-with-acks-all-in-flight",
     "leader-lost-power-with-acks-all-in-flight",
     "stale-commit-rejected",

@@ -217,6 +217,9 @@ pub enum PartitionMode {
     OneWay,
     /// The cluster's nodes split in two: a minority holding the target, and the majority.
     Halves,
+    /// The target is cut off from every other broker and controller, while the workload's clients still
+    /// reach it: a leader in this state is a zombie that may go on acknowledging acks=1 writes.
+    FromCluster,
     /// Every node sees only its neighbours on a seeded ring (each a different majority, where the count allows).
     Ring,
 }
@@ -227,6 +230,7 @@ impl PartitionMode {
             PartitionMode::Isolate => "isolate",
             PartitionMode::OneWay => "one-way",
             PartitionMode::Halves => "halves",
+            PartitionMode::FromCluster => "from-cluster",
             PartitionMode::Ring => "ring",
         }
     }
@@ -668,11 +672,12 @@ fn fault_params(e: &FaultEntry, kind: FaultKind) -> Result<FaultParams, Invalid>
                 "isolate" => PartitionMode::Isolate,
                 "one-way" => PartitionMode::OneWay,
                 "halves" => PartitionMode::Halves,
+                "from-cluster" => PartitionMode::FromCluster,
                 "ring" => PartitionMode::Ring,
                 other => {
                     return invalid(
                         m.span(),
-                        format!("faults.mode = {other:?}: one of isolate, one-way, halves, ring"),
+                        format!("faults.mode = {other:?}: one of isolate, one-way, halves, from-cluster, ring"),
                     )
                 }
             }

@@ -1066,6 +1066,10 @@ fn metadata_marks(states: &[crate::history::MetadataState]) -> BTreeMap<&'static
         }
         prev = Some(s);
     }
+    let unclean = crate::checker::contract::unclean_elections(states).len() as u64;
+    if unclean > 0 {
+        marks.insert("unclean-leader-elected", unclean);
+    }
     marks
 }
 

@@ -454,7 +454,7 @@ impl World {
                 let mode = f.spec.params.mode;
                 detail.insert("mode".into(), serde_json::json!(mode.name()));
                 self.partition(fault, idx, mode, &mut detail);
-                if in_flight && matches!(mode, PartitionMode::Isolate) {
+                if in_flight && matches!(mode, PartitionMode::Isolate | PartitionMode::FromCluster) {
                     self.mark("broker-isolated-with-sends-in-flight");
                 }
             }
@@ -569,15 +569,15 @@ impl World {
         match mode {
             PartitionMode::Isolate => net.clog_node(target),
             PartitionMode::OneWay => net.clog_node_in(target),
-            PartitionMode::Halves | PartitionMode::Ring => {
+            PartitionMode::Halves | PartitionMode::FromCluster | PartitionMode::Ring => {
                 let mut rng = sim::stream(self.seed, &format!("partition@{}", self.rec.now_us()));
                 let mut others: Vec<usize> = (0..self.nodes.len()).filter(|i| *i != idx).collect();
                 others.shuffle(&mut rng);
                 let order: Vec<usize> = std::iter::once(idx).chain(others).collect();
                 let n = order.len();
-                let connected: Box<dyn Fn(usize, usize) -> bool> = if mode == PartitionMode::Halves {
-                    // The target and (n-1)/2 - 1 others form the minority.
-                    let minority = ((n - 1) / 2).max(1);
+                let connected: Box<dyn Fn(usize, usize) -> bool> = if mode != PartitionMode::Ring {
+                    // The target and (n-1)/2 - 1 others form the minority (the target alone from-cluster).
+                    let minority = minority_size(mode, n);
                     Box::new(move |a, b| (a < minority) == (b < minority))
                 } else {
                     // Each node sees its ring neighbours within `reach`: itself and them make a majority.
@@ -599,11 +599,13 @@ impl World {
                     }
                 }
                 let names: Vec<String> = order.iter().map(|i| self.nodes[*i].name.clone()).collect();
-                if mode == PartitionMode::Halves {
-                    let minority = ((n - 1) / 2).max(1);
+                if mode != PartitionMode::Ring {
+                    let minority = minority_size(mode, n);
                     detail.insert("minority".into(), serde_json::json!(names[..minority]));
                     detail.insert("majority".into(), serde_json::json!(names[minority..]));
-                    self.mark("network-split-in-halves");
+                    if mode == PartitionMode::Halves {
+                        self.mark("network-split-in-halves");
+                    }
                 } else {
                     detail.insert("ring".into(), serde_json::json!(names));
                     self.mark("network-split-in-a-majorities-ring");
@@ -737,7 +739,7 @@ impl World {
             FaultKind::Partition => match f.spec.params.mode {
                 PartitionMode::Isolate => net.unclog_node(node_id),
                 PartitionMode::OneWay => net.unclog_node_in(node_id),
-                PartitionMode::Halves | PartitionMode::Ring => {} // restored above
+                PartitionMode::Halves | PartitionMode::FromCluster | PartitionMode::Ring => {} // restored above
             },
             FaultKind::Clog => net.unclog_node(node_id),
             FaultKind::PacketLoss => net.update_config(|c| c.packet_loss_rate = 0.0),
@@ -823,4 +825,12 @@ pub(super) fn latency(lo_ms: f64, hi_ms: f64) -> std::ops::Range<Duration> {
     let lo = Duration::from_secs_f64(lo_ms / 1e3);
     let hi = Duration::from_secs_f64(hi_ms / 1e3).max(lo + Duration::from_micros(1));
     lo..hi
+}
+
+/// How many of `n` cluster nodes (the target first) a `halves` or `from-cluster` partition cuts off.
+fn minority_size(mode: PartitionMode, n: usize) -> usize {
+    match mode {
+        PartitionMode::FromCluster => 1,
+        _ => ((n - 1) / 2).max(1),
+    }
 }
