@@ -435,6 +435,9 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         cleanup_policy: cfg.log_cleanup_policy,
         file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
         message_timestamp_type: cfg.log_message_timestamp_type,
+        min_cleanable_dirty_ratio: cfg.log_cleaner_min_cleanable_ratio,
+        min_compaction_lag_ms: cfg.log_cleaner_min_compaction_lag_ms,
+        delete_retention_ms: cfg.log_cleaner_delete_retention_ms,
     }
 }
 
