@@ -70,6 +70,14 @@ pub struct BrokerConfig {
     pub log_segment_delete_delay_ms: i64,
     /// `log.message.timestamp.type` (CreateTime): topic-level `message.timestamp.type`.
     pub log_message_timestamp_type: crate::protocol::batch::TimestampType,
+    /// `log.cleaner.min.cleanable.ratio` (0.5): topic-level `min.cleanable.dirty.ratio`.
+    pub log_cleaner_min_cleanable_ratio: crate::log::config::DirtyRatio,
+    /// `log.cleaner.min.compaction.lag.ms` (0): topic-level `min.compaction.lag.ms`.
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.delete.retention.ms` (86400000): topic-level `delete.retention.ms`.
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `log.cleaner.backoff.ms` (15000): how often the log cleaner looks for logs to compact.
+    pub log_cleaner_backoff_ms: i64,
     /// Known Kafka defects brought back on purpose (a scenario's `[bugs]`), to show the checkers catch them.
     pub bugs: Bugs,
 }
@@ -130,6 +138,10 @@ impl BrokerConfig {
             log_cleanup_policy: crate::log::CleanupPolicy::DELETE,
             log_segment_delete_delay_ms: 60_000,
             log_message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
+            log_cleaner_min_cleanable_ratio: crate::log::config::DirtyRatio::new(0.5),
+            log_cleaner_min_compaction_lag_ms: 0,
+            log_cleaner_delete_retention_ms: 86_400_000,
+            log_cleaner_backoff_ms: 15_000,
             bugs: Bugs::default(),
         }
     }
@@ -258,6 +270,24 @@ impl BrokerConfig {
                         reason,
                     })?
             }
+            "log.cleaner.min.cleanable.ratio" => {
+                let text = v.as_float().map_or_else(
+                    || v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    |f| f.to_string(),
+                );
+                self.log_cleaner_min_cleanable_ratio =
+                    crate::log::config::DirtyRatio::parse(key, &text).map_err(|reason| ConfigError::Invalid {
+                        key: key.into(),
+                        reason,
+                    })?
+            }
+            "log.cleaner.min.compaction.lag.ms" => {
+                self.log_cleaner_min_compaction_lag_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
+            }
+            "log.cleaner.delete.retention.ms" => {
+                self.log_cleaner_delete_retention_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
+            }
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms = in_range(int(v, key)?, 1, i64::MAX, key)?,
             "log.segment.delete.delay.ms" => {
                 self.log_segment_delete_delay_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
             }

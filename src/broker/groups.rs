@@ -355,8 +355,7 @@ impl Broker {
     }
 
     /// The CreateTopics entry for `__consumer_offsets` (Kafka's `AutoTopicCreationManager` for internal
-    /// topics: `offsets.topic.num.partitions`, the given replication factor, `cleanup.policy=compact` once
-    /// compaction exists).
+    /// topics: `offsets.topic.num.partitions`, the given replication factor, `cleanup.policy=compact`).
     pub fn offsets_topic_creatable(
         &self,
         replication_factor: i16,
@@ -367,6 +366,11 @@ impl Broker {
             ))
             .with_num_partitions(self.config.offsets_topic_num_partitions)
             .with_replication_factor(replication_factor)
+            .with_configs(vec![
+                kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                    .with_name(kafka_protocol::protocol::StrBytes::from_static_str("cleanup.policy"))
+                    .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str("compact"))),
+            ])
     }
 
     /// The CreateTopics request the shell sends the active controller for `__consumer_offsets`

@@ -385,6 +385,11 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         "retention.bytes" => config.retention_bytes = at_least_minus_one()?,
         "file.delete.delay.ms" => config.file_delete_delay_ms = signed(number()?),
         "cleanup.policy" => config.cleanup_policy = crate::log::CleanupPolicy::parse(value)?,
+        "min.cleanable.dirty.ratio" => {
+            config.min_cleanable_dirty_ratio = crate::log::config::DirtyRatio::parse(key, value)?
+        }
+        "min.compaction.lag.ms" => config.min_compaction_lag_ms = signed(number()?),
+        "delete.retention.ms" => config.delete_retention_ms = signed(number()?),
         "message.timestamp.type" => config.message_timestamp_type = crate::log::config::parse_timestamp_type(value)?,
         "min.insync.replicas" => {
             number().and_then(|n| {

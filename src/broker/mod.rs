@@ -130,6 +130,12 @@ pub fn is_group_api(api_key: i16) -> bool {
 /// The mark of a retention pass that deleted segments or moved a log start offset.
 pub const RETENTION_DELETED_MARK: &str = "retention-deleted-segments";
 
+/// The mark of a log cleaner pass that swapped cleaned segments in.
+pub const CLEANER_SWAPPED_MARK: &str = "cleaner-swapped-segments";
+
+/// The mark of a restart whose log recovery completed a cleaner swap left behind (`.swap` files).
+pub const RECOVERY_COMPLETED_SWAP_MARK: &str = "recovery-completed-swap";
+
 /// The mark of a duplicate batch answered with its original offset (and not appended again).
 pub const DUPLICATE_BATCH_MARK: &str = "duplicate-batch-answered-with-original-offset";
 
@@ -177,6 +183,10 @@ impl Broker {
                 created.map_err(|source| BrokerError::CreateLog { tp: tp.clone(), source })?;
             }
         }
+        broker.refresh_log_configs();
+        if reports.iter().any(|r| r.swaps_completed > 0) {
+            broker.marks.push(RECOVERY_COMPLETED_SWAP_MARK);
+        }
         broker.sync_roles(disk, now_ms)?;
         if let Err(Failure::Storage(reason)) = broker.sync_coordinator(disk, now_ms) {
             return Err(BrokerError::Coordinator(reason));
@@ -189,6 +199,7 @@ impl Broker {
     /// topic config the broker cannot apply.
     pub fn apply_image(&mut self, disk: &mut dyn Disk, image: MetadataImage, now_ms: i64) -> Result<(), String> {
         self.image = image;
+        self.refresh_log_configs();
         let mine: Vec<_> = self
             .image
             .partitions_of(self.config.node_id)
@@ -219,6 +230,36 @@ impl Broker {
             return Err(reason);
         }
         Ok(())
+    }
+
+    /// Gives every loaded log its topic's config from the image (a log loaded at startup has the broker's
+    /// defaults until then: Kafka's `LogManager` loads each log with its topic's config). A topic config the
+    /// broker cannot apply leaves that log's config as it was (it was validated at creation).
+    fn refresh_log_configs(&mut self) {
+        let tps: Vec<TopicPartition> = self.logs.partitions().cloned().collect();
+        for tp in tps {
+            if let (Ok(cfg), Some(log)) = (self.topic_log_config(&tp.topic), self.logs.get_mut(&tp)) {
+                if *log.config() != cfg {
+                    log.set_config(cfg);
+                }
+            }
+        }
+    }
+
+    /// Kafka's log cleaner threads (woken every `log.cleaner.backoff.ms`): each hosted log with `compact`
+    /// in its `cleanup.policy` is compacted below this replica's high watermark. Leaders and followers clean
+    /// independently, as in Kafka.
+    pub fn cleaner_pass(&mut self, disk: &mut dyn Disk, now_ms: i64) -> Result<(), String> {
+        let hws: BTreeMap<TopicPartition, i64> = self
+            .replicas
+            .keys()
+            .map(|tp| (tp.clone(), self.high_watermark(tp)))
+            .collect();
+        let r = self.logs.clean_logs(disk, &hws, now_ms);
+        if matches!(&r, Ok(out) if out.values().any(|o| !o.swapped.is_empty())) {
+            self.marks.push(CLEANER_SWAPPED_MARK);
+        }
+        self.storage_result(r.map(|_| ()), "log cleaning")
     }
 
     /// The log config of `topic`: the broker's defaults overridden by the topic's configs in the image.
@@ -435,6 +476,9 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         cleanup_policy: cfg.log_cleanup_policy,
         file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
         message_timestamp_type: cfg.log_message_timestamp_type,
+        min_cleanable_dirty_ratio: cfg.log_cleaner_min_cleanable_ratio,
+        min_compaction_lag_ms: cfg.log_cleaner_min_compaction_lag_ms,
+        delete_retention_ms: cfg.log_cleaner_delete_retention_ms,
     }
 }
 

@@ -692,6 +692,7 @@ impl KafkaConsumer {
                     })
                     .collect(),
                 high_watermark: out.high_watermark,
+                next_fetch_offset: out.next_fetch_offset,
             },
             Err(e) => {
                 // A failed fetch backs off before the next (Kafka's retry.backoff.ms).

@@ -45,6 +45,9 @@ pub enum FetchResult {
     Records {
         records: Vec<ConsumerRecord>,
         high_watermark: Offset,
+        /// The offset after the last whole batch returned (a compacted batch may end past its last record,
+        /// or hold none): the position moves there once the records are polled (Kafka's `nextFetchOffset`).
+        next_fetch_offset: Offset,
     },
     Error {
         error_code: i16,
@@ -62,6 +65,24 @@ struct PartitionState {
     lookup_in_flight: bool,
     high_watermark: Option<Offset>,
     paused: bool,
+    /// The fetched batches' end: the position moves there when the buffer drains (compaction gaps).
+    fetched_end: Option<Offset>,
+}
+
+impl PartitionState {
+    /// Once every fetched record is polled, the position moves to the fetched batches' end (Kafka's
+    /// `nextFetchOffset`): compacted batches may end past their last record or hold none at all, and a
+    /// consumer that stayed at the gap would fetch the same batches forever.
+    fn skip_past_drained_batches(&mut self) {
+        if !self.buffer.is_empty() {
+            return;
+        }
+        if let (Some(end), Some(pos)) = (self.fetched_end.take(), self.position.as_mut()) {
+            if end > pos.offset {
+                pos.offset = end;
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -225,6 +246,7 @@ impl Positions {
             FetchResult::Records {
                 records,
                 high_watermark,
+                next_fetch_offset,
             } => {
                 p.high_watermark = Some(high_watermark);
                 let mut next = fetch_offset;
@@ -235,10 +257,13 @@ impl Positions {
                         p.buffer.push_back(r);
                     }
                 }
+                p.fetched_end = Some(next_fetch_offset);
+                p.skip_past_drained_batches();
                 None
             }
             FetchResult::Error { error_code } if error_code == crate::protocol::errors::code::OFFSET_OUT_OF_RANGE => {
                 p.position = None;
+                p.fetched_end = None;
                 p.wants = Some(match reset {
                     Some(timestamp) => Awaiting::Reset { timestamp },
                     None => Awaiting::NoOffset,
@@ -281,6 +306,7 @@ impl Positions {
                 });
                 out.push(r);
             }
+            p.skip_past_drained_batches();
             self.last_polled = Some(tp);
         }
         out
@@ -325,9 +351,42 @@ mod tests {
 
     fn records(p: i32, offsets: std::ops::Range<Offset>) -> FetchResult {
         FetchResult::Records {
+            next_fetch_offset: offsets.end,
             records: offsets.map(|o| rec(p, o)).collect(),
             high_watermark: 100,
         }
+    }
+
+    #[test]
+    fn a_fetch_of_compacted_batches_moves_the_position_past_their_end_once_polled() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0)], Awaiting::Committed);
+        s.seek(&tp(0), 3);
+        assert_eq!(s.take_fetchable().len(), 1);
+        // Records 3 and 5 survive compaction; the batch ends at 9, the next segment starts at 12.
+        let result = FetchResult::Records {
+            records: vec![rec(0, 3), rec(0, 5)],
+            high_watermark: 20,
+            next_fetch_offset: 9,
+        };
+        s.on_fetch(&tp(0), 3, result, None);
+        assert_eq!(s.poll(1).len(), 1);
+        assert_eq!(
+            s.position(&tp(0)).map(|p| p.offset),
+            Some(4),
+            "only past the returned record"
+        );
+        assert_eq!(s.poll(10).len(), 1);
+        assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(9));
+        // A fetch of batches with no records left moves the position at once.
+        assert_eq!(s.take_fetchable().len(), 1);
+        let empty = FetchResult::Records {
+            records: vec![],
+            high_watermark: 20,
+            next_fetch_offset: 12,
+        };
+        s.on_fetch(&tp(0), 9, empty, None);
+        assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(12));
     }
 
     #[test]

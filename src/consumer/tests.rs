@@ -137,6 +137,7 @@ impl World {
                     let result = FetchResult::Records {
                         records,
                         high_watermark: LOG_END,
+                        next_fetch_offset: end,
                     };
                     self.consumers[i].on_fetch(&tp, position.offset, result);
                 }

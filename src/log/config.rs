@@ -30,6 +30,40 @@ pub struct LogConfig {
     /// `message.timestamp.type` (`log.message.timestamp.type`, CreateTime): LogAppendTime makes the leader
     /// stamp each batch with its own clock.
     pub message_timestamp_type: crate::protocol::batch::TimestampType,
+    /// `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`, 0.5): compaction runs once the dirty
+    /// bytes are at least this share of the cleanable bytes.
+    pub min_cleanable_dirty_ratio: DirtyRatio,
+    /// `min.compaction.lag.ms` (`log.cleaner.min.compaction.lag.ms`, 0): a segment whose largest record
+    /// timestamp is younger than this is not compacted yet.
+    pub min_compaction_lag_ms: i64,
+    /// `delete.retention.ms` (`log.cleaner.delete.retention.ms`, 1 day): how long a tombstone stays after the
+    /// cleaner first saw it (KIP-534's delete horizon).
+    pub delete_retention_ms: i64,
+}
+
+/// A ratio in [0, 1] (validated when parsed, so never NaN: equality is total).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct DirtyRatio(f64);
+
+impl Eq for DirtyRatio {}
+
+impl DirtyRatio {
+    /// Parses Kafka's double in [0, 1].
+    pub fn parse(key: &str, value: &str) -> Result<Self, String> {
+        match value.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(DirtyRatio(r)),
+            _ => Err(format!("{key}: `{value}` is not a number in [0, 1]")),
+        }
+    }
+
+    pub fn new(ratio: f64) -> Self {
+        assert!((0.0..=1.0).contains(&ratio), "dirty ratio {ratio} outside [0, 1]");
+        DirtyRatio(ratio)
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
 }
 
 /// `cleanup.policy`: which of retention (`delete`) and compaction (`compact`) apply.
@@ -55,6 +89,11 @@ impl CleanupPolicy {
     pub const DELETE: CleanupPolicy = CleanupPolicy {
         delete: true,
         compact: false,
+    };
+    /// `cleanup.policy=compact` (`__consumer_offsets`' policy in Kafka).
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
     };
 
     /// Parses Kafka's list value (`delete`, `compact`, `compact,delete`, `delete,compact`).
@@ -89,6 +128,9 @@ impl Default for LogConfig {
             cleanup_policy: CleanupPolicy::DELETE,
             file_delete_delay_ms: 60_000,
             message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
+            min_cleanable_dirty_ratio: DirtyRatio(0.5),
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -112,6 +154,8 @@ mod tests {
             (c.cleanup_policy, c.file_delete_delay_ms),
             (CleanupPolicy::DELETE, 60_000)
         );
+        assert_eq!(c.min_cleanable_dirty_ratio.get(), 0.5);
+        assert_eq!((c.min_compaction_lag_ms, c.delete_retention_ms), (0, 86_400_000));
     }
 
     #[test]

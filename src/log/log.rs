@@ -220,6 +220,9 @@ impl Log {
                 });
             }
         }
+        if self.config.cleanup_policy.compact {
+            self.check_keys_for_compaction(records, &headers)?;
+        }
         if let Some((first_offset, last_offset)) = self.analyze_producer_state(headers.iter().map(|(_, h)| h))? {
             return Ok(AppendInfo {
                 first_offset,
@@ -250,6 +253,29 @@ impl Log {
             self.epoch_cache.assign(disk, leader_epoch, self.log_end_offset)?;
         }
         self.append_validated(disk, records, &headers, now_ms)
+    }
+
+    /// Kafka's `LogValidator.validateKey`: a compacted topic refuses a record without a key
+    /// (`INVALID_RECORD`, "Compacted topic cannot accept message without key").
+    fn check_keys_for_compaction(&self, records: &[u8], headers: &Batches) -> Result<(), LogError> {
+        for (pos, h) in headers {
+            if h.is_control() {
+                continue;
+            }
+            let batch = &records[*pos..*pos + h.total_size()];
+            let decoded = crate::protocol::batch::decode_records(batch)
+                .map_err(|source| LogError::CorruptRecord { position: *pos, source })?;
+            if let Some(r) = decoded.iter().find(|r| r.key.is_none()) {
+                return Err(LogError::InvalidRecords {
+                    reason: format!(
+                        "compacted topic {} cannot accept a record without a key (offset delta {})",
+                        self.tp,
+                        r.offset - h.base_offset
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Appends a leader's batches as they are (offsets and epochs kept); the first must start at or after

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::log::checkpoint::{read_offsets, write_offsets, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use crate::log::cleaner::{CleanOutcome, CLEANER_OFFSET_CHECKPOINT};
 use crate::log::config::LogConfig;
 use crate::log::disk::{join, write_atomically, Disk};
 use crate::log::log::Log;
@@ -21,6 +22,10 @@ const ROOT: &str = "";
 pub struct LogManager {
     logs: BTreeMap<TopicPartition, Log>,
     default_config: LogConfig,
+    /// The log cleaner's checkpoints (`cleaner-offset-checkpoint`): below each offset the log is clean.
+    cleaner_checkpoints: BTreeMap<TopicPartition, i64>,
+    /// Logs the cleaner failed on with a non-storage error (Kafka's `markPartitionUncleanable`).
+    uncleanable: BTreeMap<TopicPartition, String>,
 }
 
 impl LogManager {
@@ -34,6 +39,7 @@ impl LogManager {
         let clean_shutdown = disk.exists(CLEAN_SHUTDOWN_FILE);
         let recovery_points = read_offsets(disk, RECOVERY_POINT_CHECKPOINT)?;
         let log_starts = read_offsets(disk, LOG_START_OFFSET_CHECKPOINT)?;
+        let cleaner_checkpoints = read_offsets(disk, CLEANER_OFFSET_CHECKPOINT)?;
         let mut logs = BTreeMap::new();
         let mut reports = Vec::new();
         for name in disk.list(ROOT)? {
@@ -53,7 +59,13 @@ impl LogManager {
             disk.remove(CLEAN_SHUTDOWN_FILE)?;
             disk.sync_dir(ROOT)?;
         }
-        Ok((LogManager { logs, default_config }, reports))
+        let manager = LogManager {
+            logs,
+            default_config,
+            cleaner_checkpoints,
+            uncleanable: BTreeMap::new(),
+        };
+        Ok((manager, reports))
     }
 
     pub fn default_config(&self) -> &LogConfig {
@@ -125,7 +137,67 @@ impl LogManager {
             .get_mut(tp)
             .ok_or_else(|| LogError::UnknownPartition { tp: tp.to_string() })?;
         log.truncate_to(disk, offset)?;
+        // Kafka's `LogCleaner.maybeTruncateCheckpoint`: the clean section ends at the log end at most.
+        let leo = log.log_end_offset();
+        let mut cleaner_moved = false;
+        if let Some(c) = self.cleaner_checkpoints.get_mut(tp).filter(|c| **c > leo) {
+            *c = leo;
+            cleaner_moved = true;
+        }
+        if cleaner_moved {
+            write_offsets(disk, CLEANER_OFFSET_CHECKPOINT, &self.cleaner_checkpoints)?;
+        }
         self.checkpoint(disk)
+    }
+
+    /// One pass of the log cleaner (Kafka's `CleanerThread`, which cleans the filthiest log until none is
+    /// dirty enough and then backs off `log.cleaner.backoff.ms`; here every log dirty enough is cleaned once
+    /// per pass): each log with `compact` in its `cleanup.policy` and a high watermark in `high_watermarks`
+    /// is cleaned below it; the cleaner checkpoints are written if any moved. A storage failure is an
+    /// error; any other error marks that log uncleanable and the pass goes on.
+    pub fn clean_logs(
+        &mut self,
+        disk: &mut dyn Disk,
+        high_watermarks: &BTreeMap<TopicPartition, i64>,
+        now_ms: i64,
+    ) -> Result<BTreeMap<TopicPartition, CleanOutcome>, LogError> {
+        let mut out = BTreeMap::new();
+        for (tp, log) in self.logs.iter_mut() {
+            let Some(hw) = high_watermarks.get(tp) else { continue };
+            if self.uncleanable.contains_key(tp) {
+                continue;
+            }
+            let checkpoint = self
+                .cleaner_checkpoints
+                .get(tp)
+                .copied()
+                .unwrap_or(log.log_start_offset());
+            match log.clean(disk, checkpoint, *hw, now_ms) {
+                Ok(Some(outcome)) => {
+                    self.cleaner_checkpoints.insert(tp.clone(), outcome.end_offset);
+                    out.insert(tp.clone(), outcome);
+                }
+                Ok(None) => {}
+                Err(LogError::Disk(e)) => return Err(LogError::Disk(e)),
+                Err(e) => {
+                    self.uncleanable.insert(tp.clone(), e.to_string());
+                }
+            }
+        }
+        if !out.is_empty() {
+            write_offsets(disk, CLEANER_OFFSET_CHECKPOINT, &self.cleaner_checkpoints)?;
+        }
+        Ok(out)
+    }
+
+    /// The cleaner checkpoint of a log (where its dirty section starts), if it was ever cleaned.
+    pub fn cleaner_checkpoint(&self, tp: &TopicPartition) -> Option<i64> {
+        self.cleaner_checkpoints.get(tp).copied()
+    }
+
+    /// Logs the cleaner gave up on, with why.
+    pub fn uncleanable(&self) -> &BTreeMap<TopicPartition, String> {
+        &self.uncleanable
     }
 
     /// Writes both checkpoint files (recovery points, log start offsets), each crash-safely.

@@ -6,6 +6,7 @@
 //! - [`recovery`] — Kafka's `LogLoader`; [`manager::LogManager`] — one log dir, checkpoints, clean shutdown.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod disk;
 pub mod epoch_cache;
@@ -24,7 +25,8 @@ pub mod segment;
 pub mod time_index;
 pub mod timestamps;
 
-pub use config::{CleanupPolicy, LogConfig};
+pub use cleaner::{CleanOutcome, CleanableRange};
+pub use config::{CleanupPolicy, DirtyRatio, LogConfig};
 pub use disk::{Disk, DiskError, DiskResult};
 pub use epoch_cache::LeaderEpochCache;
 pub use error::LogError;

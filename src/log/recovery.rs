@@ -12,7 +12,7 @@ use crate::log::disk::{join, Disk};
 use crate::log::epoch_cache::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use crate::log::log::Log;
 use crate::log::producer_state::ProducerStateManager;
-use crate::log::segment::LogSegment;
+use crate::log::segment::{file_name, scan, LogSegment};
 use crate::log::LogError;
 use crate::types::TopicPartition;
 
@@ -31,6 +31,8 @@ pub struct RecoveryReport {
     /// Producer state snapshots that could not be read (deleted; the state came from an older one or the
     /// log start instead), each with the reason.
     pub skipped_snapshots: Vec<String>,
+    /// Log cleaner swaps found committed and completed (`<base>.log.swap` files).
+    pub swaps_completed: usize,
 }
 
 /// The checkpointed offsets a log is loaded with.
@@ -65,6 +67,52 @@ fn read_topic_id(disk: &mut dyn Disk, path: &str) -> Result<Option<String>, LogE
         Some(id) if !id.trim().is_empty() => Ok(Some(id.trim().to_string())),
         _ => Err(bad(2, "expected `topic_id: <id>`")),
     }
+}
+
+/// Completes every log cleaner swap the directory holds (Kafka's `LogLoader` second pass over `.swap`
+/// files): a `<base>.log.swap` was committed (synced, then its rename made durable), so every segment whose
+/// base lies in [base, the swap's next offset) is one it replaces and goes; then the `.swap` files take their
+/// final names, durably. `.cleaned` leftovers are not committed: `list_segments` deletes them.
+pub(super) fn complete_swaps(disk: &mut dyn Disk, dir: &str) -> Result<usize, LogError> {
+    let names = disk.list(dir)?;
+    let swap_bases: Vec<i64> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".log.swap"))
+        .filter(|stem| stem.len() == 20)
+        .filter_map(|stem| stem.parse::<i64>().ok())
+        .collect();
+    for &base in &swap_bases {
+        let swap_log = join(dir, &file_name(base, ".log.swap"));
+        let len = disk.len(&swap_log)?;
+        let mut next = base;
+        scan(disk, &swap_log, 0, len, &mut |_, h, _| {
+            next = h.next_offset();
+            Ok(true)
+        })?;
+        for name in &names {
+            let Some(old) = name.strip_suffix(".log").and_then(|s| s.parse::<i64>().ok()) else {
+                continue;
+            };
+            if old == base || (old > base && old < next) {
+                for ext in [".log", ".index", ".timeindex"] {
+                    let path = join(dir, &file_name(old, ext));
+                    if disk.exists(&path) {
+                        disk.remove(&path)?;
+                    }
+                }
+            }
+        }
+        for ext in [".log", ".index", ".timeindex"] {
+            let swap = join(dir, &file_name(base, &format!("{ext}.swap")));
+            if disk.exists(&swap) {
+                disk.rename(&swap, &join(dir, &file_name(base, ext)))?;
+            }
+        }
+    }
+    if !swap_bases.is_empty() {
+        disk.sync_dir(dir)?;
+    }
+    Ok(swap_bases.len())
 }
 
 /// Segment base offsets from `<20 digits>.log` names; removes leftovers (temp files, orphan indexes).
@@ -105,6 +153,7 @@ impl Log {
     ) -> Result<(Log, RecoveryReport), LogError> {
         let dir = tp.dir_name();
         let topic_id = read_topic_id(disk, &join(&dir, PARTITION_METADATA))?;
+        let swaps_completed = complete_swaps(disk, &dir)?;
         let bases = list_segments(disk, &dir)?;
         let epoch_cache = LeaderEpochCache::load(disk, &join(&dir, LEADER_EPOCH_CHECKPOINT))?;
         let mut log = Log {
@@ -130,6 +179,7 @@ impl Log {
             log_end_offset: 0,
             first_bad: None,
             skipped_snapshots: Vec::new(),
+            swaps_completed,
         };
         let recover_from_base = match offsets.clean_shutdown {
             true => i64::MAX,

@@ -126,14 +126,7 @@ impl Log {
             let Some(seg) = self.segments.remove(base) else {
                 continue;
             };
-            for path in [&seg.log_path, &seg.index.file.path, &seg.time_index.file.path] {
-                let deleted = format!("{path}{DELETED_FILE_SUFFIX}");
-                match disk.rename(path, &deleted) {
-                    Ok(()) => self.pending_deletes.files.push((due_ms, deleted)),
-                    Err(DiskError::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.rename_to_deleted(disk, &seg, due_ms)?;
             self.dir_dirty = true;
             outcome.deleted.push((*base, reason));
         }
@@ -143,6 +136,25 @@ impl Log {
             .next()
             .expect("a log always keeps its active segment");
         self.advance_log_start_offset(disk, first)?;
+        Ok(())
+    }
+
+    /// Renames a removed segment's files `.deleted`, to be removed at `due_ms` (Kafka's asynchronous
+    /// `deleteSegmentFiles`); the directory sync is the caller's.
+    pub(super) fn rename_to_deleted(
+        &mut self,
+        disk: &mut dyn Disk,
+        seg: &LogSegment,
+        due_ms: i64,
+    ) -> Result<(), LogError> {
+        for path in [&seg.log_path, &seg.index.file.path, &seg.time_index.file.path] {
+            let deleted = format!("{path}{DELETED_FILE_SUFFIX}");
+            match disk.rename(path, &deleted) {
+                Ok(()) => self.pending_deletes.files.push((due_ms, deleted)),
+                Err(DiskError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(())
     }
 
@@ -205,7 +217,7 @@ impl Log {
 
 /// The segment's largest record timestamp; its creation time when no record carries one (Kafka falls back
 /// to the file's last-modified time).
-fn largest_timestamp(seg: &LogSegment) -> i64 {
+pub(super) fn largest_timestamp(seg: &LogSegment) -> i64 {
     if seg.max_timestamp_so_far >= 0 {
         seg.max_timestamp_so_far
     } else {

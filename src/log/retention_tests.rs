@@ -22,11 +22,11 @@ fn config(retention_ms: i64, retention_bytes: i64) -> LogConfig {
     }
 }
 
-/// Five records with timestamps `ts..ts+4`.
+/// Five keyed records (a compacted topic refuses null keys) with timestamps `ts..ts+4`.
 fn batch(ts: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(ts);
     for i in 0..5 {
-        b.push(ts + i, None, Some(&[b'v'; 40]), &[]);
+        b.push(ts + i, Some(&[b'k', i as u8]), Some(&[b'v'; 40]), &[]);
     }
     b.build()
 }

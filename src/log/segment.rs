@@ -136,7 +136,19 @@ impl LogSegment {
         config: &LogConfig,
         now_ms: i64,
     ) -> DiskResult<Self> {
-        let log_path = join(dir, &file_name(base_offset, ".log"));
+        Self::create_with_suffix(disk, dir, base_offset, config, now_ms, "")
+    }
+
+    /// [`LogSegment::create`] with `suffix` after each file name (`.cleaned` for the log cleaner's output).
+    pub fn create_with_suffix(
+        disk: &mut dyn Disk,
+        dir: &str,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        suffix: &str,
+    ) -> DiskResult<Self> {
+        let log_path = join(dir, &file_name(base_offset, &format!(".log{suffix}")));
         if disk.exists(&log_path) {
             disk.truncate(&log_path, 0)?;
         } else {
@@ -144,15 +156,33 @@ impl LogSegment {
         }
         let index = IndexFile::create(
             disk,
-            &join(dir, &file_name(base_offset, ".index")),
+            &join(dir, &file_name(base_offset, &format!(".index{suffix}"))),
             config.segment_index_bytes,
         )?;
         let time = IndexFile::create(
             disk,
-            &join(dir, &file_name(base_offset, ".timeindex")),
+            &join(dir, &file_name(base_offset, &format!(".timeindex{suffix}"))),
             config.segment_index_bytes,
         )?;
         Ok(Self::with_indexes(base_offset, log_path, index, time, now_ms))
+    }
+
+    /// Renames the three files from suffix `old` to `new` (Kafka's `changeFileSuffixes`); the directory sync
+    /// is the caller's.
+    pub fn change_file_suffixes(&mut self, disk: &mut dyn Disk, old: &str, new: &str) -> DiskResult<()> {
+        for path in [
+            &mut self.log_path,
+            &mut self.index.file.path,
+            &mut self.time_index.file.path,
+        ] {
+            let stem = path
+                .strip_suffix(old)
+                .unwrap_or_else(|| panic!("{path} does not end with {old:?}"));
+            let renamed = format!("{stem}{new}");
+            disk.rename(path, &renamed)?;
+            *path = renamed;
+        }
+        Ok(())
     }
 
     fn with_indexes(

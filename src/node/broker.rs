@@ -481,11 +481,13 @@ async fn background_loop(node: Node) {
     };
     let isr_check_ms = (node.lock().broker.config().replica_lag_time_max_ms / 2).max(1);
     let retention_ms = node.lock().broker.config().log_retention_check_interval_ms.max(1);
+    let cleaner_ms = node.lock().broker.config().log_cleaner_backoff_ms.max(1);
     let start = node.clock.now_ms();
     let mut next_isr_check = start.saturating_add(isr_check_ms);
     let mut next_flush = start.saturating_add(flush_ms);
     let mut next_checkpoint = start.saturating_add(checkpoint_ms);
     let mut next_retention = start.saturating_add(retention_ms);
+    let mut next_clean = start.saturating_add(cleaner_ms);
     loop {
         let parked = node.lock().broker.next_parked_deadline();
         let due = [
@@ -493,6 +495,7 @@ async fn background_loop(node: Node) {
             Some(next_checkpoint),
             Some(next_isr_check),
             Some(next_retention),
+            Some(next_clean),
             parked,
         ]
         .into_iter()
@@ -530,6 +533,11 @@ async fn background_loop(node: Node) {
                 // Kafka's `kafka-log-retention` task, every log.retention.check.interval.ms.
                 next_retention = now.saturating_add(retention_ms);
                 failed |= s.broker.retention_pass(s.disk.as_mut(), now).is_err();
+            }
+            if !failed && now >= next_clean {
+                // Kafka's log cleaner threads, which back off log.cleaner.backoff.ms when nothing is dirty.
+                next_clean = now.saturating_add(cleaner_ms);
+                failed |= s.broker.cleaner_pass(s.disk.as_mut(), now).is_err();
             }
             if !failed && now >= next_checkpoint {
                 next_checkpoint = now.saturating_add(checkpoint_ms);

@@ -23,6 +23,8 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+/// Attribute bit 6 (KIP-534): baseTimestamp holds the delete horizon the log cleaner set.
+pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
@@ -149,6 +151,11 @@ impl BatchHeader {
 
     pub fn is_transactional(&self) -> bool {
         self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// KIP-534's delete horizon: after it, the log cleaner removes this batch's tombstones.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
     pub fn timestamp_type(&self) -> TimestampType {
@@ -491,6 +498,69 @@ fn put_nullable_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
             out.extend_from_slice(b);
         }
     }
+}
+
+/// Rewrites a batch keeping only `records` (some of its own, in offset order), as Kafka's log cleaner does
+/// (`MemoryRecords.filterTo` → `buildRetainedRecordsInto`): baseOffset and lastOffsetDelta stay (so the
+/// batch's next offset stays), as do the producer fields, the leader epoch and maxTimestamp; the records keep
+/// their offsets; with `delete_horizon_ms` the attribute bit 6 is set and baseTimestamp becomes the horizon
+/// (record timestamps re-based on it, KIP-534). No records left gives Kafka's empty batch header
+/// (`writeEmptyHeader`, kept for an idempotent producer's last batch).
+pub fn filtered_batch(original: &BatchHeader, records: &[Record], delete_horizon_ms: Option<i64>) -> Vec<u8> {
+    let base_timestamp = delete_horizon_ms.unwrap_or(if records.is_empty() {
+        original.max_timestamp
+    } else {
+        original.base_timestamp
+    });
+    let mut attributes = original.attributes;
+    if delete_horizon_ms.is_some() {
+        attributes |= ATTR_DELETE_HORIZON;
+    }
+    let mut body = Vec::new();
+    for r in records {
+        let offset_delta = r.offset - original.base_offset;
+        assert!(
+            (0..=original.last_offset_delta as i64).contains(&offset_delta),
+            "record {} outside batch {}..={}",
+            r.offset,
+            original.base_offset,
+            original.last_offset()
+        );
+        let mut rec = vec![0u8];
+        put_varlong(&mut rec, r.timestamp.wrapping_sub(base_timestamp));
+        put_varint(&mut rec, offset_delta as i32);
+        put_nullable_bytes(&mut rec, r.key.as_deref());
+        put_nullable_bytes(&mut rec, r.value.as_deref());
+        put_varint(
+            &mut rec,
+            i32::try_from(r.headers.len()).expect("header count under 2^31"),
+        );
+        for (k, v) in &r.headers {
+            put_nullable_bytes(&mut rec, Some(k.as_bytes()));
+            put_nullable_bytes(&mut rec, v.as_deref());
+        }
+        put_varint(&mut body, i32::try_from(rec.len()).expect("record under 2 GiB"));
+        body.extend_from_slice(&rec);
+    }
+    let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + body.len());
+    let batch_length = i32::try_from(RECORD_BATCH_OVERHEAD + body.len() - LOG_OVERHEAD).expect("batch under 2 GiB");
+    out.extend_from_slice(&original.base_offset.to_be_bytes());
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    out.push(MAGIC_V2 as u8);
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&attributes.to_be_bytes());
+    out.extend_from_slice(&original.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&base_timestamp.to_be_bytes());
+    out.extend_from_slice(&original.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&original.producer_id.to_be_bytes());
+    out.extend_from_slice(&original.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&original.base_sequence.to_be_bytes());
+    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// Builds one uncompressed v2 batch, as a producer's `MemoryRecordsBuilder` does.

@@ -59,6 +59,8 @@ pub const MARKS: &[&str] = &[
     "coordinator-loaded-offsets",
     "retention-deleted-segments",
     "delete-records-moved-log-start",
+    "cleaner-swapped-segments",
+    "recovery-completed-swap",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
