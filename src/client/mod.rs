@@ -11,6 +11,7 @@
 //! | `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, `REQUEST_TIMED_OUT`, `NOT_LEADER_OR_FOLLOWER`, timeout, disconnect | info ([`ClientError::is_indefinite`]) |
 //! | acks=0 | info |
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod consumer;
@@ -34,6 +35,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 
+pub use admin::{AdminError, KafkaAdmin};
 pub use config::{ClientConfig, ConfigError};
 pub use connection::{Connection, ConnectionConfig, CLIENT_API_VERSIONS};
 pub use consumer::{ConsumerEvent, FetchConfig, KafkaConsumer};
@@ -42,7 +44,7 @@ pub use metadata::{BrokerAddress, ClusterMetadata, PartitionMetadata, TopicMetad
 pub use producer::{KafkaProducer, SendHandle, WireHook};
 
 use crate::protocol::batch::{self, BatchBuilder, Record};
-use crate::types::{Offset, TopicPartition};
+use crate::types::{LeaderEpoch, Offset, TopicPartition};
 use error::check_code;
 use shape::BoundedShape;
 
@@ -71,15 +73,32 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark (timestamp -1, read_uncommitted).
     Latest,
+    /// The record with the largest timestamp (timestamp -3, KIP-734).
+    MaxTimestamp,
+    /// The first offset whose record timestamp is at or after this one (ms; `offsetsForTimes`).
+    ForTimestamp(i64),
 }
 
 impl OffsetSpec {
-    fn timestamp(self) -> i64 {
+    /// The ListOffsets request's `timestamp` for this spec.
+    pub fn timestamp(self) -> i64 {
         match self {
             OffsetSpec::Earliest => -2,
             OffsetSpec::Latest => -1,
+            OffsetSpec::MaxTimestamp => -3,
+            OffsetSpec::ForTimestamp(t) => t,
         }
     }
+}
+
+/// One partition's ListOffsets answer (Kafka's `ListOffsetsResultInfo`): offset and timestamp are -1 when
+/// no record matched a timestamp lookup; `leader_epoch` is the epoch of the record found (or the leader's
+/// epoch for earliest/latest), -1 if unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub offset: Offset,
+    pub timestamp_ms: i64,
+    pub leader_epoch: LeaderEpoch,
 }
 
 /// A record batch v2 holding `records` (key, value) with offset deltas 0.., all stamped `timestamp_ms`.
@@ -273,6 +292,15 @@ impl Client {
 
     /// The earliest (log start) or latest (high watermark) offset of `tp`, from its leader.
     pub async fn list_offsets(&mut self, tp: &TopicPartition, spec: OffsetSpec) -> Result<Offset, ClientError> {
+        self.list_offsets_info(tp, spec).await.map(|l| l.offset)
+    }
+
+    /// ListOffsets for `tp` at its leader: offset, timestamp and leader epoch of what `spec` names.
+    pub async fn list_offsets_info(
+        &mut self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset, ClientError> {
         let partition = ListOffsetsPartition::default()
             .with_partition_index(tp.partition)
             .with_current_leader_epoch(-1)
@@ -298,7 +326,11 @@ impl Client {
             .ok_or_else(|| missing(&addr, ApiKey::ListOffsets, tp))?;
         let checked = check_code(p.error_code, || tp.to_string());
         self.after_leader_request(tp, checked)?;
-        Ok(p.offset)
+        Ok(ListedOffset {
+            offset: p.offset,
+            timestamp_ms: p.timestamp,
+            leader_epoch: p.leader_epoch,
+        })
     }
 
     /// The connection to `tp`'s leader, asking for the topic's metadata first if the cache lacks it.
