@@ -56,6 +56,7 @@ pub const MARKS: &[&str] = &[
     "coordinator-loaded-offsets",
     "retention-deleted-segments",
     "delete-records-moved-log-start",
+    "consumer-detected-truncation",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
