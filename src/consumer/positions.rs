@@ -66,7 +66,7 @@ struct PartitionState {
     current_leader_epoch: Option<LeaderEpoch>,
     /// The position must be validated with OffsetsForLeaderEpoch before the next fetch (KIP-320's
     /// AWAIT_VALIDATION); `lookup_in_flight` while the request is out.
-    awaiting_validation: bool,
+    validation_pending: bool,
 }
 
 /// What a KIP-320 validation found: the leader's log ends for the position's epoch below the position, so
@@ -213,7 +213,7 @@ impl Positions {
         let mut out = vec![];
         for (tp, p) in &mut self.partitions {
             if let Some(pos) = p.position {
-                let fetchable = !p.paused && !p.awaiting_validation && p.buffer.is_empty();
+                let fetchable = !p.paused && !p.validation_pending && p.buffer.is_empty();
                 if fetchable && p.fetch_in_flight.is_none() {
                     p.fetch_in_flight = Some(pos.offset);
                     out.push((tp.clone(), pos));
@@ -238,7 +238,7 @@ impl Positions {
             return None;
         }
         p.fetch_in_flight = None;
-        if p.position.map(|pos| pos.offset) != Some(fetch_offset) || p.awaiting_validation {
+        if p.position.map(|pos| pos.offset) != Some(fetch_offset) || p.validation_pending {
             return None;
         }
         match result {
@@ -288,17 +288,17 @@ impl Positions {
             return false;
         };
         if current_leader_epoch < 0 || p.current_leader_epoch == Some(current_leader_epoch) {
-            return p.awaiting_validation;
+            return p.validation_pending;
         }
         p.current_leader_epoch = Some(current_leader_epoch);
         if let Some(pos) = p.position {
             if pos.leader_epoch >= 0 && pos.leader_epoch < current_leader_epoch {
-                p.awaiting_validation = true;
+                p.validation_pending = true;
                 p.lookup_in_flight = false;
                 p.buffer.clear();
             }
         }
-        p.awaiting_validation
+        p.validation_pending
     }
 
     /// Positions to validate now (OffsetsForLeaderEpoch not in flight): (tp, position, current leader epoch);
@@ -306,7 +306,7 @@ impl Positions {
     pub fn take_validations(&mut self) -> Vec<(TopicPartition, FetchPosition, LeaderEpoch)> {
         let mut out = vec![];
         for (tp, p) in &mut self.partitions {
-            if let (true, false, Some(pos)) = (p.awaiting_validation, p.lookup_in_flight, p.position) {
+            if let (true, false, Some(pos)) = (p.validation_pending, p.lookup_in_flight, p.position) {
                 p.lookup_in_flight = true;
                 out.push((tp.clone(), pos, p.current_leader_epoch.unwrap_or(-1)));
             }
@@ -327,12 +327,12 @@ impl Positions {
         reset: Option<i64>,
     ) -> Option<Truncation> {
         let p = self.partitions.get_mut(tp)?;
-        if !p.awaiting_validation || p.position != Some(validated) {
+        if !p.validation_pending || p.position != Some(validated) {
             return None; // a seek or a reset replaced the position meanwhile
         }
         p.lookup_in_flight = false;
         let (epoch, end_offset) = result.ok()?;
-        p.awaiting_validation = false;
+        p.validation_pending = false;
         if epoch < 0 || end_offset < 0 {
             p.position = None;
             p.wants = Some(reset.map_or(Awaiting::NoOffset, |timestamp| Awaiting::Reset { timestamp }));
