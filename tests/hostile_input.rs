@@ -80,7 +80,7 @@ fn valid_frames() -> Vec<(Listener, Vec<u8>)> {
     .collect()
 }
 
-/// One valid frame of each group-coordinator API and of DeleteRecords, at the versions the broker serves.
+/// One valid frame of each group-coordinator API, of DeleteRecords and of OffsetForLeaderEpoch, at the versions the broker serves.
 fn group_and_lifecycle_frames() -> Vec<(Listener, Vec<u8>)> {
     use kafka_protocol::messages::*;
     let frame = |key: ApiKey, v: i16, bytes: Result<Vec<u8>, gregor::protocol::errors::EncodeError>| {
@@ -137,6 +137,22 @@ fn group_and_lifecycle_frames() -> Vec<(Listener, Vec<u8>)> {
             2,
             encode_request(ApiKey::DeleteRecords, 2, 17, "c", &DeleteRecordsRequest::default()),
         ),
+        frame(ApiKey::OffsetForLeaderEpoch, 4, {
+            use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                OffsetForLeaderPartition, OffsetForLeaderTopic,
+            };
+            let p = OffsetForLeaderPartition::default()
+                .with_partition(1)
+                .with_current_leader_epoch(3)
+                .with_leader_epoch(2);
+            let t = OffsetForLeaderTopic::default()
+                .with_topic(TopicName(StrBytes::from_string("orders".into())))
+                .with_partitions(vec![p]);
+            let r = OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![t]);
+            encode_request(ApiKey::OffsetForLeaderEpoch, 4, 18, "c", &r)
+        }),
     ]
 }
 

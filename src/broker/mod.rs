@@ -4,6 +4,7 @@
 
 pub mod config;
 mod delete_records;
+mod epoch_end_offsets;
 pub use self::delete_records::DELETE_RECORDS_MARK;
 mod fetch;
 mod group_apis;
@@ -341,6 +342,7 @@ impl Broker {
             Request::DescribeGroups(r) => self.describe_groups(&r, v, corr),
             Request::ListGroups(r) => self.list_groups(&r, v, corr),
             Request::DeleteRecords(r) => self.delete_records(disk, &r, v, corr),
+            Request::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(&r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
             Request::Vote(_)
             | Request::BeginQuorumEpoch(_)

@@ -354,16 +354,18 @@ impl<'a> View<'a> {
         let name = tp_name(tp);
         // What survives a power loss is durable from then on (SimDisk syncs the survivors): only the first
         // power loss that could have hit the observation can explain its loss; later truncations still can.
-        let mut power_loss_seen = false;
+        // Power losses at one instant (every broker at once) are one event: any of their frontiers applies,
+        // since any of those replicas may lead afterwards with its shorter log.
+        let mut first_power_loss_us: Option<u64> = None;
         for p in self.power_losses.iter().filter(|p| {
             p.restart_us.is_none_or(|r| after_us < r)
                 || (p.cause == LossCause::PowerLoss && invoked_us.is_some_and(|i| i <= p.time_us))
         }) {
             if p.cause == LossCause::PowerLoss {
-                if power_loss_seen {
+                if first_power_loss_us.is_some_and(|t| t != p.time_us) {
                     continue;
                 }
-                power_loss_seen = true;
+                first_power_loss_us = Some(p.time_us);
             }
             if let Some(&frontier) = p.frontier.get(&name) {
                 if offset >= frontier {

@@ -49,6 +49,8 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 8, 8),
     (ApiKey::DescribeGroups, 5, 5),
     (ApiKey::ListGroups, 4, 4),
+    // KIP-320: a consumer validates its position after a leader change.
+    (ApiKey::OffsetForLeaderEpoch, 4, 4),
 ];
 
 /// Kafka's default `socket.request.max.bytes`, used here as the largest response frame accepted.

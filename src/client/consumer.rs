@@ -143,6 +143,15 @@ pub enum ConsumerEvent {
         timestamp: i64,
         offset: Option<i64>,
     },
+    /// KIP-320: validating the position after a leader change found the leader's log ends below it for the
+    /// position's epoch. `reset_offset` is where the consumer resumes (the leader's end offset for that
+    /// epoch); `None` when the leader knew no such epoch and `auto.offset.reset` decides (a `ResetInvoked`
+    /// follows) or the application must seek.
+    TruncationDetected {
+        tp: TopicPartition,
+        position: i64,
+        reset_offset: Option<i64>,
+    },
 }
 
 pub type Observer = Box<dyn FnMut(ConsumerEvent) + Send>;
@@ -303,6 +312,19 @@ impl KafkaConsumer {
                 return false;
             }
             Effect::CommitDone { .. } => return false,
+            Effect::TruncationDetected { tp, truncation } => {
+                (self.observer)(ConsumerEvent::TruncationDetected {
+                    tp,
+                    position: truncation.position.offset,
+                    reset_offset: truncation.reset_to.map(|p| p.offset),
+                });
+                return false;
+            }
+            Effect::OffsetsForLeaderEpoch {
+                tp,
+                position,
+                current_leader_epoch,
+            } => self.validate_position(tp, position, current_leader_epoch).await,
             Effect::FindCoordinator { group_id } => self.find_coordinator(group_id, now).await,
             Effect::JoinGroup(req) => self.join_group(req).await,
             Effect::SyncGroup(req) => self.sync_group(req).await,
@@ -655,15 +677,15 @@ impl KafkaConsumer {
         } else {
             OffsetSpec::Latest
         };
-        let result = self.client.list_offsets(&tp, spec).await;
-        let offset = result.as_ref().ok().copied();
+        let result = self.client.list_offsets_info(&tp, spec).await;
+        let offset = result.as_ref().ok().map(|l| l.offset);
         (self.observer)(ConsumerEvent::ResetDone {
             tp: tp.clone(),
             timestamp,
             offset,
         });
         let answer = result
-            .map(|o| (o, -1))
+            .map(|l| (l.offset, l.leader_epoch))
             .map_err(|e| e.kafka_code().map_or(err::REQUEST_TIMED_OUT, |c| c.code()));
         if answer.is_err() {
             rt::sleep(Duration::from_millis(self.core.config().retry_backoff_ms.max(1) as u64)).await;
@@ -671,7 +693,31 @@ impl KafkaConsumer {
         self.core.on_list_offsets(&tp, timestamp, answer);
     }
 
+    /// KIP-320: OffsetsForLeaderEpoch for the position's epoch at the current leader.
+    async fn validate_position(&mut self, tp: TopicPartition, position: FetchPosition, current_leader_epoch: i32) {
+        let result = self
+            .client
+            .offset_for_leader_epoch(&tp, current_leader_epoch, position.leader_epoch)
+            .await;
+        let answer = result.map_err(|e| e.kafka_code().map_or(err::REQUEST_TIMED_OUT, |c| c.code()));
+        if answer.is_err() {
+            // FENCED_LEADER_EPOCH and the like dropped the topic from the metadata cache: fresh view below.
+            rt::sleep(Duration::from_millis(self.core.config().retry_backoff_ms.max(1) as u64)).await;
+        }
+        self.core.on_epoch_end_offset(&tp, position, answer);
+        if let Some(epoch) = self.client.leader_epoch(&tp).await {
+            self.core.on_leader_epoch(&tp, epoch);
+        }
+    }
+
     async fn fetch(&mut self, tp: TopicPartition, position: FetchPosition) {
+        // KIP-320: a leader epoch newer than the position's means validating before fetching.
+        if let Some(epoch) = self.client.leader_epoch(&tp).await {
+            if self.core.on_leader_epoch(&tp, epoch) {
+                self.core.cancel_fetch(&tp, position.offset);
+                return;
+            }
+        }
         let f = self.fetch.clone();
         let result = self
             .client
@@ -682,10 +728,11 @@ impl KafkaConsumer {
                 records: out
                     .records
                     .into_iter()
-                    .map(|r| ConsumerRecord {
+                    .zip(out.leader_epochs)
+                    .map(|(r, leader_epoch)| ConsumerRecord {
                         tp: tp.clone(),
                         offset: r.offset,
-                        leader_epoch: -1,
+                        leader_epoch,
                         timestamp_ms: r.timestamp,
                         key: r.key,
                         value: r.value,

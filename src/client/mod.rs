@@ -11,6 +11,7 @@
 //! | `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, `REQUEST_TIMED_OUT`, `NOT_LEADER_OR_FOLLOWER`, timeout, disconnect | info ([`ClientError::is_indefinite`]) |
 //! | acks=0 | info |
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod consumer;
@@ -34,6 +35,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 
+pub use admin::{AdminError, KafkaAdmin};
 pub use config::{ClientConfig, ConfigError};
 pub use connection::{Connection, ConnectionConfig, CLIENT_API_VERSIONS};
 pub use consumer::{ConsumerEvent, FetchConfig, KafkaConsumer};
@@ -42,7 +44,7 @@ pub use metadata::{BrokerAddress, ClusterMetadata, PartitionMetadata, TopicMetad
 pub use producer::{KafkaProducer, SendHandle, WireHook};
 
 use crate::protocol::batch::{self, BatchBuilder, Record};
-use crate::types::{Offset, TopicPartition};
+use crate::types::{LeaderEpoch, Offset, TopicPartition};
 use error::check_code;
 use shape::BoundedShape;
 
@@ -60,6 +62,8 @@ pub struct FetchOutcome {
     pub log_start_offset: Offset,
     /// Records at or after the fetch offset, in offset order (control batches left out).
     pub records: Vec<Record>,
+    /// The partition leader epoch of each record's batch, one per record (KIP-320).
+    pub leader_epochs: Vec<LeaderEpoch>,
     /// Where the next fetch starts: past the last whole batch returned, or the fetch offset if none.
     pub next_fetch_offset: Offset,
 }
@@ -71,15 +75,32 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark (timestamp -1, read_uncommitted).
     Latest,
+    /// The record with the largest timestamp (timestamp -3, KIP-734).
+    MaxTimestamp,
+    /// The first offset whose record timestamp is at or after this one (ms; `offsetsForTimes`).
+    ForTimestamp(i64),
 }
 
 impl OffsetSpec {
-    fn timestamp(self) -> i64 {
+    /// The ListOffsets request's `timestamp` for this spec.
+    pub fn timestamp(self) -> i64 {
         match self {
             OffsetSpec::Earliest => -2,
             OffsetSpec::Latest => -1,
+            OffsetSpec::MaxTimestamp => -3,
+            OffsetSpec::ForTimestamp(t) => t,
         }
     }
+}
+
+/// One partition's ListOffsets answer (Kafka's `ListOffsetsResultInfo`): offset and timestamp are -1 when
+/// no record matched a timestamp lookup; `leader_epoch` is the epoch of the record found (or the leader's
+/// epoch for earliest/latest), -1 if unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub offset: Offset,
+    pub timestamp_ms: i64,
+    pub leader_epoch: LeaderEpoch,
 }
 
 /// A record batch v2 holding `records` (key, value) with offset deltas 0.., all stamped `timestamp_ms`.
@@ -262,17 +283,28 @@ impl Client {
         let checked = check_code(p.error_code, || tp.to_string());
         self.after_leader_request(tp, checked)?;
         let records_bytes = p.records.clone().unwrap_or_default();
-        let (records, next_fetch_offset) = records_from(tp, offset, &records_bytes)?;
+        let (with_epochs, next_fetch_offset) = records_with_epochs_from(tp, offset, &records_bytes)?;
+        let (records, leader_epochs) = with_epochs.into_iter().unzip();
         Ok(FetchOutcome {
             high_watermark: p.high_watermark,
             log_start_offset: p.log_start_offset,
             records,
+            leader_epochs,
             next_fetch_offset,
         })
     }
 
     /// The earliest (log start) or latest (high watermark) offset of `tp`, from its leader.
     pub async fn list_offsets(&mut self, tp: &TopicPartition, spec: OffsetSpec) -> Result<Offset, ClientError> {
+        self.list_offsets_info(tp, spec).await.map(|l| l.offset)
+    }
+
+    /// ListOffsets for `tp` at its leader: offset, timestamp and leader epoch of what `spec` names.
+    pub async fn list_offsets_info(
+        &mut self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset, ClientError> {
         let partition = ListOffsetsPartition::default()
             .with_partition_index(tp.partition)
             .with_current_leader_epoch(-1)
@@ -298,7 +330,58 @@ impl Client {
             .ok_or_else(|| missing(&addr, ApiKey::ListOffsets, tp))?;
         let checked = check_code(p.error_code, || tp.to_string());
         self.after_leader_request(tp, checked)?;
-        Ok(p.offset)
+        Ok(ListedOffset {
+            offset: p.offset,
+            timestamp_ms: p.timestamp,
+            leader_epoch: p.leader_epoch,
+        })
+    }
+
+    /// `tp`'s leader epoch as the metadata cache knows it, asking for the topic's metadata first if the
+    /// cache lacks it; `None` if still unknown.
+    pub async fn leader_epoch(&mut self, tp: &TopicPartition) -> Option<LeaderEpoch> {
+        if self.metadata.leader(tp).is_none() {
+            let _ = self.metadata(Some(&[tp.topic.as_str()])).await;
+        }
+        self.metadata.partition(tp).map(|p| p.leader_epoch)
+    }
+
+    /// OffsetForLeaderEpoch v4 at `tp`'s leader (KIP-320): the largest epoch ≤ `leader_epoch` the leader
+    /// knows and its end offset ((-1, -1) when it knows none), fenced by `current_leader_epoch`.
+    pub async fn offset_for_leader_epoch(
+        &mut self,
+        tp: &TopicPartition,
+        current_leader_epoch: LeaderEpoch,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<(LeaderEpoch, Offset), ClientError> {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let partition = OffsetForLeaderPartition::default()
+            .with_partition(tp.partition)
+            .with_current_leader_epoch(current_leader_epoch)
+            .with_leader_epoch(leader_epoch);
+        let topic = OffsetForLeaderTopic::default()
+            .with_topic(topic_name(&tp.topic))
+            .with_partitions(vec![partition]);
+        let req = kafka_protocol::messages::OffsetForLeaderEpochRequest::default()
+            .with_replica_id(WireBrokerId(-1))
+            .with_topics(vec![topic]);
+        let timeout = self.config.request_timeout();
+        let conn = self.leader_connection(tp).await?;
+        let addr = conn.addr().to_string();
+        let resp = conn.request_negotiated(&req, timeout).await;
+        let resp = self.after_leader_request(tp, resp)?;
+        let p = resp
+            .topics
+            .iter()
+            .filter(|t| t.topic.0.as_str() == tp.topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition == tp.partition)
+            .ok_or_else(|| missing(&addr, ApiKey::OffsetForLeaderEpoch, tp))?;
+        let checked = check_code(p.error_code, || tp.to_string());
+        self.after_leader_request(tp, checked)?;
+        Ok((p.leader_epoch, p.end_offset))
     }
 
     /// The connection to `tp`'s leader, asking for the topic's metadata first if the cache lacks it.
@@ -433,6 +516,16 @@ pub fn records_from(
     fetch_offset: Offset,
     bytes: &[u8],
 ) -> Result<(Vec<Record>, Offset), ClientError> {
+    let (with_epochs, next) = records_with_epochs_from(tp, fetch_offset, bytes)?;
+    Ok((with_epochs.into_iter().map(|(r, _)| r).collect(), next))
+}
+
+/// [`records_from`], each record with its batch's partition leader epoch (KIP-320).
+pub fn records_with_epochs_from(
+    tp: &TopicPartition,
+    fetch_offset: Offset,
+    bytes: &[u8],
+) -> Result<(Vec<(Record, LeaderEpoch)>, Offset), ClientError> {
     let mut records = Vec::new();
     let mut next_fetch_offset = fetch_offset;
     let mut iter = batch::batches(bytes);
@@ -447,12 +540,17 @@ pub fn records_from(
                 } else {
                     batch::decode_records(batch_bytes).map_err(|e| (header.base_offset, e))?
                 };
-                Ok((validated, decoded))
+                Ok((validated, decoded, header.partition_leader_epoch))
             });
         match checked {
-            Ok((validated, decoded)) => {
+            Ok((validated, decoded, epoch)) => {
                 next_fetch_offset = next_fetch_offset.max(validated.next_offset());
-                records.extend(decoded.into_iter().filter(|r| r.offset >= fetch_offset));
+                records.extend(
+                    decoded
+                        .into_iter()
+                        .filter(|r| r.offset >= fetch_offset)
+                        .map(|r| (r, epoch)),
+                );
             }
             // Like Kafka's fetcher, the records before a corrupt batch are returned; the error surfaces when
             // the corrupt batch is the first thing left to read.

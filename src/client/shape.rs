@@ -12,7 +12,7 @@ mod groups;
 
 use kafka_protocol::messages::{
     ApiVersionsResponse, CreateTopicsResponse, FetchResponse, InitProducerIdResponse, ListOffsetsResponse,
-    MetadataResponse, ProduceResponse,
+    MetadataResponse, OffsetForLeaderEpochResponse, ProduceResponse,
 };
 
 /// Why a body does not have the shape of its message.
@@ -443,6 +443,27 @@ impl BoundedShape for ListOffsetsResponse {
                 c.i64()?;
                 c.i64()?;
                 c.i32()?;
+                c.no_tags()
+            })?;
+            c.no_tags()
+        })?;
+        c.no_tags()
+    }
+}
+
+impl BoundedShape for OffsetForLeaderEpochResponse {
+    /// v4 (flexible): throttle_time_ms, topics [topic, partitions [error_code, partition, leader_epoch,
+    /// end_offset]].
+    fn check_shape(c: &mut Cursor<'_>, version: i16) -> Result<(), ShapeError> {
+        need(version == 4, version)?;
+        c.i32()?;
+        c.array("topics", 3, |c| {
+            c.string()?;
+            c.array("partitions", 19, |c| {
+                c.i16()?;
+                c.i32()?;
+                c.i32()?;
+                c.i64()?;
                 c.no_tags()
             })?;
             c.no_tags()

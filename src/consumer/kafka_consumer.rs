@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use super::config::ConsumerConfig;
 use super::member::{self, diff, MemberInfo, MemberState, RebalanceEvent};
-use super::positions::{Awaiting, ConsumerRecord, FetchPosition, FetchResult, Positions};
+use super::positions::{Awaiting, ConsumerRecord, FetchPosition, FetchResult, Positions, Truncation};
 use super::protocol::decode_assignment;
 use crate::group::coordinator::err;
 use crate::group::{
@@ -48,6 +48,18 @@ pub enum Effect {
     ListOffsets {
         tp: TopicPartition,
         timestamp: i64,
+    },
+    /// KIP-320: ask `tp`'s leader (at `current_leader_epoch`) where `position.leader_epoch` ends; answer
+    /// with [`Consumer::on_epoch_end_offset`].
+    OffsetsForLeaderEpoch {
+        tp: TopicPartition,
+        position: FetchPosition,
+        current_leader_epoch: LeaderEpoch,
+    },
+    /// KIP-320: the leader's log ends below the position for its epoch; the position moved (or resets).
+    TruncationDetected {
+        tp: TopicPartition,
+        truncation: Truncation,
     },
     /// Fetch `tp` from `position` at its leader.
     Fetch {
@@ -377,6 +389,13 @@ impl Consumer {
                 partitions: committed,
             });
         }
+        for (tp, position, current_leader_epoch) in self.positions.take_validations() {
+            self.outbox.push(Effect::OffsetsForLeaderEpoch {
+                tp,
+                position,
+                current_leader_epoch,
+            });
+        }
         for (tp, position) in self.positions.take_fetchable() {
             self.outbox.push(Effect::Fetch { tp, position });
         }
@@ -562,6 +581,34 @@ impl Consumer {
         match result {
             Ok((offset, leader_epoch)) => self.positions.on_list_offsets(tp, timestamp, offset, leader_epoch),
             Err(_) => self.positions.on_lookup_failed(tp),
+        }
+    }
+
+    /// Metadata shows `tp`'s leader at `current_leader_epoch` (KIP-320): returns whether the position now
+    /// awaits validation, in which case a fetch about to go out must not ([`Consumer::cancel_fetch`]).
+    pub fn on_leader_epoch(&mut self, tp: &TopicPartition, current_leader_epoch: LeaderEpoch) -> bool {
+        self.positions.on_leader_epoch(tp, current_leader_epoch)
+    }
+
+    /// A fetch the core asked for was not sent.
+    pub fn cancel_fetch(&mut self, tp: &TopicPartition, fetch_offset: Offset) {
+        self.positions.cancel_fetch(tp, fetch_offset);
+    }
+
+    /// The leader's OffsetsForLeaderEpoch answer for `validated` (see [`Positions::on_epoch_end_offset`]);
+    /// a truncation is reported as [`Effect::TruncationDetected`].
+    pub fn on_epoch_end_offset(
+        &mut self,
+        tp: &TopicPartition,
+        validated: FetchPosition,
+        result: Result<(LeaderEpoch, Offset), i16>,
+    ) {
+        let reset = self.config.auto_offset_reset.list_offsets_timestamp();
+        if let Some(truncation) = self.positions.on_epoch_end_offset(tp, validated, result, reset) {
+            self.outbox.push(Effect::TruncationDetected {
+                tp: tp.clone(),
+                truncation,
+            });
         }
     }
 

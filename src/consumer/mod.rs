@@ -15,5 +15,7 @@ mod tests;
 pub use config::{AutoOffsetReset, ConsumerConfig};
 pub use kafka_consumer::{Consumer, ConsumerError, Effect};
 pub use member::{MemberState, RebalanceEvent};
-pub use positions::{ConsumerRecord, FetchPosition, FetchResult, Positions};
+pub use positions::{
+    ConsumerRecord, FetchPosition, FetchResult, Positions, Truncation, CONSUMER_DETECTED_TRUNCATION_MARK,
+};
 pub use protocol::{decode_assignment, decode_subscription, encode_assignment, encode_subscription};

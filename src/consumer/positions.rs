@@ -65,6 +65,11 @@ struct PartitionState {
     lookup_in_flight: bool,
     high_watermark: Option<Offset>,
     paused: bool,
+    /// The partition leader's epoch as metadata last showed it (KIP-320's `currentLeader`).
+    current_leader_epoch: Option<LeaderEpoch>,
+    /// The position must be validated with OffsetsForLeaderEpoch before the next fetch (KIP-320's
+    /// AWAIT_VALIDATION); `lookup_in_flight` while the request is out.
+    validation_pending: bool,
     /// The fetched batches' end: the position moves there when the buffer drains (compaction gaps).
     fetched_end: Option<Offset>,
 }
@@ -84,6 +89,20 @@ impl PartitionState {
         }
     }
 }
+
+/// What a KIP-320 validation found: the leader's log ends for the position's epoch below the position, so
+/// records this consumer may have returned are gone (the log was truncated after a leader change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    /// The position that was validated (the next offset the consumer would have returned).
+    pub position: FetchPosition,
+    /// Where the consumer resumes: the end offset the leader returned for that epoch; `None` when the
+    /// leader knew no such epoch and `auto.offset.reset` decides (or the application must seek).
+    pub reset_to: Option<FetchPosition>,
+}
+
+/// The mark of a consumer that detected a truncation below its position (KIP-320).
+pub const CONSUMER_DETECTED_TRUNCATION_MARK: &str = "consumer-detected-truncation";
 
 #[derive(Clone, Debug, Default)]
 pub struct Positions {
@@ -215,7 +234,8 @@ impl Positions {
         let mut out = vec![];
         for (tp, p) in &mut self.partitions {
             if let Some(pos) = p.position {
-                if !p.paused && p.buffer.is_empty() && p.fetch_in_flight.is_none() {
+                let fetchable = !p.paused && !p.validation_pending && p.buffer.is_empty();
+                if fetchable && p.fetch_in_flight.is_none() {
                     p.fetch_in_flight = Some(pos.offset);
                     out.push((tp.clone(), pos));
                 }
@@ -239,7 +259,7 @@ impl Positions {
             return None;
         }
         p.fetch_in_flight = None;
-        if p.position.map(|pos| pos.offset) != Some(fetch_offset) {
+        if p.position.map(|pos| pos.offset) != Some(fetch_offset) || p.validation_pending {
             return None;
         }
         match result {
@@ -272,6 +292,95 @@ impl Positions {
             }
             FetchResult::Error { error_code } => Some(error_code),
         }
+    }
+
+    /// A fetch taken by [`Positions::take_fetchable`] was not sent (its position awaits validation now).
+    pub fn cancel_fetch(&mut self, tp: &TopicPartition, fetch_offset: Offset) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            if p.fetch_in_flight == Some(fetch_offset) {
+                p.fetch_in_flight = None;
+            }
+        }
+    }
+
+    /// Metadata shows `tp`'s leader at `current_leader_epoch` (Kafka's
+    /// `maybeValidatePositionForCurrentLeader`): when that epoch is new and the position's epoch (of the last
+    /// record consumed, or of a committed offset) is older, the position awaits validation — the new leader
+    /// may not have the records behind it. Buffered records are dropped, as Kafka's fetcher drops data of a
+    /// partition that is not fetchable. Returns whether the partition awaits validation.
+    pub fn on_leader_epoch(&mut self, tp: &TopicPartition, current_leader_epoch: LeaderEpoch) -> bool {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return false;
+        };
+        if current_leader_epoch < 0 || p.current_leader_epoch == Some(current_leader_epoch) {
+            return p.validation_pending;
+        }
+        p.current_leader_epoch = Some(current_leader_epoch);
+        if let Some(pos) = p.position {
+            if pos.leader_epoch >= 0 && pos.leader_epoch < current_leader_epoch {
+                p.validation_pending = true;
+                p.lookup_in_flight = false;
+                p.buffer.clear();
+                p.fetched_end = None;
+            }
+        }
+        p.validation_pending
+    }
+
+    /// Positions to validate now (OffsetsForLeaderEpoch not in flight): (tp, position, current leader epoch);
+    /// marks them in flight.
+    pub fn take_validations(&mut self) -> Vec<(TopicPartition, FetchPosition, LeaderEpoch)> {
+        let mut out = vec![];
+        for (tp, p) in &mut self.partitions {
+            if let (true, false, Some(pos)) = (p.validation_pending, p.lookup_in_flight, p.position) {
+                p.lookup_in_flight = true;
+                out.push((tp.clone(), pos, p.current_leader_epoch.unwrap_or(-1)));
+            }
+        }
+        out
+    }
+
+    /// The leader answered OffsetsForLeaderEpoch for `validated` (Kafka's
+    /// `SubscriptionState.maybeCompleteValidation`): `Ok((epoch, end_offset))` is the largest epoch ≤ the
+    /// position's on the leader and where it ends, (-1, -1) when it knows none. An end offset below the
+    /// position is a truncation: the position moves back to it (or, when undefined, resets by `reset`, the
+    /// `auto.offset.reset` timestamp, or waits for a seek). `Err` (a partition error) retries the validation.
+    pub fn on_epoch_end_offset(
+        &mut self,
+        tp: &TopicPartition,
+        validated: FetchPosition,
+        result: Result<(LeaderEpoch, Offset), i16>,
+        reset: Option<i64>,
+    ) -> Option<Truncation> {
+        let p = self.partitions.get_mut(tp)?;
+        if !p.validation_pending || p.position != Some(validated) {
+            return None; // a seek or a reset replaced the position meanwhile
+        }
+        p.lookup_in_flight = false;
+        let (epoch, end_offset) = result.ok()?;
+        p.validation_pending = false;
+        if epoch < 0 || end_offset < 0 {
+            p.position = None;
+            p.wants = Some(reset.map_or(Awaiting::NoOffset, |timestamp| Awaiting::Reset { timestamp }));
+            return Some(Truncation {
+                position: validated,
+                reset_to: None,
+            });
+        }
+        if end_offset >= validated.offset {
+            return None;
+        }
+        let reset_to = FetchPosition {
+            offset: end_offset,
+            leader_epoch: epoch,
+        };
+        p.position = Some(reset_to);
+        p.buffer.clear();
+        p.fetched_end = None;
+        Some(Truncation {
+            position: validated,
+            reset_to: Some(reset_to),
+        })
     }
 
     /// Kafka's `poll` return: up to `max_records` buffered records, in offset order per partition, taking
@@ -487,6 +596,107 @@ mod tests {
             })
         );
         assert_eq!(s.without_offset(), vec![tp(1)]);
+    }
+
+    /// A position at 10 whose last record came from epoch 3, fetched and polled from the leader at epoch 3.
+    fn consumed_to_10_at_epoch_3() -> Positions {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0)], Awaiting::Committed);
+        s.seek(&tp(0), 0);
+        assert!(
+            !s.on_leader_epoch(&tp(0), 3),
+            "no position epoch yet: nothing to validate"
+        );
+        s.take_fetchable();
+        s.on_fetch(&tp(0), 0, records(0, 0..10), None);
+        assert_eq!(s.poll(100).len(), 10);
+        s
+    }
+
+    fn at(offset: Offset, leader_epoch: LeaderEpoch) -> FetchPosition {
+        FetchPosition { offset, leader_epoch }
+    }
+
+    #[test]
+    fn kip_320_a_new_leader_epoch_holds_fetches_until_the_position_is_validated() {
+        let mut s = consumed_to_10_at_epoch_3();
+        assert_eq!(s.position(&tp(0)), Some(at(10, 3)));
+        assert!(!s.on_leader_epoch(&tp(0), 3), "same leader epoch: nothing to validate");
+        s.take_fetchable();
+        s.on_fetch(&tp(0), 10, records(0, 10..12), None);
+        assert!(s.on_leader_epoch(&tp(0), 4), "epoch 4 is newer than the position's 3");
+        assert!(
+            s.poll(10).is_empty(),
+            "records fetched before the leader change are dropped"
+        );
+        assert!(s.take_fetchable().is_empty(), "no fetch while awaiting validation");
+        assert_eq!(s.take_validations(), vec![(tp(0), at(10, 3), 4)]);
+        assert!(s.take_validations().is_empty(), "in flight");
+        // The leader's epoch 3 ends at 12, past the position: valid, fetching resumes where it was.
+        assert_eq!(s.on_epoch_end_offset(&tp(0), at(10, 3), Ok((3, 12)), Some(-2)), None);
+        assert_eq!(s.take_fetchable(), vec![(tp(0), at(10, 3))]);
+    }
+
+    #[test]
+    fn kip_320_a_leader_whose_epoch_ends_below_the_position_moves_it_back_to_that_end() {
+        let mut s = consumed_to_10_at_epoch_3();
+        s.on_leader_epoch(&tp(0), 5);
+        s.take_validations();
+        // The new leader never had offsets 7..10 of epoch 3 (acks=1 writes lost with the old leader).
+        let t = s.on_epoch_end_offset(&tp(0), at(10, 3), Ok((3, 7)), Some(-1));
+        assert_eq!(
+            t,
+            Some(Truncation {
+                position: at(10, 3),
+                reset_to: Some(at(7, 3)),
+            })
+        );
+        assert_eq!(s.position(&tp(0)), Some(at(7, 3)), "not auto.offset.reset's latest");
+        assert_eq!(s.take_fetchable(), vec![(tp(0), at(7, 3))]);
+    }
+
+    #[test]
+    fn kip_320_an_undefined_epoch_end_resets_by_auto_offset_reset_or_waits_for_a_seek() {
+        let mut s = consumed_to_10_at_epoch_3();
+        s.on_leader_epoch(&tp(0), 5);
+        s.take_validations();
+        let t = s.on_epoch_end_offset(&tp(0), at(10, 3), Ok((-1, -1)), Some(-2));
+        assert_eq!(t.map(|t| t.reset_to), Some(None));
+        assert_eq!(s.wants(&tp(0)), Some(Awaiting::Reset { timestamp: -2 }));
+        let mut none = consumed_to_10_at_epoch_3();
+        none.on_leader_epoch(&tp(0), 5);
+        none.take_validations();
+        none.on_epoch_end_offset(&tp(0), at(10, 3), Ok((-1, -1)), None);
+        assert_eq!(
+            none.without_offset(),
+            vec![tp(0)],
+            "auto.offset.reset=none: the application seeks"
+        );
+    }
+
+    #[test]
+    fn kip_320_errors_retry_and_a_seek_makes_a_late_answer_stale() {
+        let mut s = consumed_to_10_at_epoch_3();
+        s.on_leader_epoch(&tp(0), 4);
+        s.take_validations();
+        let fenced = crate::protocol::errors::code::FENCED_LEADER_EPOCH;
+        assert_eq!(s.on_epoch_end_offset(&tp(0), at(10, 3), Err(fenced), Some(-2)), None);
+        assert_eq!(s.take_validations(), vec![(tp(0), at(10, 3), 4)], "asked again");
+        s.seek(&tp(0), 2);
+        assert_eq!(s.on_epoch_end_offset(&tp(0), at(10, 3), Ok((3, 5)), Some(-2)), None);
+        assert_eq!(s.position(&tp(0)), Some(at(2, -1)), "the seek wins");
+        assert_eq!(s.take_fetchable(), vec![(tp(0), at(2, -1))]);
+    }
+
+    #[test]
+    fn kip_320_a_committed_offset_from_an_older_epoch_is_validated_before_the_first_fetch() {
+        let mut s = Positions::default();
+        s.set_assignment(&[tp(0)], Awaiting::Committed);
+        s.take_lookups();
+        s.on_committed(&tp(0), Some(at(40, 2)), Some(-2));
+        assert!(s.on_leader_epoch(&tp(0), 6));
+        assert!(s.take_fetchable().is_empty());
+        assert_eq!(s.take_validations(), vec![(tp(0), at(40, 2), 6)]);
     }
 
     #[test]

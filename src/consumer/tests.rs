@@ -122,6 +122,13 @@ impl World {
                     let offset = if timestamp == -2 { 0 } else { LOG_END };
                     self.consumers[i].on_list_offsets(&tp, timestamp, Ok((offset, 0)));
                 }
+                Effect::OffsetsForLeaderEpoch { tp, position, .. } => {
+                    // One leader, epoch 0 throughout: nothing is ever truncated.
+                    self.consumers[i].on_epoch_end_offset(&tp, position, Ok((0, LOG_END)));
+                }
+                Effect::TruncationDetected { tp, truncation } => {
+                    panic!("{tp}: no leader ever changes here, yet {truncation:?}")
+                }
                 Effect::Fetch { tp, position } => {
                     let end = (position.offset + 5).min(LOG_END);
                     let records = (position.offset..end)

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::broker::{Broker, BrokerConfig, ConnId, MetadataImage, Reply};
 use crate::history::StateObserver;
 use crate::log::Disk;
-use crate::protocol::api::parse_request;
+use crate::protocol::api::{parse_request, Request};
 use crate::protocol::errors::api_name;
 use crate::rt::{self, TcpListener, TcpStream};
 
@@ -142,6 +142,8 @@ struct Node {
     static_metadata: bool,
     /// Wakes the controller link's task that asks for `__consumer_offsets` (a FindCoordinator missed it).
     offsets_topic: Arc<Notify>,
+    /// The controller link, with a quorum: client CreateTopics are forwarded to it (KIP-590).
+    link: Option<Arc<link::Link>>,
 }
 
 impl Node {
@@ -281,6 +283,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         disk,
         waiters: BTreeMap::new(),
     };
+    let link = cfg.controllers.clone().map(|c| link::Link::new(c, node_id));
     let node = Node {
         shared: Arc::new(Mutex::new(shared)),
         wake: Arc::new(Notify::new()),
@@ -293,11 +296,11 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         clock,
         static_metadata: cfg.controllers.is_none(),
         offsets_topic: Arc::new(Notify::new()),
+        link: link.clone(),
     };
     node.report_states(&node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
     let fetchers = rt::spawn(fetcher::fetcher_manager(node.clone()));
-    let link = cfg.controllers.clone().map(|c| link::Link::new(c, node_id));
     let link_tasks = link.as_ref().map(|l| {
         [
             rt::spawn(link::follow_metadata(node.clone(), l.clone())),
@@ -379,7 +382,11 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
             }
         };
         let api = req.api_key();
-        let Some(reply) = call_core(&node, conn_id, req).await else {
+        let reply = match (&req.body, &node.link) {
+            (Request::CreateTopics(r), Some(link)) => forward_create_topics(link, r, &req).await,
+            _ => call_core(&node, conn_id, req).await,
+        };
+        let Some(reply) = reply else {
             break;
         };
         match reply {
@@ -422,6 +429,23 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
     let mut s = node.lock();
     s.broker.cancel_parked(conn_id);
     s.waiters.remove(&conn_id);
+}
+
+/// KIP-590: a client's CreateTopics goes to the active controller; its answer is relayed at the client's
+/// version and correlation id. The topic reaches this broker later, through the metadata log.
+async fn forward_create_topics(
+    link: &link::Link,
+    r: &kafka_protocol::messages::CreateTopicsRequest,
+    req: &crate::protocol::api::ParsedRequest,
+) -> Option<Reply> {
+    let resp = link::forward_create_topics(link, r).await;
+    let key = kafka_protocol::messages::ApiKey::CreateTopics;
+    Some(
+        match crate::protocol::api::encode_response(key, req.api_version(), req.correlation_id(), &resp) {
+            Ok(body) => Reply::Respond(body),
+            Err(e) => Reply::Close(e.to_string()),
+        },
+    )
 }
 
 /// Runs one request through the core, awaits its disk time and, for a parked fetch, its completion.

@@ -24,7 +24,8 @@
 //! the classic group APIs at one flexible version each: FindCoordinator v4 (KIP-699 batched keys),
 //! JoinGroup v7, SyncGroup v5 (protocol type and name, KIP-559), Heartbeat v4, LeaveGroup v4 (KIP-345 member
 //! batches), OffsetCommit v8, OffsetFetch v8 (KIP-709 batched groups), DescribeGroups v5, ListGroups v4
-//! (KIP-518 states filter), and DeleteRecords v2 (flexible; KIP-107).
+//! (KIP-518 states filter), DeleteRecords v2 (flexible; KIP-107), and OffsetForLeaderEpoch v4 (flexible;
+//! consumers validate their position after a leader change with it, KIP-320).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -32,8 +33,8 @@ use kafka_protocol::messages::{
     BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateTopicsRequest,
     DeleteRecordsRequest, DescribeGroupsRequest, EndQuorumEpochRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest, VoteRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest, VoteRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -80,6 +81,7 @@ pub const ADVERTISED: &[ApiRange] = &[
     range(ApiKey::DescribeGroups, 5, 5, 5),
     range(ApiKey::ListGroups, 4, 4, 3),
     range(ApiKey::DeleteRecords, 2, 2, 2),
+    range(ApiKey::OffsetForLeaderEpoch, 4, 4, 4),
 ];
 
 /// What ApiVersions answers on the controller listener (see the module doc for why these versions).
@@ -150,6 +152,7 @@ pub enum Request {
     DescribeGroups(DescribeGroupsRequest),
     ListGroups(ListGroupsRequest),
     DeleteRecords(DeleteRecordsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     Vote(VoteRequest),
     BeginQuorumEpoch(BeginQuorumEpochRequest),
     EndQuorumEpoch(EndQuorumEpochRequest),
@@ -277,6 +280,7 @@ fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String
         ApiKey::DescribeGroups => de(buf, version, Request::DescribeGroups),
         ApiKey::ListGroups => de(buf, version, Request::ListGroups),
         ApiKey::DeleteRecords => de(buf, version, Request::DeleteRecords),
+        ApiKey::OffsetForLeaderEpoch => de(buf, version, Request::OffsetForLeaderEpoch),
         ApiKey::Vote => de(buf, version, Request::Vote),
         ApiKey::BeginQuorumEpoch => de(buf, version, Request::BeginQuorumEpoch),
         ApiKey::EndQuorumEpoch => de(buf, version, Request::EndQuorumEpoch),

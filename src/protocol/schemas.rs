@@ -31,6 +31,7 @@ pub fn request_schema(key: ApiKey, version: i16) -> Schema {
         | ApiKey::DescribeGroups
         | ApiKey::ListGroups => super::group_schemas::group_schema(key),
         ApiKey::DeleteRecords => delete_records_schema(),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch_schema(),
         ApiKey::Vote => vote_schema(),
         ApiKey::BeginQuorumEpoch => begin_quorum_epoch_schema(),
         ApiKey::EndQuorumEpoch => end_quorum_epoch_schema(),
@@ -141,6 +142,23 @@ fn list_offsets_schema() -> Schema {
     Schema::new(vec![
         field("replica_id", Kind::Int32),
         field("isolation_level", Kind::Int8),
+        field("topics", array_of_structs(topic)),
+    ])
+}
+
+/// OffsetForLeaderEpochRequest v4 (flexible; KIP-320's consumer position validation).
+fn offset_for_leader_epoch_schema() -> Schema {
+    let partition = vec![
+        field("partition", Kind::Int32),
+        field("current_leader_epoch", Kind::Int32),
+        field("leader_epoch", Kind::Int32),
+    ];
+    let topic = vec![
+        field("topic", Kind::String),
+        field("partitions", array_of_structs(partition)),
+    ];
+    Schema::new(vec![
+        field("replica_id", Kind::Int32),
         field("topics", array_of_structs(topic)),
     ])
 }

@@ -61,6 +61,7 @@ pub const MARKS: &[&str] = &[
     "delete-records-moved-log-start",
     "cleaner-swapped-segments",
     "recovery-completed-swap",
+    "consumer-detected-truncation",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

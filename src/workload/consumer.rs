@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::client::consumer::{code_name, Completion, ConsumerEvent, KafkaConsumer};
-use crate::history::{OpBody, OpType, ReadRecord};
+use crate::history::{OpBody, OpType, ReadRecord, StateObserver};
 use crate::sim::recorder::Recorder;
 use crate::types::TopicPartition;
 
@@ -206,6 +206,26 @@ fn record_event(rec: &Recorder, name: &str, e: ConsumerEvent) {
         ConsumerEvent::ResetDone { tp, timestamp, offset } => {
             let t = if offset.is_some() { OpType::Ok } else { OpType::Fail };
             rec.op(name, t, reset(&tp, timestamp, offset), None)
+        }
+        ConsumerEvent::TruncationDetected {
+            tp,
+            position,
+            reset_offset,
+        } => {
+            rec.mark(crate::consumer::CONSUMER_DETECTED_TRUNCATION_MARK);
+            // KIP-320 moved the position back: a `reset` the poll checkers restart at. Without an offset,
+            // auto.offset.reset's own `reset` ops follow.
+            if let Some(offset) = reset_offset {
+                let body = OpBody::Reset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    policy: "truncation".into(),
+                    offset: Some(offset),
+                };
+                let why = format!("leader's log ends at {offset} below position {position}");
+                rec.op(name, OpType::Invoke, body.clone(), None);
+                rec.op(name, OpType::Ok, body, Some(why));
+            }
         }
     }
 }

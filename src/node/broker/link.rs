@@ -381,6 +381,57 @@ pub(super) async fn create_offsets_topic(node: Node, link: Arc<Link>) {
     }
 }
 
+/// KIP-590: a broker forwards a client's CreateTopics to the active controller and relays its answer. It
+/// tries the voters in turn (NOT_CONTROLLER or no answer moves on) for at most `FORWARD_ATTEMPTS` rounds;
+/// when none answers, every topic gets REQUEST_TIMED_OUT (the client may retry: the topic may exist).
+pub(super) async fn forward_create_topics(
+    link: &Link,
+    req: &kafka_protocol::messages::CreateTopicsRequest,
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    let mut turn = 0;
+    let mut conns = BTreeMap::new();
+    for _ in 0..FORWARD_ATTEMPTS {
+        let (target, addr) = link.target(&mut turn);
+        match connection(link, addr, &mut conns)
+            .request_negotiated(req, REQUEST_TIMEOUT)
+            .await
+        {
+            Ok(r)
+                if r.topics
+                    .iter()
+                    .any(|t| t.error_code == ResponseError::NotController.code()) =>
+            {
+                link.learn_leader(None);
+            }
+            Ok(r) => return r,
+            Err(e) => {
+                debug!(
+                    broker = link.broker_id,
+                    controller = target,
+                    "forwarding CreateTopics: {e}"
+                );
+                link.learn_leader(None);
+            }
+        }
+        rt::sleep(RETRY_BACKOFF).await;
+    }
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_code(ResponseError::RequestTimedOut.code())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+        })
+        .collect();
+    kafka_protocol::messages::CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// How many controllers a forwarded CreateTopics tries before it answers REQUEST_TIMED_OUT.
+const FORWARD_ATTEMPTS: usize = 6;
+
 fn alter_partition_request(
     broker_id: i32,
     epoch: i64,

@@ -224,6 +224,22 @@ fn group_sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
                 .with_timeout_ms(30_000);
             frame(key, v, r, Request::DeleteRecords)
         }),
+        ApiKey::OffsetForLeaderEpoch => Box::new(move |v| {
+            use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                OffsetForLeaderPartition, OffsetForLeaderTopic,
+            };
+            let p = OffsetForLeaderPartition::default()
+                .with_partition(3)
+                .with_current_leader_epoch(7)
+                .with_leader_epoch(5);
+            let t = OffsetForLeaderTopic::default()
+                .with_topic(name("orders"))
+                .with_partitions(vec![p]);
+            let r = kafka_protocol::messages::OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![t]);
+            frame(key, v, r, Request::OffsetForLeaderEpoch)
+        }),
         other => controller_sample(other),
     }
 }

@@ -566,7 +566,8 @@ impl World {
             () = rec.violated(), if halt_on_violation => true,
             () = self.phases(&mut p) => false,
         };
-        let halted_at_us = halted.then(|| self.rec.now_us());
+        // The moment of the event that broke the invariant (the wake-up may come a tick later).
+        let halted_at_us = halted.then(|| self.rec.violations().first().map_or(0, |v| v.time_us));
         if halted {
             self.rec
                 .op("runner", OpType::Info, OpBody::Phase { name: "halted".into() }, None);
