@@ -54,6 +54,7 @@ pub const MARKS: &[&str] = &[
     "leader-lost-power-with-acks-all-in-flight",
     "stale-commit-rejected",
     "coordinator-crashed",
+    "coordinator-crashed-with-commit-in-flight",
     "client-crashed",
     "client-paused",
     "coordinator-loaded-offsets",

@@ -33,6 +33,8 @@ struct Inner {
     last: BTreeMap<(String, String, i32), ReplicaState>,
     /// Produce requests written and not yet answered (or failed), over all clients.
     requests_in_flight: u64,
+    /// Offset commits invoked and not yet completed, over all consumers (from the `commit` ops).
+    commits_in_flight: u64,
     /// Coverage marks the nodes hit, by name.
     marks: BTreeMap<String, u64>,
     online: Option<Box<dyn OnlineCheck>>,
@@ -55,6 +57,7 @@ impl Recorder {
                 start: Instant::now(),
                 last: BTreeMap::new(),
                 requests_in_flight: 0,
+                commits_in_flight: 0,
                 marks: BTreeMap::new(),
                 online: None,
                 violations: vec![],
@@ -121,7 +124,18 @@ impl Recorder {
     pub fn op(&self, process: &str, op_type: OpType, body: OpBody, error: Option<String>) {
         let now = self.now_us();
         let mut inner = self.lock();
+        if matches!(body, OpBody::Commit { .. }) {
+            inner.commits_in_flight = match op_type {
+                OpType::Invoke => inner.commits_in_flight + 1,
+                _ => inner.commits_in_flight.saturating_sub(1),
+            };
+        }
         inner.history.push(now, process, op_type, body, error);
+    }
+
+    /// Offset commits a consumer sent and has no answer to yet.
+    pub fn commits_in_flight(&self) -> u64 {
+        self.lock().commits_in_flight
     }
 
     /// A client is about to send a produce request (`true`) or has its outcome (`false`).
