@@ -292,11 +292,14 @@ impl History {
 
     /// SHA-256 of the history and the state trace, hex: equal for byte-identical runs.
     pub fn hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.ops_jsonl().as_bytes());
-        h.update(b"\n--states--\n");
-        h.update(self.states_jsonl().as_bytes());
-        hex(&h.finalize())
+        let mut h = HashWriter(Sha256::new());
+        // The same bytes as `ops_jsonl` and `states_jsonl`, streamed into the hasher without building them.
+        hash_jsonl(&mut h, &self.ops);
+        h.0.update(b"\n--states--\n");
+        hash_jsonl(&mut h, &self.states);
+        hash_jsonl(&mut h, &self.raft_states);
+        hash_jsonl(&mut h, &self.metadata_states);
+        hex(&h.0.finalize())
     }
 
     /// Parses a history written by [`History::ops_jsonl`]; errors name the line.
@@ -307,6 +310,28 @@ impl History {
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("history line {}: {e}", i + 1)))
             .collect()
+    }
+}
+
+/// Feeds what is written to it into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hash_jsonl<T: Serialize>(h: &mut HashWriter, items: &[T]) {
+    for item in items {
+        // Serializing our own plain data types cannot fail, and the hasher never refuses bytes.
+        serde_json::to_writer(&mut *h, item).expect("history items serialize");
+        h.0.update(b"\n");
     }
 }
 

@@ -747,15 +747,14 @@ impl<'a> View<'a> {
 
     fn realtime_order(&self, tp: &Tp, mut sends: Vec<&Send>, out: &mut Vec<Anomaly>) {
         sends.sort_by_key(|s| (s.complete_us, s.offset));
-        // (complete time, offset) of acked sends so far, to find the highest acked before an invoke.
-        let mut acked_max: Vec<(u64, i64, &Send)> = vec![];
+        // Acked sends so far in completion order, each with the highest-offset send among it and those before
+        // it (ties to the later, as `max_by_key`): the highest acked before an invoke is one binary search.
+        let mut completed: Vec<u64> = vec![];
+        let mut best_so_far: Vec<(i64, &Send)> = vec![];
         for s in &sends {
             let o = s.offset.unwrap_or(-1);
-            let before = acked_max
-                .iter()
-                .filter(|(t, _, _)| *t < s.invoke_us)
-                .max_by_key(|(_, off, _)| *off);
-            if let Some(&(_, po, prev)) = before {
+            let before = completed.partition_point(|t| *t < s.invoke_us);
+            if let Some(&(po, prev)) = before.checked_sub(1).map(|i| &best_so_far[i]) {
                 if o <= po {
                     let why = self.send_loss_explained(prev, po);
                     let d = format!(
@@ -765,7 +764,12 @@ impl<'a> View<'a> {
                     out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(&s.value), d, why));
                 }
             }
-            acked_max.push((s.complete_us, o, s));
+            let best = match best_so_far.last() {
+                Some(&(bo, b)) if bo > o => (bo, b),
+                _ => (o, *s),
+            };
+            completed.push(s.complete_us);
+            best_so_far.push(best);
         }
     }
 
