@@ -6,7 +6,6 @@
 //! partition and resumes from the committed offsets, skipping nothing at or after them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,48 +15,19 @@ use uuid::Uuid;
 use gregor::broker::{BrokerConfig, MetadataImage};
 use gregor::client::admin::{AdminError, NewTopic};
 use gregor::client::{keyed_batch, KafkaAdmin, KafkaConsumer, OffsetSpec};
-use gregor::controller::ControllerConfig;
 use gregor::node::broker::{run_broker, BrokerNodeConfig, ControllerLinkConfig};
-use gregor::node::controller::{run_controller, ControllerNodeConfig};
 use gregor::rt;
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
-use gregor::sim::{broker_ip, controller_id, controller_ip, BROKER_PORT, CONTROLLER_PORT};
+use gregor::sim::{broker_ip, BROKER_PORT};
 use gregor::types::{Offset, TopicPartition};
 
-fn voters() -> BTreeMap<i32, SocketAddr> {
-    (1..=3)
-        .map(|n| (controller_id(n), SocketAddr::new(controller_ip(n), CONTROLLER_PORT)))
-        .collect()
-}
+#[path = "common/quorum.rs"]
+mod quorum;
+use quorum::{start_controllers, voters};
 
 fn start_cluster() {
     let handle = madsim::runtime::Handle::current();
-    for n in 1..=3 {
-        let id = controller_id(n);
-        let cfg = ControllerNodeConfig {
-            node_id: id,
-            voters: voters(),
-            listen_addr: SocketAddr::from(([0, 0, 0, 0], CONTROLLER_PORT)),
-            controller: ControllerConfig::new(id, "gregor"),
-            raft: gregor::raft::RaftConfig::new(id, voters().keys().copied().collect()),
-            seed: 100 + n as u64,
-            observer: None,
-            node_name: format!("controller-{n}"),
-            incarnation: 0,
-        };
-        let disk = SimDisk::new(&cfg.node_name, n as u64, SimDiskConfig::default());
-        handle
-            .create_node()
-            .name(format!("controller-{n}"))
-            .ip(controller_ip(n))
-            .init(move || {
-                let (cfg, disk) = (cfg.clone(), disk.clone());
-                async move {
-                    run_controller(cfg, Box::new(disk)).await;
-                }
-            })
-            .build();
-    }
+    start_controllers(&handle);
     for id in 1..=3 {
         let disk = SimDisk::new(&format!("broker-{id}"), 10 + id as u64, SimDiskConfig::default());
         handle

@@ -18,53 +18,20 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use uuid::Uuid;
 
 use gregor::broker::{BrokerConfig, MetadataImage};
-use gregor::controller::ControllerConfig;
 use gregor::node::broker::{run_broker, BrokerNodeConfig, ControllerLinkConfig};
-use gregor::node::controller::{run_controller, ControllerNodeConfig};
 use gregor::protocol::api::encode_request;
 use gregor::rt::{self, TcpStream};
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
-use gregor::sim::{broker_ip, controller_id, controller_ip, BROKER_PORT, CONTROLLER_PORT};
+use gregor::sim::{broker_ip, BROKER_PORT};
+
+#[path = "common/quorum.rs"]
+mod quorum;
+use quorum::{start_controllers, voters};
 
 const G: &str = "orders-group";
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
-}
-
-fn voters() -> BTreeMap<i32, SocketAddr> {
-    (1..=3)
-        .map(|n| (controller_id(n), SocketAddr::new(controller_ip(n), CONTROLLER_PORT)))
-        .collect()
-}
-
-fn start_controllers(handle: &madsim::runtime::Handle) {
-    for n in 1..=3 {
-        let id = controller_id(n);
-        let cfg = ControllerNodeConfig {
-            node_id: id,
-            voters: voters(),
-            listen_addr: SocketAddr::from(([0, 0, 0, 0], CONTROLLER_PORT)),
-            controller: ControllerConfig::new(id, "gregor"),
-            raft: gregor::raft::RaftConfig::new(id, voters().keys().copied().collect()),
-            seed: 100 + n as u64,
-            observer: None,
-            node_name: format!("controller-{n}"),
-            incarnation: 0,
-        };
-        let disk = SimDisk::new(&cfg.node_name, n as u64, SimDiskConfig::default());
-        handle
-            .create_node()
-            .name(format!("controller-{n}"))
-            .ip(controller_ip(n))
-            .init(move || {
-                let (cfg, disk) = (cfg.clone(), disk.clone());
-                async move {
-                    run_controller(cfg, Box::new(disk)).await;
-                }
-            })
-            .build();
-    }
 }
 
 /// Starts broker `id`; its disk survives restarts (a process crash keeps the page cache).

@@ -239,22 +239,7 @@ mod tests {
     }
 
     fn isr(h: &mut History, time_us: u64, isr: &[i32]) {
-        h.metadata_states.push(MetadataState {
-            time_us,
-            node: "controller-1".into(),
-            incarnation: 1,
-            offset: time_us as i64,
-            fenced: vec![],
-            brokers: vec![1, 2, 3],
-            partitions: BTreeMap::from([(
-                "orders-0".to_string(),
-                Leadership {
-                    leader: isr[0],
-                    leader_epoch: 1,
-                    isr: isr.to_vec(),
-                },
-            )]),
-        });
+        leadership(h, time_us, isr[0], 1, isr);
     }
 
     fn judge(h: &History, min_isr: u32) -> Vec<Breach> {
@@ -326,11 +311,7 @@ mod tests {
         assert_eq!(judge(&h, 2).len(), 1);
     }
 
-    fn leadership(h: &mut History, time_us: u64, leader: i32, epoch: i32, isr: &[i32]) {
-        isr_then(h, time_us, leader, epoch, isr);
-    }
-
-    fn isr_then(h: &mut History, time_us: u64, leader: i32, leader_epoch: i32, isr: &[i32]) {
+    fn leadership(h: &mut History, time_us: u64, leader: i32, leader_epoch: i32, isr: &[i32]) {
         h.metadata_states.push(MetadataState {
             time_us,
             node: "controller-1".into(),
