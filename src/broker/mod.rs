@@ -112,6 +112,8 @@ pub struct Broker {
     acks: crate::replication::AcksPurgatory<ConnId, produce::ParkedProduce>,
     /// The group coordinator of the `__consumer_offsets` partitions this broker leads.
     groups: groups::Groups,
+    /// The replica states last handed out by [`Broker::changed_replica_states`].
+    reported: BTreeMap<TopicPartition, crate::history::ReplicaState>,
 }
 
 /// Whether `api_key` is one of the coordinator's APIs (the shell wakes its background task after them).
@@ -164,6 +166,7 @@ impl Broker {
             checkpointed_hw: BTreeMap::new(),
             acks: Default::default(),
             groups: groups::Groups::new(config_groups),
+            reported: BTreeMap::new(),
         };
         broker.load_high_watermarks(disk)?;
         let mine: Vec<_> = broker
@@ -439,13 +442,33 @@ impl Broker {
         Ok(part)
     }
 
-    /// This broker's view of every partition it hosts, for the state trace (`node` and `incarnation` name the
-    /// replica; the observer stamps the time).
-    pub fn replica_states(&self, node: &str, incarnation: u32) -> Vec<crate::history::ReplicaState> {
+    /// The replicas whose state changed since the last call, in partition order. The state trace records changes only; this spares building unchanged states on every
+    /// request.
+    pub fn changed_replica_states(&mut self, node: &str, incarnation: u32) -> Vec<crate::history::ReplicaState> {
         let mut out = vec![];
-        for (tp, _, part) in self.image.partitions_of(self.config.node_id) {
-            let Some(log) = self.logs.get(&tp) else { continue };
-            out.push(crate::history::ReplicaState {
+        for tp in self.logs.partitions() {
+            let Some(part) = self.image.partition(tp) else { continue };
+            if !part.replicas.contains(&self.config.node_id) {
+                continue;
+            }
+            let Some(log) = self.logs.get(tp) else { continue };
+            let isr: &[BrokerId] = match self.replicas.get(tp) {
+                Some(replica::Role::Leader(l)) => l.isr(),
+                _ => &part.isr,
+            };
+            let (lso, leo, hw) = (log.log_start_offset(), log.log_end_offset(), self.high_watermark(tp));
+            let same = self.reported.get(tp).is_some_and(|r| {
+                r.incarnation == incarnation
+                    && r.leader == part.leader
+                    && r.leader_epoch == part.leader_epoch
+                    && r.isr == isr
+                    && (r.log_start_offset, r.log_end_offset, r.high_watermark) == (lso, leo, hw)
+                    && r.node == node
+            });
+            if same {
+                continue;
+            }
+            let state = crate::history::ReplicaState {
                 time_us: 0,
                 node: node.to_string(),
                 incarnation,
@@ -453,11 +476,13 @@ impl Broker {
                 partition: tp.partition,
                 leader: part.leader,
                 leader_epoch: part.leader_epoch,
-                isr: self.known_isr(&tp).unwrap_or_else(|| part.isr.clone()),
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
-                high_watermark: self.high_watermark(&tp),
-            });
+                isr: isr.to_vec(),
+                log_start_offset: lso,
+                log_end_offset: leo,
+                high_watermark: hw,
+            };
+            self.reported.insert(tp.clone(), state.clone());
+            out.push(state);
         }
         out
     }

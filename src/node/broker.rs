@@ -171,9 +171,9 @@ impl Node {
     }
 
     /// Reports every hosted replica's state to the observer (it records changes only).
-    fn report_states(&self, broker: &Broker) {
+    fn report_states(&self, broker: &mut Broker) {
         if let Some(Observer(o)) = &self.observer {
-            for state in broker.replica_states(&self.node_name, self.incarnation) {
+            for state in broker.changed_replica_states(&self.node_name, self.incarnation) {
                 o.replica_state(state);
             }
         }
@@ -189,7 +189,7 @@ impl Node {
             let mut guard = self.lock();
             let s = &mut *guard;
             let result = s.broker.apply_image(s.disk.as_mut(), image, self.clock.now_ms());
-            self.report_states(&s.broker);
+            self.report_states(&mut s.broker);
             self.forward_marks(&mut s.broker);
             (result, s.disk.take_elapsed())
         };
@@ -298,7 +298,7 @@ pub async fn run_broker(cfg: BrokerNodeConfig, mut disk: Box<dyn Disk + Send>) -
         offsets_topic: Arc::new(Notify::new()),
         link: link.clone(),
     };
-    node.report_states(&node.lock().broker);
+    node.report_states(&mut node.lock().broker);
     let background = rt::spawn(background_loop(node.clone()));
     let fetchers = rt::spawn(fetcher::fetcher_manager(node.clone()));
     let link_tasks = link.as_ref().map(|l| {
@@ -470,7 +470,7 @@ async fn call_core(node: &Node, conn_id: ConnId, req: crate::protocol::api::Pars
         }
         node.maybe_create_offsets_topic(s);
         if changes_state {
-            node.report_states(&s.broker);
+            node.report_states(&mut s.broker);
         }
         node.forward_marks(&mut s.broker);
         (reply, s.disk.take_elapsed())
@@ -546,7 +546,7 @@ async fn background_loop(node: Node) {
                     let _ = tx.send(reply); // the connection may have closed meanwhile
                 }
             }
-            node.report_states(&s.broker);
+            node.report_states(&mut s.broker);
             node.forward_marks(&mut s.broker);
             let mut failed = s.broker.fatal().is_some();
             if !failed && now >= next_flush {

@@ -224,6 +224,12 @@ impl RecordAccumulator {
     pub fn expire(&mut self, now_ms: i64, delivery_timeout_ms: u64) -> Vec<ClientBatch> {
         let mut expired = vec![];
         for deque in self.deques.values_mut() {
+            if !deque
+                .iter()
+                .any(|b| now_ms >= b.delivery_deadline_ms(delivery_timeout_ms))
+            {
+                continue;
+            }
             let (gone, kept): (Vec<_>, Vec<_>) = deque
                 .drain(..)
                 .partition(|b| now_ms >= b.delivery_deadline_ms(delivery_timeout_ms));

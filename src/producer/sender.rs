@@ -109,6 +109,8 @@ pub struct Producer {
     sticky: BTreeMap<String, StickyPartitioner>,
     /// Per topic, per partition its leader (`None`: no leader now). Absent: not known yet.
     topics: BTreeMap<String, Vec<Option<BrokerId>>>,
+    /// `topics` as partition → leader, rebuilt on each metadata answer (read on every poll).
+    leaders: BTreeMap<TopicPartition, BrokerId>,
     waiting: VecDeque<Waiting>,
     metadata_wanted: bool,
     metadata_in_flight: bool,
@@ -131,6 +133,7 @@ impl Producer {
             accumulator,
             sticky: BTreeMap::new(),
             topics: BTreeMap::new(),
+            leaders: BTreeMap::new(),
             waiting: VecDeque::new(),
             metadata_wanted: false,
             metadata_in_flight: false,
@@ -257,6 +260,7 @@ impl Producer {
                 self.topics.remove(topic);
             }
         }
+        self.leaders = leaders_of(&self.topics);
         let waiting = std::mem::take(&mut self.waiting);
         for w in waiting {
             if let Some(w) = self.try_enqueue(w, now_ms, rng) {
@@ -423,6 +427,9 @@ impl Producer {
             self.complete_batch(&b, |_| final_outcome(&b, Failure::DeliveryTimeout));
         }
         let max_block = self.config.max_block_ms as i64;
+        if !self.waiting.iter().any(|w| now_ms >= w.created_ms + max_block) {
+            return;
+        }
         let (late, kept): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| now_ms >= w.created_ms + max_block);
         self.waiting = kept.into();
         for w in late {
@@ -441,12 +448,9 @@ impl Producer {
             return;
         }
         seq.maybe_resolve();
-        let on_wire: BTreeSet<TopicPartition> = self
-            .in_flight
-            .values()
-            .flat_map(|r| r.batches.iter().map(|b| b.tp.clone()))
-            .collect();
-        seq.maybe_bump(|tp| on_wire.contains(tp), &mut self.accumulator);
+        let in_flight = &self.in_flight;
+        let on_wire = |tp: &TopicPartition| in_flight.values().any(|r| r.batches.iter().any(|b| &b.tp == tp));
+        seq.maybe_bump(on_wire, &mut self.accumulator);
     }
 
     fn request_metadata(&mut self, now_ms: i64) {
@@ -466,21 +470,10 @@ impl Producer {
         });
     }
 
-    fn leaders(&self) -> BTreeMap<TopicPartition, BrokerId> {
-        let mut out = BTreeMap::new();
-        for (topic, ls) in &self.topics {
-            for (p, leader) in ls.iter().enumerate() {
-                if let Some(l) = leader {
-                    out.insert(TopicPartition::new(topic.clone(), p as i32), *l);
-                }
-            }
-        }
-        out
-    }
-
-    fn drain_context(&self) -> DrainContext {
+    /// The drain's view; it borrows `self.leaders` (handed back by [`Producer::drain`]).
+    fn drain_context(&mut self) -> DrainContext {
         let mut ctx = DrainContext {
-            leaders: self.leaders(),
+            leaders: std::mem::take(&mut self.leaders),
             max_in_flight: self.config.max_in_flight_requests_per_connection,
             flush: self.flushing,
             ..DrainContext::default()
@@ -498,15 +491,16 @@ impl Producer {
         if self.sequences.as_ref().is_some_and(|s| s.id_and_epoch().is_none()) {
             return;
         }
-        let ctx = self.drain_context();
-        let queued_without_leader = self.accumulator.partitions().any(|tp| !ctx.leaders.contains_key(tp));
+        let queued_without_leader = self.accumulator.partitions().any(|tp| !self.leaders.contains_key(tp));
         if queued_without_leader {
             self.metadata_wanted = true;
         }
+        let ctx = self.drain_context();
         let seqs = &mut self.sequences;
         let drained = self
             .accumulator
             .drain(now_ms, &ctx, |b| seqs.as_mut().is_none_or(|s| s.may_drain(b)));
+        self.leaders = ctx.leaders;
         for (broker, batches) in drained {
             self.send_request(now_ms, broker, batches);
         }
@@ -553,7 +547,7 @@ impl Producer {
         let c = &self.config;
         let mut times = vec![];
         if !self.sequences.as_ref().is_some_and(|s| s.id_and_epoch().is_none()) {
-            times.extend(self.accumulator.next_ready_ms(&self.leaders()));
+            times.extend(self.accumulator.next_ready_ms(&self.leaders));
         }
         times.extend(self.accumulator.next_expiry_ms(c.delivery_timeout_ms));
         for r in self.in_flight.values() {
@@ -567,6 +561,19 @@ impl Producer {
         }
         times.into_iter().min().map(|t| t.max(now_ms))
     }
+}
+
+/// Each topic's partitions with a leader, as partition → leader.
+fn leaders_of(topics: &BTreeMap<String, Vec<Option<BrokerId>>>) -> BTreeMap<TopicPartition, BrokerId> {
+    let mut out = BTreeMap::new();
+    for (topic, ls) in topics {
+        for (p, leader) in ls.iter().enumerate() {
+            if let Some(l) = leader {
+                out.insert(TopicPartition::new(topic.clone(), p as i32), *l);
+            }
+        }
+    }
+    out
 }
 
 /// The v2 batch bytes of a client batch, stamped with its producer id, epoch and base sequence.

@@ -30,7 +30,8 @@ struct Inner {
     history: History,
     start: Instant,
     /// Last state per (node, topic, partition), to record changes only.
-    last: BTreeMap<(String, String, i32), ReplicaState>,
+    /// Per (node, topic, partition), the index of its last state in `history.states`.
+    last: BTreeMap<(String, String, i32), usize>,
     /// Produce requests written and not yet answered (or failed), over all clients.
     requests_in_flight: u64,
     /// Offset commits invoked and not yet completed, over all consumers (from the `commit` ops).
@@ -157,10 +158,11 @@ impl Recorder {
     /// its high watermark: batches an acks=all producer waits on until the ISR has them.
     pub fn leader_awaiting_isr(&self, node: &str, id: i32, tp: &crate::types::TopicPartition) -> bool {
         let key = (node.to_string(), tp.topic.clone(), tp.partition);
-        self.lock()
-            .last
-            .get(&key)
-            .is_some_and(|s| s.leader == id && s.log_end_offset > s.high_watermark)
+        let inner = self.lock();
+        inner.last.get(&key).is_some_and(|&at| {
+            let s = &inner.history.states[at];
+            s.leader == id && s.log_end_offset > s.high_watermark
+        })
     }
 
     /// The history so far (a copy).
@@ -216,17 +218,18 @@ impl StateObserver for Recorder {
         state.time_us = self.now_us();
         let mut inner = self.lock();
         let key = (state.node.clone(), state.topic.clone(), state.partition);
-        let unchanged = inner.last.get(&key).is_some_and(|prev| {
-            ReplicaState {
-                time_us: state.time_us,
-                ..prev.clone()
-            } == state
+        let index = inner.history.states.len();
+        let unchanged = inner.last.get(&key).is_some_and(|&at| {
+            let prev = &inner.history.states[at];
+            let time_us = std::mem::replace(&mut state.time_us, prev.time_us);
+            let same = *prev == state;
+            state.time_us = time_us;
+            same
         });
         if unchanged {
             return;
         }
-        inner.last.insert(key, state.clone());
-        let index = inner.history.states.len();
+        inner.last.insert(key, index);
         self.check(&mut inner, "replica", index, |c| c.replica(&state));
         inner.history.states.push(state);
     }

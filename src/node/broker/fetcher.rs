@@ -83,7 +83,7 @@ async fn fetch_from(node: Node, leader: BrokerId) {
             let mut guard = node.lock();
             let s = &mut *guard;
             let result = s.broker.apply_replica_fetch(s.disk.as_mut(), &plan, &resp, now);
-            node.report_states(&s.broker);
+            node.report_states(&mut s.broker);
             let marks = s.broker.take_marks();
             if let Some(super::Observer(o)) = &node.observer {
                 marks.into_iter().for_each(|m| o.mark(m));

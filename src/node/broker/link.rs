@@ -310,7 +310,7 @@ pub(super) async fn alter_partitions(node: Node, link: Arc<Link>) {
                 let answers = alter_partition_answers(&r);
                 let mut s = node.lock();
                 s.broker.alter_partitions_answered(&items, &answers, now);
-                node.report_states(&s.broker);
+                node.report_states(&mut s.broker);
                 let marks = s.broker.take_marks();
                 if let Some(super::Observer(o)) = &node.observer {
                     marks.into_iter().for_each(|m| o.mark(m));
