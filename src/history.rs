@@ -292,13 +292,17 @@ impl History {
 
     /// SHA-256 of the history and the state trace, hex: equal for byte-identical runs.
     pub fn hash(&self) -> String {
-        let mut h = HashWriter(Sha256::new());
-        // The same bytes as `ops_jsonl` and `states_jsonl`, streamed into the hasher without building them.
-        hash_jsonl(&mut h, &self.ops);
-        h.0.update(b"\n--states--\n");
-        hash_jsonl(&mut h, &self.states);
-        hash_jsonl(&mut h, &self.raft_states);
-        hash_jsonl(&mut h, &self.metadata_states);
+        // The same bytes as `ops_jsonl` and `states_jsonl`, streamed into the hasher without building them;
+        // buffered, since serde_json writes a few bytes at a time.
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, HashWriter(Sha256::new()));
+        hash_jsonl(&mut w, &self.ops);
+        write_all(&mut w, b"\n--states--\n");
+        hash_jsonl(&mut w, &self.states);
+        hash_jsonl(&mut w, &self.raft_states);
+        hash_jsonl(&mut w, &self.metadata_states);
+        let h = w
+            .into_inner()
+            .unwrap_or_else(|e| panic!("the hasher never refuses bytes: {e}"));
         hex(&h.0.finalize())
     }
 
@@ -327,12 +331,16 @@ impl std::io::Write for HashWriter {
     }
 }
 
-fn hash_jsonl<T: Serialize>(h: &mut HashWriter, items: &[T]) {
+fn hash_jsonl<T: Serialize>(w: &mut impl std::io::Write, items: &[T]) {
     for item in items {
         // Serializing our own plain data types cannot fail, and the hasher never refuses bytes.
-        serde_json::to_writer(&mut *h, item).expect("history items serialize");
-        h.0.update(b"\n");
+        serde_json::to_writer(&mut *w, item).expect("history items serialize");
+        write_all(w, b"\n");
     }
+}
+
+fn write_all(w: &mut impl std::io::Write, bytes: &[u8]) {
+    w.write_all(bytes).expect("the hasher never refuses bytes");
 }
 
 fn to_jsonl<T: Serialize>(items: &[T]) -> String {

@@ -192,7 +192,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
         indeterminate_unread: v
             .indeterminate
             .iter()
-            .filter(|s| !v.seen.contains_key(&s.value))
+            .filter(|s| !v.seen.contains_key(s.value.as_str()))
             .count() as u64,
         failed: v.failed.len() as u64,
         ..CheckReport::default()

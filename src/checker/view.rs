@@ -1,6 +1,6 @@
 //! The checkers' own view of a run, built from the history alone, and the checks over it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -47,11 +47,27 @@ pub(super) struct Send {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Seen {
+pub(super) struct Seen<'a> {
     pub tp: Tp,
     pub offset: i64,
     pub time_us: u64,
-    pub source: String,
+    pub source: Source<'a>,
+}
+
+/// Who observed a value: a consumer process, or a replica's final log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source<'a> {
+    Consumer(&'a str),
+    Replica(&'a str),
+}
+
+impl std::fmt::Display for Source<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Consumer(process) => f.write_str(process),
+            Source::Replica(node) => write!(f, "replica {node}"),
+        }
+    }
 }
 
 pub(super) struct Poll<'a> {
@@ -81,11 +97,11 @@ pub(super) struct View<'a> {
     pub indeterminate: Vec<Send>,
     pub failed: Vec<Send>,
     /// Every invoked send by value, with how it ended (None while no completion was recorded).
-    outcome: BTreeMap<String, Option<OpType>>,
+    outcome: BTreeMap<&'a str, Option<OpType>>,
     /// Every place a value was observed (consumer reads and final replica logs).
-    pub seen: BTreeMap<String, Vec<Seen>>,
+    pub seen: BTreeMap<&'a str, Vec<Seen<'a>>>,
     /// Per partition, per offset, the values observed there.
-    pub by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<String>>>,
+    pub by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<&'a str>>>,
     /// Per partition, the highest offset any consumer read reached.
     max_read: BTreeMap<Tp, i64>,
     pub polls: Vec<Poll<'a>>,
@@ -119,12 +135,13 @@ impl<'a> View<'a> {
             unclean: super::contract::unclean_elections(input.metadata_states),
             end_us: input.ops.last().map_or(0, |o| o.time_us),
         };
-        let mut invoked: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+        // Looked up only, never iterated: a hash map leaks no order.
+        let mut invoked: HashMap<(&str, &str), (u64, u64)> = HashMap::new();
         for op in input.ops {
             match (&op.body, op.op_type) {
                 (OpBody::Send { value, .. }, OpType::Invoke) => {
-                    invoked.insert((op.process.clone(), value.clone()), (op.time_us, op.index));
-                    v.outcome.insert(value.clone(), None);
+                    invoked.insert((&op.process, value), (op.time_us, op.index));
+                    v.outcome.insert(value, None);
                 }
                 (
                     OpBody::Send {
@@ -137,7 +154,7 @@ impl<'a> View<'a> {
                     t,
                 ) => {
                     let (invoke_us, invoke_index) = invoked
-                        .get(&(op.process.clone(), value.clone()))
+                        .get(&(op.process.as_str(), value.as_str()))
                         .copied()
                         .unwrap_or((op.time_us, op.index));
                     let send = Send {
@@ -149,7 +166,7 @@ impl<'a> View<'a> {
                         invoke_index,
                         complete_us: op.time_us,
                     };
-                    v.outcome.insert(value.clone(), Some(t));
+                    v.outcome.insert(value, Some(t));
                     match t {
                         OpType::Ok if offset.is_some() => v.acked.push(send),
                         OpType::Fail => v.failed.push(send),
@@ -167,7 +184,7 @@ impl<'a> View<'a> {
                 ) => {
                     let tp = (topic.clone(), *partition);
                     for r in records {
-                        v.observe(&tp, r.offset, &r.value, op.time_us, &op.process);
+                        v.observe(&tp, r.offset, &r.value, op.time_us, Source::Consumer(&op.process));
                         let m = v.max_read.entry(tp.clone()).or_insert(r.offset);
                         *m = (*m).max(r.offset);
                     }
@@ -278,9 +295,8 @@ impl<'a> View<'a> {
         }
         for log in &input.final_state.replica_logs {
             let tp = (log.topic.clone(), log.partition);
-            let source = format!("replica {}", log.node);
             for r in &log.records {
-                v.observe(&tp, r.offset, &r.value, v.end_us, &source);
+                v.observe(&tp, r.offset, &r.value, v.end_us, Source::Replica(&log.node));
                 let m = v.max_read.entry(tp.clone()).or_insert(r.offset);
                 *m = (*m).max(r.offset);
             }
@@ -312,19 +328,19 @@ impl<'a> View<'a> {
         });
     }
 
-    fn observe(&mut self, tp: &Tp, offset: i64, value: &str, time_us: u64, source: &str) {
-        self.seen.entry(value.to_string()).or_default().push(Seen {
+    fn observe(&mut self, tp: &Tp, offset: i64, value: &'a str, time_us: u64, source: Source<'a>) {
+        self.seen.entry(value).or_default().push(Seen {
             tp: tp.clone(),
             offset,
             time_us,
-            source: source.to_string(),
+            source,
         });
-        self.by_offset
-            .entry(tp.clone())
-            .or_default()
-            .entry(offset)
-            .or_default()
-            .insert(value.to_string());
+        if !self.by_offset.contains_key(tp) {
+            self.by_offset.insert(tp.clone(), BTreeMap::new());
+        }
+        if let Some(offsets) = self.by_offset.get_mut(tp) {
+            offsets.entry(offset).or_default().insert(value);
+        }
     }
 
     /// Why `offset` of `tp`, observed (acked or read) at `after_us`, may legally have vanished since: a power
@@ -492,7 +508,7 @@ impl<'a> View<'a> {
         let starts = self.log_starts();
         let mut removed = 0;
         for s in &self.acked {
-            if let Some(seen) = self.seen.get(&s.value) {
+            if let Some(seen) = self.seen.get(s.value.as_str()) {
                 // The ack named an offset: the value must be read there and nowhere else in its partition
                 // (Jepsen counts the ack's offset in the version order). A retry without idempotence may
                 // add a second copy; that is the duplicate checker's to judge.
@@ -550,9 +566,7 @@ impl<'a> View<'a> {
                 continue;
             }
             let (tp, first) = offsets.iter().next().cloned().unwrap_or_default();
-            let facts = producer_of
-                .get(value.as_str())
-                .and_then(|p| self.input.producers.get(*p));
+            let facts = producer_of.get(value).and_then(|p| self.input.producers.get(*p));
             let why = facts.filter(|f| !f.idempotence && f.retries > 0).map(|_| {
                 "idempotence off and the send was retryable: a retried batch may be written twice".to_string()
             });
@@ -583,7 +597,7 @@ impl<'a> View<'a> {
                 // A power loss that truncated below this offset after the first observation makes the offset
                 // legally reused by a later append.
                 let why = self.loss_explained(tp, offset, first_us, None);
-                let vals: Vec<&str> = values.iter().map(String::as_str).collect();
+                let vals: Vec<&str> = values.iter().copied().collect();
                 out.push(Self::anomaly(
                     "inconsistent-offsets",
                     tp,
@@ -780,10 +794,10 @@ impl<'a> View<'a> {
             return;
         }
         for (value, seen) in &self.seen {
-            let in_final = seen.iter().any(|s| s.source.starts_with("replica "));
+            let in_final = seen.iter().any(|s| matches!(s.source, Source::Replica(_)));
             let read = seen
                 .iter()
-                .filter(|s| !s.source.starts_with("replica "))
+                .filter(|s| matches!(s.source, Source::Consumer(_)))
                 .min_by_key(|s| s.time_us);
             if let (false, Some(r)) = (in_final, read) {
                 let below_start = logs

@@ -94,7 +94,8 @@ impl LatencyMs {
 /// Each acknowledged send's latency: invoke to ok of the same value (values are unique per run).
 fn produce_latencies_ms(ops: &[crate::history::Op]) -> Vec<f64> {
     use crate::history::{OpBody, OpType};
-    let mut invoked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    // Looked up only, never iterated: a hash map leaks no order.
+    let mut invoked: std::collections::HashMap<(&str, &str), u64> = std::collections::HashMap::new();
     let mut out = vec![];
     for op in ops {
         let OpBody::Send { value, .. } = &op.body else { continue };
