@@ -70,7 +70,8 @@ impl Broker {
             if self.offline.is_some() {
                 break;
             }
-            let Some(parked) = self.parked.get(&conn_id).cloned() else {
+            // Out of the map while it is evaluated (no copy of the request); put back if it keeps waiting.
+            let Some(parked) = self.parked.remove(&conn_id) else {
                 continue;
             };
             let outcome = self.fetch_pass(disk, &parked.request, now_ms).and_then(|pass| {
@@ -82,15 +83,11 @@ impl Broker {
                 }
             });
             match outcome {
-                Ok(None) => {}
-                Ok(Some(reply)) => {
-                    self.parked.remove(&conn_id);
-                    done.push((conn_id, reply));
+                Ok(None) => {
+                    self.parked.insert(conn_id, parked);
                 }
-                Err(failure) => {
-                    self.parked.remove(&conn_id);
-                    done.push((conn_id, self.settle(Err(failure))));
-                }
+                Ok(Some(reply)) => done.push((conn_id, reply)),
+                Err(failure) => done.push((conn_id, self.settle(Err(failure)))),
             }
         }
         if self.offline.is_none() {

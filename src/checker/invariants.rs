@@ -57,11 +57,15 @@ impl ReplicaMonitor {
     pub fn observe(&mut self, s: &ReplicaState) -> Vec<Anomaly> {
         let mut out = vec![];
         let (t, p) = (&s.topic, s.partition);
-        let who = format!("{} (incarnation {}) at {:.3}s", s.node, s.incarnation, secs(s.time_us));
+        // Built only for an anomaly: this runs on every report, online too.
+        let who = || format!("{} (incarnation {}) at {:.3}s", s.node, s.incarnation, secs(s.time_us));
         if s.log_start_offset > s.high_watermark || s.high_watermark > s.log_end_offset {
             let d = format!(
-                "{who}: log_start_offset={} high_watermark={} log_end_offset={}",
-                s.log_start_offset, s.high_watermark, s.log_end_offset
+                "{}: log_start_offset={} high_watermark={} log_end_offset={}",
+                who(),
+                s.log_start_offset,
+                s.high_watermark,
+                s.log_end_offset
             );
             out.push(anomaly("log-bounds", t, p, Some(s.high_watermark), d));
         }
@@ -69,20 +73,21 @@ impl ReplicaMonitor {
         if let Some(&(prev, prev_us)) = self.epoch_by_replica.get(&replica) {
             if s.leader_epoch < prev {
                 let d = format!(
-                    "{who}: leader epoch {} after {prev} at {:.3}s",
+                    "{}: leader epoch {} after {prev} at {:.3}s",
+                    who(),
                     s.leader_epoch,
                     secs(prev_us)
                 );
                 out.push(anomaly("epoch-regress", t, p, None, d));
             }
         }
-        self.epoch_by_replica.insert(replica, (s.leader_epoch, s.time_us));
         if node_id_of(&s.node) == Some(s.leader) {
-            let tenure = (s.node.clone(), s.incarnation, t.clone(), p, s.leader_epoch);
+            let tenure = (replica.0.clone(), s.incarnation, t.clone(), p, s.leader_epoch);
             if let Some(&(prev, prev_us)) = self.hw_by_tenure.get(&tenure) {
                 if s.high_watermark < prev {
                     let d = format!(
-                        "leader {who}, leader epoch {}: high watermark {} after {prev} at {:.3}s",
+                        "leader {}, leader epoch {}: high watermark {} after {prev} at {:.3}s",
+                        who(),
                         s.leader_epoch,
                         s.high_watermark,
                         secs(prev_us)
@@ -95,6 +100,7 @@ impl ReplicaMonitor {
                 *best = (s.high_watermark, s.time_us);
             }
         }
+        self.epoch_by_replica.insert(replica, (s.leader_epoch, s.time_us));
         out
     }
 }

@@ -393,7 +393,9 @@ impl Log {
                 log_end_offset: self.log_end_offset,
             });
         }
-        if start_offset == self.log_end_offset {
+        // Kafka's `LocalLog.read`: nothing to read at or past the log end or the max offset (a consumer's
+        // high watermark), so no segment is touched.
+        if start_offset == self.log_end_offset || max_offset.is_some_and(|m| start_offset >= m) {
             return Ok(data);
         }
         let floor = self

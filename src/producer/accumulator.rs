@@ -68,10 +68,10 @@ impl ClientBatch {
 
 /// What drain may take: leaders, and what is already on the wire.
 #[derive(Debug, Clone, Default)]
-pub struct DrainContext {
+pub struct DrainContext<'a> {
     pub leaders: BTreeMap<TopicPartition, BrokerId>,
     pub in_flight_requests_per_broker: BTreeMap<BrokerId, usize>,
-    pub in_flight_batches_per_partition: BTreeMap<TopicPartition, usize>,
+    pub in_flight_batches_per_partition: BTreeMap<&'a TopicPartition, usize>,
     pub max_in_flight: usize,
     pub flush: bool,
 }
@@ -160,7 +160,7 @@ impl RecordAccumulator {
     }
 
     /// The leaders with a sendable batch (Kafka's `ready`).
-    fn ready_brokers(&self, now_ms: i64, ctx: &DrainContext) -> Vec<BrokerId> {
+    fn ready_brokers(&self, now_ms: i64, ctx: &DrainContext<'_>) -> Vec<BrokerId> {
         let mut ready: Vec<BrokerId> = vec![];
         for (tp, deque) in &self.deques {
             let (Some(leader), Some(at)) = (ctx.leaders.get(tp), self.sendable_at_ms(deque)) else {
@@ -189,7 +189,7 @@ impl RecordAccumulator {
     pub fn drain(
         &mut self,
         now_ms: i64,
-        ctx: &DrainContext,
+        ctx: &DrainContext<'_>,
         mut allow: impl FnMut(&ClientBatch) -> bool,
     ) -> BTreeMap<BrokerId, Vec<ClientBatch>> {
         let mut out = BTreeMap::new();
@@ -280,7 +280,7 @@ mod tests {
         }
     }
 
-    fn ctx(leader: BrokerId, tps: &[&TopicPartition]) -> DrainContext {
+    fn ctx<'a>(leader: BrokerId, tps: &[&TopicPartition]) -> DrainContext<'a> {
         DrainContext {
             leaders: tps.iter().map(|tp| ((*tp).clone(), leader)).collect(),
             max_in_flight: 5,
@@ -315,7 +315,7 @@ mod tests {
         c.in_flight_requests_per_broker.insert(1, 5);
         assert!(acc.drain(0, &c, |_| true).is_empty());
         c.in_flight_requests_per_broker.clear();
-        c.in_flight_batches_per_partition.insert(tp.clone(), 5);
+        c.in_flight_batches_per_partition.insert(&tp, 5);
         assert!(acc.drain(0, &c, |_| true).is_empty());
         c.in_flight_batches_per_partition.clear();
         assert_eq!(acc.drain(0, &c, |_| true).len(), 1);

@@ -470,8 +470,15 @@ impl Producer {
         });
     }
 
-    /// The drain's view; it borrows `self.leaders` (handed back by [`Producer::drain`]).
-    fn drain_context(&mut self) -> DrainContext {
+    fn drain(&mut self, now_ms: i64) {
+        if self.sequences.as_ref().is_some_and(|s| s.id_and_epoch().is_none()) {
+            return;
+        }
+        let queued_without_leader = self.accumulator.partitions().any(|tp| !self.leaders.contains_key(tp));
+        if queued_without_leader {
+            self.metadata_wanted = true;
+        }
+        // The drain's view borrows the leaders (handed back below) and what is on the wire.
         let mut ctx = DrainContext {
             leaders: std::mem::take(&mut self.leaders),
             max_in_flight: self.config.max_in_flight_requests_per_connection,
@@ -481,21 +488,9 @@ impl Producer {
         for r in self.in_flight.values() {
             *ctx.in_flight_requests_per_broker.entry(r.broker).or_default() += 1;
             for b in &r.batches {
-                *ctx.in_flight_batches_per_partition.entry(b.tp.clone()).or_default() += 1;
+                *ctx.in_flight_batches_per_partition.entry(&b.tp).or_default() += 1;
             }
         }
-        ctx
-    }
-
-    fn drain(&mut self, now_ms: i64) {
-        if self.sequences.as_ref().is_some_and(|s| s.id_and_epoch().is_none()) {
-            return;
-        }
-        let queued_without_leader = self.accumulator.partitions().any(|tp| !self.leaders.contains_key(tp));
-        if queued_without_leader {
-            self.metadata_wanted = true;
-        }
-        let ctx = self.drain_context();
         let seqs = &mut self.sequences;
         let drained = self
             .accumulator
