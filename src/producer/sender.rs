@@ -540,21 +540,28 @@ impl Producer {
     /// The next time `poll` has work by the clock.
     pub fn next_wakeup_ms(&self, now_ms: i64) -> Option<i64> {
         let c = &self.config;
-        let mut times = vec![];
-        if !self.sequences.as_ref().is_some_and(|s| s.id_and_epoch().is_none()) {
-            times.extend(self.accumulator.next_ready_ms(&self.leaders));
-        }
-        times.extend(self.accumulator.next_expiry_ms(c.delivery_timeout_ms));
-        for r in self.in_flight.values() {
-            times.push(r.sent_ms + c.request_timeout_ms as i64);
+        let awaiting_id = self.sequences.as_ref().is_some_and(|s| s.id_and_epoch().is_none());
+        let ready = (!awaiting_id)
+            .then(|| self.accumulator.next_ready_ms(&self.leaders))
+            .flatten();
+        let expiry = self.accumulator.next_expiry_ms(c.delivery_timeout_ms);
+        let in_flight = self.in_flight.values().flat_map(|r| {
             let live = r.batches.iter().filter(|b| !b.expired);
-            times.extend(live.map(|b| b.delivery_deadline_ms(c.delivery_timeout_ms)));
-        }
-        times.extend(self.waiting.iter().map(|w| w.created_ms + c.max_block_ms as i64));
-        if self.metadata_wanted && !self.metadata_in_flight {
-            times.extend(self.metadata_attempt_ms.map(|t| t + c.retry_backoff_ms as i64));
-        }
-        times.into_iter().min().map(|t| t.max(now_ms))
+            std::iter::once(r.sent_ms + c.request_timeout_ms as i64)
+                .chain(live.map(|b| b.delivery_deadline_ms(c.delivery_timeout_ms)))
+        });
+        let waiting = self.waiting.iter().map(|w| w.created_ms + c.max_block_ms as i64);
+        let metadata_retry = (self.metadata_wanted && !self.metadata_in_flight)
+            .then(|| self.metadata_attempt_ms.map(|t| t + c.retry_backoff_ms as i64))
+            .flatten();
+        ready
+            .into_iter()
+            .chain(expiry)
+            .chain(in_flight)
+            .chain(waiting)
+            .chain(metadata_retry)
+            .min()
+            .map(|t| t.max(now_ms))
     }
 }
 
