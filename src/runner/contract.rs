@@ -12,7 +12,8 @@ pub fn min_insync_replicas(s: &Scenario) -> BTreeMap<String, u32> {
         .get("min.insync.replicas")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    s.file
+    let mut out: BTreeMap<String, u32> = s
+        .file
         .topics
         .iter()
         .map(|t| {
@@ -25,7 +26,10 @@ pub fn min_insync_replicas(s: &Scenario) -> BTreeMap<String, u32> {
                 .unwrap_or(broker_default);
             (name, min)
         })
-        .collect()
+        .collect();
+    // The group coordinator's internal topic takes the brokers' default, as the brokers enforce it.
+    out.insert(crate::group::OFFSETS_TOPIC.to_string(), broker_default);
+    out
 }
 
 /// The topics whose `cleanup.policy` holds `compact` (`compact` or `compact,delete`): the checkers let the

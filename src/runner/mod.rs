@@ -63,6 +63,7 @@ pub const MARKS: &[&str] = &[
     "cleaner-swapped-segments",
     "recovery-completed-swap",
     "consumer-detected-truncation",
+    "consumer-reset-after-offset-out-of-range",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).

@@ -245,6 +245,26 @@ impl DiskFiles for super::disk::SimDisk {
     }
 }
 
+/// The log start offset a replica of `dir` (`topic-partition`) loads with (Kafka's `UnifiedLog` on load):
+/// the larger of its first segment's base offset and its `log-start-offset-checkpoint` entry; 0 with
+/// neither. Retention and DeleteRecords move it; compaction never does (a cleaned group keeps its first
+/// segment's base), so a compacted log's first record may lie far above it.
+pub fn log_start_offset(files: &dyn DiskFiles, dir: &str) -> i64 {
+    let first_base = segments(files, dir).first().map_or(0, |(base, _)| *base);
+    let checkpointed = files
+        .contents(crate::log::checkpoint::LOG_START_OFFSET_CHECKPOINT)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .and_then(|text| {
+            text.lines().skip(2).find_map(|line| {
+                let mut f = line.split_whitespace();
+                let (topic, partition, offset) = (f.next()?, f.next()?, f.next()?);
+                (format!("{topic}-{partition}") == dir).then(|| offset.parse::<i64>().ok())?
+            })
+        })
+        .unwrap_or(0);
+    first_base.max(checkpointed)
+}
+
 /// Every record a running replica serves from `dir`: like [`records`], but a batch whose CRC fails is
 /// skipped (its records are not counted) rather than ending the log — below the recovery point Kafka trusts
 /// the disk and keeps serving what follows; consumers catch the bad batch by its CRC.
