@@ -335,3 +335,51 @@ pub fn records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Files(BTreeMap<String, Vec<u8>>);
+
+    impl DiskFiles for Files {
+        fn paths(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
+        }
+        fn contents(&self, path: &str) -> Option<Vec<u8>> {
+            self.0.get(path).cloned()
+        }
+    }
+
+    fn files(entries: &[(&str, &str)]) -> Files {
+        Files(
+            entries
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_log_start_is_the_first_segments_base_not_the_first_record() {
+        // A cleaned first segment keeps its base (0) though its first records are gone.
+        let f = files(&[
+            ("kv-0/00000000000000000000.log", ""),
+            ("kv-0/00000000000000000400.log", ""),
+        ]);
+        assert_eq!(log_start_offset(&f, "kv-0"), 0);
+        let f = files(&[("kv-0/00000000000000000400.log", "")]);
+        assert_eq!(log_start_offset(&f, "kv-0"), 400);
+    }
+
+    #[test]
+    fn a_checkpointed_log_start_above_the_first_segment_wins() {
+        let f = files(&[
+            ("kv-0/00000000000000000000.log", ""),
+            ("log-start-offset-checkpoint", "0\n2\nkv 1 70\nkv 0 35\n"),
+        ]);
+        assert_eq!(log_start_offset(&f, "kv-0"), 35);
+        assert_eq!(log_start_offset(&f, "kv-1"), 70);
+        assert_eq!(log_start_offset(&f, "other-0"), 0);
+    }
+}
