@@ -49,6 +49,7 @@ fn recheck(s: &Scenario, out: &runner::RunOutcome, ops: &[Op]) -> CheckReport {
         final_state: &final_state,
         producers: &producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
+        compacted_topics: &std::collections::BTreeSet::new(),
     })
 }
 

@@ -90,6 +90,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         final_state: &final_state,
         producers: &producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
+        compacted_topics: &std::collections::BTreeSet::new(),
     });
     let v = report.violations();
     assert!(v["lost-write"] + v["unseen"] > 0, "{v:?}");
@@ -111,6 +112,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         final_state: &final_state,
         producers: &producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
+        compacted_topics: &std::collections::BTreeSet::new(),
     });
     assert_eq!(report.violations()["phantom-read"], 1);
 }

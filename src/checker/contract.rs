@@ -254,6 +254,7 @@ mod tests {
             final_state: &final_state,
             producers: &producers,
             min_insync_replicas: &min,
+            compacted_topics: &std::collections::BTreeSet::new(),
         })
     }
 

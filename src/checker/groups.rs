@@ -301,7 +301,10 @@ impl<'a> Groups<'a> {
             .get(tp)
             .map(|o| o.range(committed.offset..start).map(|(k, _)| *k).collect())
             .unwrap_or_default();
-        let skipped: Vec<i64> = skipped.into_iter().filter(|o| !polled.contains(o)).collect();
+        let skipped: Vec<i64> = skipped
+            .into_iter()
+            .filter(|o| !polled.contains(o) && !v.compaction.superseded_at(tp, *o))
+            .collect();
         let Some(&first) = skipped.first() else { return };
         let excuses = self.skip_excuses(v, s, tp, poll.index, poll.time_us, start);
         let unexplained: Vec<i64> = skipped

@@ -8,6 +8,7 @@
 //! anomaly. The oracle must be right both ways: explanations are derived per occurrence, never by a blanket
 //! "this class is fine here".
 
+mod compaction;
 pub mod contract;
 pub use crate::history::BatchDigest;
 mod groups;
@@ -18,7 +19,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -55,6 +56,7 @@ pub const CLASSES: &[&str] = &[
     "metadata-divergence",
     "fenced-leader",
     "replica-divergence",
+    "stale-latest",
 ];
 
 /// One replica's log at the end of the run, read from its disk below the high watermark.
@@ -101,6 +103,8 @@ pub struct CheckInput<'a> {
     pub producers: &'a BTreeMap<String, ProducerFacts>,
     /// `min.insync.replicas` by topic (1 when left out), for the contract monitor ([`contract`]).
     pub min_insync_replicas: &'a BTreeMap<String, u32>,
+    /// The topics whose `cleanup.policy` holds `compact` ([`compaction`]).
+    pub compacted_topics: &'a BTreeSet<String>,
 }
 
 /// One anomaly occurrence.
@@ -133,6 +137,9 @@ pub struct CheckReport {
     /// Acknowledged records never read that lie below a log start offset the partition reached: removed by
     /// retention or DeleteRecords, as Kafka promises to do, so neither lost nor unseen.
     pub removed: u64,
+    /// Acknowledged records never read on a compacted topic with a later landed record of their key above
+    /// them: the log cleaner may remove them (Kafka keeps only each key's latest), so neither lost nor unseen.
+    pub compacted: u64,
 }
 
 impl CheckReport {
@@ -198,7 +205,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
         ..CheckReport::default()
     };
     let out = &mut report.anomalies;
-    report.removed = v.lost_and_unseen(out);
+    (report.removed, report.compacted) = v.lost_and_unseen(out);
     v.duplicates(out);
     v.inconsistent_offsets(out);
     v.aborted_and_phantom_reads(out);
@@ -206,6 +213,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     v.send_order(out);
     v.read_then_lost(out);
     v.log_order(out);
+    v.stale_latest(out);
     let g = groups::Groups::build(input.ops);
     g.offset_regress(&v, out);
     g.offset_skip(&v, out);

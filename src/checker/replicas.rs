@@ -24,6 +24,7 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
         .iter()
         .map(|l| (((l.topic.clone(), l.partition), l.node.as_str()), l))
         .collect();
+    let key_of = super::compaction::keys_of_values(input.ops);
     let mut out = vec![];
     for (name, lead) in &metadata.partitions {
         let Some(tp) = parse_tp(name) else { continue };
@@ -42,8 +43,15 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
             // Each replica removes its own oldest segments (retention, DeleteRecords, a follower that started
             // over at the leader's log start): only batches both still hold from the later log start compare.
             let from = reference.log_start_offset.max(log.log_start_offset);
-            let expected = between(&reference.batches, from, hw);
-            if let Some(detail) = first_difference(&leader, &expected, &node, &between(&log.batches, from, hw), hw) {
+            // Replicas compact independently (their cleaners run at their own times): a compacted topic's
+            // replicas compare record by record, not batch by batch.
+            let difference = if input.compacted_topics.contains(&tp.0) {
+                super::compaction::compare_records(reference, log, from, hw, &key_of)
+            } else {
+                let expected = between(&reference.batches, from, hw);
+                first_difference(&leader, &expected, &node, &between(&log.batches, from, hw), hw)
+            };
+            if let Some(detail) = difference {
                 let explained_by = out_of_contract
                     .contains(&tp)
                     .then(|| {
@@ -225,6 +233,7 @@ mod tests {
             final_state: &final_state,
             producers: &producers,
             min_insync_replicas: &min,
+            compacted_topics: &BTreeSet::new(),
         };
         replica_divergence(&input, out_of_contract)
     }

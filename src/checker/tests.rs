@@ -188,6 +188,7 @@ impl H {
             final_state: &final_state,
             producers: &self.producers,
             min_insync_replicas: &self.min_isr,
+            compacted_topics: &std::collections::BTreeSet::new(),
         })
     }
 }
@@ -523,6 +524,7 @@ fn liveness_failures_are_reported() {
         final_state: &final_state,
         producers: &h.producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
+        compacted_topics: &std::collections::BTreeSet::new(),
     });
     assert_eq!(violations(&r, "liveness"), 1);
 }

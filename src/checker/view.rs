@@ -113,6 +113,8 @@ pub(super) struct View<'a> {
     /// Unclean elections (`unclean.leader.election.enable`) the controllers committed.
     unclean: Vec<super::contract::UncleanElection>,
     end_us: u64,
+    /// What the cleaner may have removed from compacted topics ([`super::compaction`]).
+    pub compaction: super::compaction::Compaction,
 }
 
 impl<'a> View<'a> {
@@ -134,6 +136,7 @@ impl<'a> View<'a> {
             bitflips: vec![],
             unclean: super::contract::unclean_elections(input.metadata_states),
             end_us: input.ops.last().map_or(0, |o| o.time_us),
+            compaction: Default::default(),
         };
         // Looked up only, never iterated: a hash map leaks no order.
         let mut invoked: HashMap<(&str, &str), (u64, u64)> = HashMap::new();
@@ -301,6 +304,7 @@ impl<'a> View<'a> {
                 *m = (*m).max(r.offset);
             }
         }
+        v.compaction = super::compaction::Compaction::build(input, &v.acked, &v.by_offset);
         v
     }
 
@@ -355,7 +359,7 @@ impl<'a> View<'a> {
         self.loss_explained_from(&s.tp, offset, s.complete_us, Some(s.invoke_us), Some(&s.process))
     }
 
-    fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
+    pub(super) fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
         self.loss_explained_from(tp, offset, after_us, None, producer)
     }
 
@@ -504,9 +508,10 @@ impl<'a> View<'a> {
     /// lost-write: acked, never read, at or below the highest offset a read reached; unseen: acked, never
     /// read by the end of the drain.
     /// Returns how many acknowledged records never read were removed from the log's start instead.
-    pub fn lost_and_unseen(&self, out: &mut Vec<Anomaly>) -> u64 {
+    /// Also returns how many a compacted topic's cleaner may have removed (a later record of the key above).
+    pub fn lost_and_unseen(&self, out: &mut Vec<Anomaly>) -> (u64, u64) {
         let starts = self.log_starts();
-        let mut removed = 0;
+        let (mut removed, mut compacted) = (0, 0);
         for s in &self.acked {
             if let Some(seen) = self.seen.get(s.value.as_str()) {
                 // The ack named an offset: the value must be read there and nowhere else in its partition
@@ -540,6 +545,10 @@ impl<'a> View<'a> {
                 removed += 1;
                 continue;
             }
+            if self.compacted_by(&s.tp, offset, &s.value).is_some() {
+                compacted += 1;
+                continue;
+            }
             let why = self.send_loss_explained(s, offset);
             let detail = format!(
                 "{} acked at offset {offset} by {} at {:.3}s, never read",
@@ -549,7 +558,7 @@ impl<'a> View<'a> {
             );
             out.push(Self::anomaly(class, &s.tp, Some(offset), Some(&s.value), detail, why));
         }
-        removed
+        (removed, compacted)
     }
 
     /// duplicate: one value at two offsets. Legal only for a producer without idempotence that retries.
@@ -691,10 +700,11 @@ impl<'a> View<'a> {
             out.push(Self::anomaly("nonmonotonic-poll", &p.tp, Some(first), None, d, why));
             return;
         }
-        let skipped = self
-            .by_offset
-            .get(&p.tp)
-            .map_or(0, |o| o.range(prev + 1..first).count());
+        let skipped = self.by_offset.get(&p.tp).map_or(0, |o| {
+            o.range(prev + 1..first)
+                .filter(|(at, _)| !self.compaction.superseded_at(&p.tp, **at))
+                .count()
+        });
         if skipped > 0 {
             let d = format!(
                 "{} jumped from {prev} to {first} over {skipped} offsets known to exist",
@@ -803,7 +813,7 @@ impl<'a> View<'a> {
                 let below_start = logs
                     .iter()
                     .any(|l| l.topic == r.tp.0 && l.partition == r.tp.1 && r.offset < l.log_start_offset);
-                if below_start {
+                if below_start || self.compacted_by(&r.tp, r.offset, value).is_some() {
                     continue;
                 }
                 let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);

@@ -133,6 +133,12 @@ pub enum ConsumerEvent {
         tp: TopicPartition,
         offset: i64,
     },
+    /// A fetch from `fetch_offset` answered OFFSET_OUT_OF_RANGE (the position lies below the log start or
+    /// above the end): `auto.offset.reset` decides next (a `ResetInvoked` follows when it names a policy).
+    OffsetOutOfRange {
+        tp: TopicPartition,
+        fetch_offset: i64,
+    },
     /// `auto.offset.reset` or `seek_to_beginning`/`end` asked for (timestamp -2 earliest, -1 latest).
     ResetInvoked {
         tp: TopicPartition,
@@ -749,7 +755,14 @@ impl KafkaConsumer {
                 }
             }
         };
-        self.core.on_fetch(&tp, position.offset, answer);
+        // Some(OFFSET_OUT_OF_RANGE) only when the answer was current and the position was dropped for it.
+        if self.core.on_fetch(&tp, position.offset, answer) == Some(crate::protocol::errors::code::OFFSET_OUT_OF_RANGE)
+        {
+            (self.observer)(ConsumerEvent::OffsetOutOfRange {
+                tp,
+                fetch_offset: position.offset,
+            });
+        }
     }
 
     async fn metadata(&mut self, topics: Vec<String>) {

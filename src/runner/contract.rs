@@ -12,7 +12,8 @@ pub fn min_insync_replicas(s: &Scenario) -> BTreeMap<String, u32> {
         .get("min.insync.replicas")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    s.file
+    let mut out: BTreeMap<String, u32> = s
+        .file
         .topics
         .iter()
         .map(|t| {
@@ -24,6 +25,29 @@ pub fn min_insync_replicas(s: &Scenario) -> BTreeMap<String, u32> {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(broker_default);
             (name, min)
+        })
+        .collect();
+    // The group coordinator's internal topic takes the brokers' default, as the brokers enforce it.
+    out.insert(crate::group::OFFSETS_TOPIC.to_string(), broker_default);
+    out
+}
+
+/// The topics whose `cleanup.policy` holds `compact` (`compact` or `compact,delete`): the checkers let the
+/// log cleaner remove a record below a later one of its key there.
+pub fn compacted_topics(s: &Scenario) -> std::collections::BTreeSet<String> {
+    let broker_default = crate::scenario::broker_config(&s.file.cluster)
+        .get("log.cleanup.policy")
+        .cloned();
+    s.file
+        .topics
+        .iter()
+        .map(|t| t.name.get_ref().clone())
+        .filter(|name| {
+            s.topic_configs
+                .get(name)
+                .and_then(|c| c.get("cleanup.policy"))
+                .or(broker_default.as_ref())
+                .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
         })
         .collect()
 }

@@ -63,6 +63,7 @@ pub const MARKS: &[&str] = &[
     "cleaner-swapped-segments",
     "recovery-completed-swap",
     "consumer-detected-truncation",
+    "consumer-reset-after-offset-out-of-range",
 ];
 
 /// Why a run could not be carried out (not a failed check: that is a verdict).
@@ -191,6 +192,7 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
     let wall_seconds = (crate::rt::wall_clock() - wall_start).as_secs_f64();
     let producers = producer_facts(s);
     let min_insync_replicas = contract::min_insync_replicas(s);
+    let compacted_topics = contract::compacted_topics(s);
     let input = CheckInput {
         ops: &out.history.ops,
         states: &out.history.states,
@@ -199,6 +201,7 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
         final_state: &out.final_state,
         producers: &producers,
         min_insync_replicas: &min_insync_replicas,
+        compacted_topics: &compacted_topics,
     };
     let report = if out.halted_at_us.is_some() {
         checker::check_state_invariants(&input)

@@ -36,6 +36,8 @@ pub struct RunSummary {
     pub acked: u64,
     /// Acknowledged records removed from the log's start by retention or DeleteRecords (not lost).
     pub removed: u64,
+    /// Acknowledged records a compacted topic's cleaner may have removed (a later record of the key above).
+    pub compacted: u64,
     pub indeterminate: u64,
     pub failed: u64,
     /// Every value the seed drew.
@@ -177,6 +179,7 @@ pub(super) fn summarize(
         must_hit_missing,
         acked: report.acked,
         removed: report.removed,
+        compacted: report.compacted,
         indeterminate: report.indeterminate,
         failed: report.failed,
         drawn: out.drawn.clone(),
@@ -244,7 +247,7 @@ impl RunSummary {
         line(
             &mut out,
             format!(
-                "  acked {} / indeterminate {} / failed {} sends; {:.1} simulated s in {:.2} wall s; {} messages{}",
+                "  acked {} / indeterminate {} / failed {} sends; {:.1} simulated s in {:.2} wall s; {} messages{}{}",
                 self.acked,
                 self.indeterminate,
                 self.failed,
@@ -253,6 +256,14 @@ impl RunSummary {
                 self.messages,
                 if self.removed > 0 {
                     format!("; {} acked records removed by retention or DeleteRecords", self.removed)
+                } else {
+                    String::new()
+                },
+                if self.compacted > 0 {
+                    format!(
+                        "; {} acked records compacted away below a later record of their key",
+                        self.compacted
+                    )
                 } else {
                     String::new()
                 }

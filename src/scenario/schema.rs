@@ -128,6 +128,14 @@ pub struct ConsumerGroup {
     /// With `enable.auto.commit = false`: each member commits what it polled this often (ms).
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: Spanned<u64>,
+    /// After each poll the member sleeps this long (ms): the application's processing time, so a member can
+    /// be made slower than the producers (Kafka has no such config; 0: poll again at once).
+    #[serde(default = "zero_ms")]
+    pub poll_pause_ms: Spanned<u64>,
+}
+
+fn zero_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 0)
 }
 
 fn default_commit_interval_ms() -> Spanned<u64> {

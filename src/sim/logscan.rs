@@ -245,6 +245,26 @@ impl DiskFiles for super::disk::SimDisk {
     }
 }
 
+/// The log start offset a replica of `dir` (`topic-partition`) loads with (Kafka's `UnifiedLog` on load):
+/// the larger of its first segment's base offset and its `log-start-offset-checkpoint` entry; 0 with
+/// neither. Retention and DeleteRecords move it; compaction never does (a cleaned group keeps its first
+/// segment's base), so a compacted log's first record may lie far above it.
+pub fn log_start_offset(files: &dyn DiskFiles, dir: &str) -> i64 {
+    let first_base = segments(files, dir).first().map_or(0, |(base, _)| *base);
+    let checkpointed = files
+        .contents(crate::log::checkpoint::LOG_START_OFFSET_CHECKPOINT)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .and_then(|text| {
+            text.lines().skip(2).find_map(|line| {
+                let mut f = line.split_whitespace();
+                let (topic, partition, offset) = (f.next()?, f.next()?, f.next()?);
+                (format!("{topic}-{partition}") == dir).then(|| offset.parse::<i64>().ok())?
+            })
+        })
+        .unwrap_or(0);
+    first_base.max(checkpointed)
+}
+
 /// Every record a running replica serves from `dir`: like [`records`], but a batch whose CRC fails is
 /// skipped (its records are not counted) rather than ending the log — below the recovery point Kafka trusts
 /// the disk and keeps serving what follows; consumers catch the bad batch by its CRC.
@@ -314,4 +334,52 @@ pub fn records(files: &dyn DiskFiles, dir: &str) -> Vec<ReadRecord> {
         push_records(&bytes, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Files(BTreeMap<String, Vec<u8>>);
+
+    impl DiskFiles for Files {
+        fn paths(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
+        }
+        fn contents(&self, path: &str) -> Option<Vec<u8>> {
+            self.0.get(path).cloned()
+        }
+    }
+
+    fn files(entries: &[(&str, &str)]) -> Files {
+        Files(
+            entries
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_log_start_is_the_first_segments_base_not_the_first_record() {
+        // A cleaned first segment keeps its base (0) though its first records are gone.
+        let f = files(&[
+            ("kv-0/00000000000000000000.log", ""),
+            ("kv-0/00000000000000000400.log", ""),
+        ]);
+        assert_eq!(log_start_offset(&f, "kv-0"), 0);
+        let f = files(&[("kv-0/00000000000000000400.log", "")]);
+        assert_eq!(log_start_offset(&f, "kv-0"), 400);
+    }
+
+    #[test]
+    fn a_checkpointed_log_start_above_the_first_segment_wins() {
+        let f = files(&[
+            ("kv-0/00000000000000000000.log", ""),
+            ("log-start-offset-checkpoint", "0\n2\nkv 1 70\nkv 0 35\n"),
+        ]);
+        assert_eq!(log_start_offset(&f, "kv-0"), 35);
+        assert_eq!(log_start_offset(&f, "kv-1"), 70);
+        assert_eq!(log_start_offset(&f, "other-0"), 0);
+    }
 }

@@ -36,7 +36,13 @@ pub struct ConsumerWorkload {
     pub commit_interval_ms: u64,
     /// How long one `poll` waits for records (ms).
     pub poll_timeout_ms: u64,
+    /// How long the member sleeps after each poll (ms): its processing time.
+    pub poll_pause_ms: u64,
 }
+
+/// The mark of a consumer whose fetch position fell outside the leader's log (OFFSET_OUT_OF_RANGE: below
+/// the log start after retention, or above the end) and was reset by `auto.offset.reset`.
+pub const CONSUMER_OFFSET_OUT_OF_RANGE_MARK: &str = "consumer-reset-after-offset-out-of-range";
 
 /// Runs the member until `stop_at_us`, then leaves the group.
 pub async fn run(w: ConsumerWorkload, rec: Recorder) {
@@ -90,6 +96,9 @@ pub async fn run(w: ConsumerWorkload, rec: Recorder) {
             .collect();
         let records = consumer.poll(Duration::from_millis(w.poll_timeout_ms)).await;
         record_polls(&rec, &w.name, &before, records);
+        if w.poll_pause_ms > 0 {
+            crate::rt::sleep(Duration::from_millis(w.poll_pause_ms)).await;
+        }
     }
     if !auto_commit {
         consumer.commit_sync().await;
@@ -200,6 +209,7 @@ fn record_event(rec: &Recorder, name: &str, e: ConsumerEvent) {
             },
             None,
         ),
+        ConsumerEvent::OffsetOutOfRange { .. } => rec.mark(CONSUMER_OFFSET_OUT_OF_RANGE_MARK),
         ConsumerEvent::ResetInvoked { tp, timestamp } => {
             rec.op(name, OpType::Invoke, reset(&tp, timestamp, None), None)
         }

@@ -801,6 +801,7 @@ impl World {
                     stop_at_us: end_us,
                     commit_interval_ms: *g.commit_interval_ms.get_ref(),
                     poll_timeout_ms: 100,
+                    poll_pause_ms: *g.poll_pause_ms.get_ref(),
                 };
                 let rec = self.rec.clone();
                 let node = handle
@@ -992,7 +993,7 @@ impl World {
             for tp in hosted {
                 let records = logscan::served_records(&b.disk, &tp.dir_name());
                 let high_watermark = records.last().map_or(0, |r| r.offset + 1);
-                let log_start_offset = records.first().map_or(0, |r| r.offset);
+                let log_start_offset = logscan::log_start_offset(&b.disk, &tp.dir_name());
                 out.push(ReplicaLog {
                     node: b.name.clone(),
                     topic: tp.topic.clone(),
