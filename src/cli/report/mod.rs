@@ -5,6 +5,7 @@
 //! The pure parts (matrix, aggregation, bounds, timeline, rendering) spawn nothing; `run.rs` runs children.
 
 pub mod aggregate;
+pub mod groups;
 pub mod matrix;
 pub mod plots;
 pub mod render;
