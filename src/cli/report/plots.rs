@@ -23,19 +23,22 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// The series a cell belongs to in the grouped bars.
 fn series_of(c: &CellStats) -> usize {
+    let unclean = if c.unclean_leader_election { 2 } else { 0 };
     match (c.acks.as_str(), c.min_insync_replicas) {
         ("0", _) => 0,
         ("1", _) => 1,
-        (_, m) if m < 2 => 2,
-        _ => 3,
+        (_, m) if m < 2 => 2 + unclean,
+        _ => 3 + unclean,
     }
 }
 
-const SERIES: [&str; 4] = [
+const SERIES: [&str; 6] = [
     "acks=0",
     "acks=1",
     "acks=all, min.insync.replicas=1",
     "acks=all, min.insync.replicas=2",
+    "acks=all, min.insync.replicas=1, unclean election on",
+    "acks=all, min.insync.replicas=2, unclean election on",
 ];
 
 /// Grouped bars: per fault scenario, the share of in-contract runs that lost records, per configuration,

@@ -22,10 +22,9 @@ pub const MIN_DEFAULT_SEEDS: u64 = 3;
 /// Measured core-seconds per run, for the plan's estimate.
 const CORE_SECONDS_PER_RUN: f64 = 1.3;
 
-/// The default seeds per cell: the run budget shared among the cells (rounded), at least the floor.
+/// The default seeds per cell: the run budget shared among the cells (rounded down), at least the floor.
 pub fn default_seeds(cells: usize) -> u64 {
-    let cells = cells.max(1) as u64;
-    ((DEFAULT_RUN_BUDGET + cells / 2) / cells).max(MIN_DEFAULT_SEEDS)
+    (DEFAULT_RUN_BUDGET / cells.max(1) as u64).max(MIN_DEFAULT_SEEDS)
 }
 
 #[derive(clap::Args, Debug)]
@@ -451,4 +450,55 @@ pub fn merge(name: &str, dirs: &[PathBuf], parts: Vec<Results>) -> Results {
         }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_seeds_share_the_run_budget_among_the_cells_with_a_floor() {
+        assert_eq!(default_seeds(96), 5);
+        assert_eq!(default_seeds(10), 48);
+        assert_eq!(default_seeds(400), MIN_DEFAULT_SEEDS);
+        assert_eq!(default_seeds(0), DEFAULT_RUN_BUDGET);
+    }
+
+    #[test]
+    fn the_plan_names_cells_seeds_runs_and_why_the_default() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
+        let (cells, _) = matrix::matrix(&matrix::scenario_files(dir).unwrap());
+        let seeds = default_seeds(cells.len());
+        let p = plan(&cells, seeds, true, cells.len() * seeds as usize, 2, (1, 1));
+        assert!(p.contains(&format!("{} cells", cells.len())), "{p}");
+        assert!(
+            p.contains(&format!("x {seeds} seeds (default: a budget of 480 runs")),
+            "{p}"
+        );
+        assert!(p.contains("about 5 minutes") || p.contains("about 4 minutes"), "{p}");
+    }
+
+    #[test]
+    fn a_group_scenario_draws_its_failing_run_else_its_acks_all_cell() {
+        let run = |acks: &str, isr, seed, verdict: &str| RunRecord {
+            scenario: "g".into(),
+            acks: acks.into(),
+            min_insync_replicas: isr,
+            seed,
+            verdict: verdict.into(),
+            ..RunRecord::default()
+        };
+        let runs = vec![
+            run("1", 2, 1, "pass"),
+            run("all", 1, 1, "pass"),
+            run("all", 2, 2, "pass"),
+            run("all", 2, 1, "pass"),
+        ];
+        let (r, _) = group_representative(&runs, "g").unwrap();
+        assert_eq!((r.acks.as_str(), r.min_insync_replicas, r.seed), ("all", 2, 1));
+        let mut runs = runs;
+        runs.push(run("0", 2, 3, "fail"));
+        assert_eq!(group_representative(&runs, "g").unwrap().0.seed, 3);
+        assert!(group_representative(&runs, "other").is_none());
+    }
 }
