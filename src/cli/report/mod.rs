@@ -1,4 +1,4 @@
-//! `gregor report`: the durability matrix (fault scenarios x acks x min.insync.replicas), run one process per
+//! `gregor report`: the durability matrix (fault scenarios x acks x min.insync.replicas x unclean election), one process per
 //! seed, written as `index.html`, `report.md`, `results.json` and SVG plots. `gregor report merge` renders
 //! one report from several shards' `results.json`.
 //!
