@@ -53,7 +53,40 @@ fn a_report_rendered_from_results_states_promises_bounds_counts_and_repros() {
     // Latency by acks: acks=1's mean p50 is 3.0, acks=all's 5.0; acks=0 has none.
     assert!(md.contains("| 1 | 10 | 3.0 | 10.0 | 40.0 |"), "{md}");
     assert!(md.contains("| all | 21 | 5.0 | 20.0 | 80.0 |"), "{md}");
-    for plot in ["loss.svg", "latency.svg", "loss-over-time.svg", "timeline.svg"] {
+    // The unclean-election cell: one run in contract, two out of contract after an unclean election.
+    assert!(
+        md.contains("| crash | acks=all, min.insync.replicas=1, RF=3, unclean.leader.election.enable=true |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "0 lost in 1 runs (under 95% at 95% confidence); 7 of 3,000 acknowledged records lost; 2 out-of-contract \
+             runs counted apart (7 lost records); an unclean election in 2 runs"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("unclean election on"),
+        "the promise names the setting: {md}"
+    );
+    // The failing run missed a must_hit mark: its cell shows it, and the missed-marks section lists it.
+    assert!(
+        md.contains("9 / 1 (1 runs missed leader-crashed-with-acks-all-in-flight (1))"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- crash acks=all, min.insync.replicas=1, RF=3: 1 of 10 runs missed leader-crashed-with-acks-all-in-flight (1)"
+        ),
+        "{md}"
+    );
+    for plot in [
+        "loss.svg",
+        "latency.svg",
+        "loss-over-time.svg",
+        "timeline.svg",
+        "groups-crash-group.svg",
+    ] {
         let svg = std::fs::read_to_string(out.join("plots").join(plot)).unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{plot}");
         assert!(md.contains(&format!("(plots/{plot})")), "{plot} is linked");
@@ -63,15 +96,32 @@ fn a_report_rendered_from_results_states_promises_bounds_counts_and_repros() {
         loss.contains("3/10") && loss.contains("0/10") && loss.contains("1/10"),
         "bar labels: lost/runs"
     );
+    assert!(
+        loss.contains("unclean election on"),
+        "the unclean series has its legend"
+    );
+    let groups = std::fs::read_to_string(out.join("plots/groups-crash-group.svg")).unwrap();
+    assert!(
+        groups.contains("audit lag") && groups.contains("audit gen 2") && groups.contains("crash client:audit-1"),
+        "lag line, rebalances and the fault window"
+    );
     let timeline = std::fs::read_to_string(out.join("plots/timeline.svg")).unwrap();
     assert!(timeline.contains("orders-0") && timeline.contains("broker-2 LEO"));
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 4, "the plots are inline");
+    assert_eq!(html.matches("<svg").count(), 5, "the plots are inline");
+    assert!(html.contains("1 runs missed leader-crashed-with-acks-all-in-flight (1)"));
     assert!(!html.contains("<img"), "self-contained");
     // The merged results keep every run.
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["runs"].as_array().unwrap().len(), 36);
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 39);
+    let missing: Vec<&serde_json::Value> = runs
+        .iter()
+        .filter(|r| !r["must_hit_missing"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(missing.len(), 1, "every run carries must_hit_missing");
+    assert_eq!(results["group_timelines"].as_array().unwrap().len(), 1);
     std::fs::remove_dir_all(out).unwrap();
 }
 
@@ -89,8 +139,9 @@ fn merging_a_shard_twice_keeps_each_run_once() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["runs"].as_array().unwrap().len(), 36);
+    assert_eq!(results["runs"].as_array().unwrap().len(), 39);
     assert_eq!(results["shards"].as_array().unwrap().len(), 2);
+    assert_eq!(results["group_timelines"].as_array().unwrap().len(), 1);
     std::fs::remove_dir_all(out).unwrap();
 }
 
@@ -101,6 +152,7 @@ fn bad_report_arguments_exit_2_naming_the_argument() {
         (vec!["report", "--shard", "3/2"], "--shard"),
         (vec!["report", "--name", "a/b"], "--name"),
         (vec!["report", "--jobs", "0"], "--jobs"),
+        (vec!["report", "--only", "no-such-scenario"], "--only"),
         (vec!["report", "--seeds", "many"], "--seeds"),
         (
             vec!["report", "merge", "/nonexistent-gregor-dir"],

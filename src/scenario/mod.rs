@@ -14,7 +14,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-pub use overrides::{parse_override, Override, SECTIONS as OVERRIDE_SECTIONS};
+pub use overrides::{parse_override, unclean_election_enabled, Override, SECTIONS as OVERRIDE_SECTIONS};
 pub use schema::*;
 pub use validate::{
     broker_config, consumer_config, consumer_names, controller_settings, producer_config, swarm_kinds, FaultKind,

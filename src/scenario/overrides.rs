@@ -29,6 +29,25 @@ pub const SECTIONS: &[&str] = &[
 /// Coverage marks that only an idempotent producer can hit.
 const IDEMPOTENCE_MARKS: &[&str] = &["duplicate-batch-answered-with-original-offset"];
 
+/// Coverage marks about a leader holding acks=all batches until the ISR has them: only an acks=all producer.
+const ACKS_ALL_MARKS: &[&str] = &[
+    "leader-crashed-with-acks-all-in-flight",
+    "leader-lost-power-with-acks-all-in-flight",
+];
+
+/// Coverage marks about produce requests awaiting their answer: an acks=0 producer awaits none.
+const SENDS_IN_FLIGHT_MARKS: &[&str] = &[
+    "broker-crashed-with-sends-in-flight",
+    "broker-lost-power-with-sends-in-flight",
+    "broker-shut-down-with-sends-in-flight",
+    "broker-paused-with-sends-in-flight",
+    "broker-isolated-with-sends-in-flight",
+    "broker-disk-slow-with-sends-in-flight",
+];
+
+/// Coverage marks only `unclean.leader.election.enable=true` can reach.
+const UNCLEAN_MARKS: &[&str] = &["unclean-leader-elected"];
+
 /// One parsed `--set`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
@@ -90,19 +109,51 @@ pub(super) fn apply(file: &mut ScenarioFile, overrides: &[Override], base: usize
     drop_unreachable_marks(file);
 }
 
-/// `must_hit` marks the configuration cannot reach: an idempotence mark when no producer is idempotent.
+/// `must_hit` marks the configuration cannot reach: an idempotence mark when no producer is idempotent, an
+/// acks=all mark when no producer uses acks=all, a sends-in-flight mark when every producer uses acks=0, an
+/// unclean-election mark when `unclean.leader.election.enable` is off for every topic.
 fn drop_unreachable_marks(file: &mut ScenarioFile) {
-    let idempotent = file.producers.iter().any(|p| {
-        crate::producer::ProducerConfig::from_map(&super::producer_config(p)).is_ok_and(|c| c.enable_idempotence)
-    });
-    if !idempotent {
-        file.expect
-            .must_hit
-            .retain(|m| !IDEMPOTENCE_MARKS.contains(&m.get_ref().as_str()));
-        file.expect
-            .sweep_must_hit
-            .retain(|m, _| !IDEMPOTENCE_MARKS.contains(&m.get_ref().as_str()));
+    let configs: Vec<_> = file
+        .producers
+        .iter()
+        .filter_map(|p| crate::producer::ProducerConfig::from_map(&super::producer_config(p)).ok())
+        .collect();
+    let mut unreachable: Vec<&str> = vec![];
+    if !configs.iter().any(|c| c.enable_idempotence) {
+        unreachable.extend(IDEMPOTENCE_MARKS);
     }
+    if !configs.iter().any(|c| c.acks == -1) {
+        unreachable.extend(ACKS_ALL_MARKS);
+    }
+    if !configs.is_empty() && configs.iter().all(|c| c.acks == 0) {
+        unreachable.extend(SENDS_IN_FLIGHT_MARKS);
+    }
+    if !unclean_election_enabled(file) {
+        unreachable.extend(UNCLEAN_MARKS);
+    }
+    file.expect
+        .must_hit
+        .retain(|m| !unreachable.contains(&m.get_ref().as_str()));
+    file.expect
+        .sweep_must_hit
+        .retain(|m, _| !unreachable.contains(&m.get_ref().as_str()));
+}
+
+/// Whether some topic may elect a leader from outside its ISR: `unclean.leader.election.enable` of the topic,
+/// else the controllers' default (Kafka's topic config overrides the cluster default).
+pub fn unclean_election_enabled(file: &ScenarioFile) -> bool {
+    let key = "unclean.leader.election.enable";
+    let value = |map: &ConfigMap| {
+        map.iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| match v.get_ref() {
+                toml::Value::Boolean(b) => *b,
+                toml::Value::String(s) => s.trim() == "true",
+                _ => false,
+            })
+    };
+    let default = value(&file.cluster.controller_config).unwrap_or(false);
+    file.topics.iter().any(|t| value(&t.config).unwrap_or(default))
 }
 
 #[cfg(test)]
@@ -135,5 +186,47 @@ mod tests {
         assert!(parse_override("producers.config.acks=")
             .unwrap_err()
             .contains("no value"));
+    }
+
+    fn must_hit_with(path: &str, sets: &[&str]) -> Vec<String> {
+        let file = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).join(path);
+        let o: Vec<Override> = sets.iter().map(|s| parse_override(s).unwrap()).collect();
+        let s = crate::scenario::Scenario::load_with(&file, &o).unwrap();
+        s.file.expect.must_hit.iter().map(|m| m.get_ref().clone()).collect()
+    }
+
+    #[test]
+    fn marks_a_configuration_cannot_reach_are_dropped_with_the_override() {
+        let all = must_hit_with("leader-crash-acks-all.toml", &["producers.config.acks=all"]);
+        assert!(
+            all.contains(&"leader-crashed-with-acks-all-in-flight".to_string()),
+            "{all:?}"
+        );
+        let one = must_hit_with("leader-crash-acks-all.toml", &["producers.config.acks=1"]);
+        assert!(
+            !one.contains(&"leader-crashed-with-acks-all-in-flight".to_string()),
+            "{one:?}"
+        );
+        assert!(
+            one.contains(&"broker-crashed-with-sends-in-flight".to_string()),
+            "{one:?}"
+        );
+        let zero = must_hit_with("leader-crash-acks-all.toml", &["producers.config.acks=0"]);
+        assert!(
+            !zero.contains(&"broker-crashed-with-sends-in-flight".to_string()),
+            "{zero:?}"
+        );
+        assert!(zero.contains(&"partition-leader-changed".to_string()), "{zero:?}");
+    }
+
+    #[test]
+    fn the_unclean_election_mark_is_dropped_once_unclean_election_is_turned_off() {
+        let on = must_hit_with("isr-shrink-leader-crash-unclean.toml", &["producers.config.acks=all"]);
+        assert!(on.contains(&"unclean-leader-elected".to_string()), "{on:?}");
+        let off = must_hit_with(
+            "isr-shrink-leader-crash-unclean.toml",
+            &["cluster.controller_config.unclean.leader.election.enable=false"],
+        );
+        assert!(!off.contains(&"unclean-leader-elected".to_string()), "{off:?}");
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use super::results::RunRecord;
 use super::stats::{clopper_pearson, count, percent, upper_bound};
 
-/// A cell's key: scenario, acks, min.insync.replicas.
-pub type CellKey = (String, String, u32);
+/// A cell's key: scenario, acks (in 0, 1, all order), min.insync.replicas, unclean.leader.election.enable.
+pub type CellKey = (String, String, u32, bool);
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CellStats {
@@ -15,6 +15,7 @@ pub struct CellStats {
     pub acks: String,
     pub min_insync_replicas: u32,
     pub replication_factor: u32,
+    pub unclean_leader_election: bool,
     pub runs: u64,
     pub errors: u64,
     pub pass: u64,
@@ -26,6 +27,12 @@ pub struct CellStats {
     pub acked: u64,
     pub lost_acked: u64,
     pub unread: u64,
+    /// Runs in which the checker saw an unclean election.
+    pub unclean_runs: u64,
+    /// Runs that missed one of the cell's `must_hit` marks.
+    pub runs_missing_marks: u64,
+    /// Per `must_hit` mark, the runs that missed it.
+    pub missing_marks: BTreeMap<String, u64>,
     /// Failing seeds and their repro commands.
     pub failing: Vec<(u64, String)>,
 }
@@ -38,13 +45,30 @@ impl CellStats {
 
     pub fn config(&self) -> String {
         format!(
-            "acks={}, min.insync.replicas={}, RF={}",
-            self.acks, self.min_insync_replicas, self.replication_factor
+            "acks={}, min.insync.replicas={}, RF={}{}",
+            self.acks,
+            self.min_insync_replicas,
+            self.replication_factor,
+            if self.unclean_leader_election {
+                ", unclean.leader.election.enable=true"
+            } else {
+                ""
+            }
         )
     }
 
     /// Kafka's promise for this configuration, in one sentence.
     pub fn promise(&self) -> String {
+        if self.unclean_leader_election {
+            return match self.acks.as_str() {
+                "all" => format!(
+                    "no acknowledged record is lost while one in-sync replica stays alive (every ack on {} replica(s)); once none is, an out-of-sync replica may be elected (unclean election on) and what only the ISR held is gone: out of contract from that moment",
+                    self.min_insync_replicas
+                ),
+                "1" => "the leader acknowledges before followers copy: a leader change may lose acknowledged records; an unclean election may lose more (unclean election on)".to_string(),
+                _ => "nothing is acknowledged: records may be lost silently (fire and forget; unclean election on)".to_string(),
+            };
+        }
         match (self.acks.as_str(), self.min_insync_replicas) {
             ("all", m) if m >= 2 => format!(
                 "no acknowledged record is lost while one in-sync replica stays alive; every ack is on {m} replicas (unclean election off)"
@@ -99,12 +123,17 @@ impl CellStats {
         } else {
             String::new()
         };
+        let unclean = if self.unclean_runs > 0 {
+            format!("; an unclean election in {} runs", self.unclean_runs)
+        } else {
+            String::new()
+        };
         let errors = if self.errors > 0 {
             format!("; {} runs ended without a summary", self.errors)
         } else {
             String::new()
         };
-        format!("{main}{records}{apart}{errors}")
+        format!("{main}{records}{apart}{unclean}{errors}")
     }
 
     /// "kept", "BROKEN" (a promised cell lost acknowledged records in contract), or "as documented".
@@ -120,6 +149,15 @@ impl CellStats {
         }
     }
 
+    /// The `must_hit` marks runs missed: "2 runs missed isr-shrunk (2)", or "" when none did.
+    pub fn marks_missed(&self) -> String {
+        if self.runs_missing_marks == 0 {
+            return String::new();
+        }
+        let marks: Vec<String> = self.missing_marks.iter().map(|(m, n)| format!("{m} ({n})")).collect();
+        format!("{} runs missed {}", self.runs_missing_marks, marks.join(", "))
+    }
+
     /// Share of in-contract runs that lost records.
     pub fn loss_share(&self) -> f64 {
         self.in_contract_lost as f64 / self.in_contract.max(1) as f64
@@ -130,18 +168,27 @@ impl CellStats {
 pub fn cells(runs: &[RunRecord]) -> Vec<CellStats> {
     let mut by: BTreeMap<CellKey, CellStats> = BTreeMap::new();
     for r in runs {
-        let c = by
-            .entry((r.scenario.clone(), acks_order(&r.acks), r.min_insync_replicas))
-            .or_insert_with(|| CellStats {
-                scenario: r.scenario.clone(),
-                acks: r.acks.clone(),
-                min_insync_replicas: r.min_insync_replicas,
-                replication_factor: r.replication_factor,
-                ..CellStats::default()
-            });
+        let c = by.entry(key_of(r)).or_insert_with(|| CellStats {
+            scenario: r.scenario.clone(),
+            acks: r.acks.clone(),
+            min_insync_replicas: r.min_insync_replicas,
+            replication_factor: r.replication_factor,
+            unclean_leader_election: r.unclean_leader_election,
+            ..CellStats::default()
+        });
         add(c, r);
     }
     by.into_values().collect()
+}
+
+/// The cell a run belongs to.
+pub fn key_of(r: &RunRecord) -> CellKey {
+    (
+        r.scenario.clone(),
+        acks_order(&r.acks),
+        r.min_insync_replicas,
+        r.unclean_leader_election,
+    )
 }
 
 /// Sorts acks 0, 1, all.
@@ -155,6 +202,11 @@ fn acks_order(acks: &str) -> String {
 
 fn add(c: &mut CellStats, r: &RunRecord) {
     c.runs += 1;
+    c.unclean_runs += u64::from(r.unclean_elections > 0);
+    c.runs_missing_marks += u64::from(!r.must_hit_missing.is_empty());
+    for m in &r.must_hit_missing {
+        *c.missing_marks.entry(m.clone()).or_default() += 1;
+    }
     if r.verdict == "error" {
         c.errors += 1;
         c.failing.push((r.seed, r.repro.clone()));

@@ -1,14 +1,23 @@
-//! The durability matrix: which scenarios are fault scenarios, and which cells (acks x min.insync.replicas)
-//! mean something for each. Discovered from the scenario files, not listed by hand.
+//! The durability matrix: which scenarios are fault scenarios, and which cells (acks x min.insync.replicas x
+//! unclean.leader.election.enable) mean something for each. Discovered from the scenario files, not listed
+//! by hand.
 
 use std::path::{Path, PathBuf};
 
-use crate::scenario::{parse_override, Scenario};
+use crate::scenario::{parse_override, unclean_election_enabled, Scenario};
 
-/// Why unclean-election cells are not in the matrix (ARCHITECTURE §6 needs the runner to see them).
-pub const UNCLEAN_LEFT_OUT: &str = "unclean.leader.election.enable=true cells are left out: the controller can \
-elect an out-of-sync replica, but the runner does not yet record unclean elections in the history and the \
-contract monitor does not yet take a partition out of contract for one, so such cells would be misjudged.";
+/// Where unclean-election cells are, and where not.
+pub const UNCLEAN_CELLS: &str = "unclean.leader.election.enable=true cells (acks=all, min.insync.replicas 1 \
+and 2) are added to the scenarios whose faults can take a partition's leader down (a crash, power loss or \
+shutdown aimed at a leader or an ISR, or at every broker) and that leave the setting off; a scenario that turns \
+it on runs with it on in every cell. acks=0 and acks=1 promise nothing the setting changes. The checker infers \
+unclean elections from the controllers' metadata and takes the partition out of contract from that moment.";
+
+/// The controller setting `unclean.leader.election.enable`, as a `--set`.
+const UNCLEAN_SET: &str = "cluster.controller_config.unclean.leader.election.enable";
+
+/// Fault kinds that take a node down.
+const NODE_DOWN: &[&str] = &["crash", "power_loss", "shutdown"];
 
 /// One cell of the matrix: a scenario under one configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +28,10 @@ pub struct Cell {
     pub acks: String,
     pub min_insync_replicas: u32,
     pub replication_factor: u32,
+    /// `unclean.leader.election.enable` as the cell runs it.
+    pub unclean_leader_election: bool,
+    /// Whether the scenario has `[[consumer_groups]]` (the report draws their lag).
+    pub consumer_groups: bool,
     /// The `--set` overrides that make this cell.
     pub sets: Vec<String>,
 }
@@ -75,19 +88,47 @@ fn idempotence_set_explicitly(s: &Scenario) -> bool {
     })
 }
 
+/// Whether the faults can leave a partition without a live ISR member while another replica lives, so
+/// that `unclean.leader.election.enable` decides what happens: a node-down fault aimed at a partition's
+/// leader or ISR, or node-down faults aimed at every broker one by one.
+pub fn leader_can_die(s: &Scenario) -> bool {
+    let down = |f: &&crate::scenario::FaultEntry| NODE_DOWN.contains(&f.kind.get_ref().as_str());
+    let aimed = s.file.faults.iter().filter(down).any(|f| {
+        let t = f.target.get_ref();
+        t.starts_with("leader:") || t.starts_with("isr-but-one:")
+    });
+    let brokers = *s.file.cluster.brokers.get_ref() as usize;
+    let hit: std::collections::BTreeSet<&str> = s
+        .file
+        .faults
+        .iter()
+        .filter(down)
+        .filter_map(|f| f.target.get_ref().strip_prefix("node:broker-"))
+        .collect();
+    aimed || (brokers >= 2 && hit.len() >= brokers)
+}
+
 /// The cells of one fault scenario: acks=0 and acks=1 at the file's `min.insync.replicas` (it does not
-/// apply to them), acks=all at `min.insync.replicas` 1 and 2 where the replication factor allows.
+/// apply to them), acks=all at `min.insync.replicas` 1 and 2 where the replication factor allows, all at the
+/// file's `unclean.leader.election.enable`; where the file leaves it off and the faults can take a leader
+/// down ([`leader_can_die`]), acks=all at `min.insync.replicas` 1 and 2 once more with it on.
 pub fn cells_of(file: &Path, s: &Scenario) -> Vec<Cell> {
     let (rf, file_min_isr) = produced_topic(s);
+    let file_unclean = unclean_election_enabled(&s.file);
     let mut out = vec![];
-    let cell = |acks: &str, min_isr: u32, mut sets: Vec<String>| {
+    let cell = |acks: &str, min_isr: u32, unclean: bool, mut sets: Vec<String>| {
         sets.insert(0, format!("producers.config.acks={acks}"));
+        if unclean != file_unclean {
+            sets.push(format!("{UNCLEAN_SET}={unclean}"));
+        }
         Cell {
             scenario: s.name().to_string(),
             file: file.to_path_buf(),
             acks: acks.to_string(),
             min_insync_replicas: min_isr,
             replication_factor: rf,
+            unclean_leader_election: unclean,
+            consumer_groups: !s.file.consumer_groups.is_empty(),
             sets,
         }
     };
@@ -98,14 +139,18 @@ pub fn cells_of(file: &Path, s: &Scenario) -> Vec<Cell> {
         } else {
             vec![]
         };
-        out.push(cell(acks, file_min_isr, sets));
+        out.push(cell(acks, file_min_isr, file_unclean, sets));
     }
-    for min_isr in [1, 2].into_iter().filter(|m| *m <= rf) {
-        out.push(cell(
-            "all",
-            min_isr,
-            vec![format!("topics.config.min.insync.replicas={min_isr}")],
-        ));
+    let flip = !file_unclean && leader_can_die(s);
+    for unclean in [file_unclean].into_iter().chain(flip.then_some(true)) {
+        for min_isr in [1, 2].into_iter().filter(|m| *m <= rf) {
+            out.push(cell(
+                "all",
+                min_isr,
+                unclean,
+                vec![format!("topics.config.min.insync.replicas={min_isr}")],
+            ));
+        }
     }
     out
 }
@@ -113,7 +158,7 @@ pub fn cells_of(file: &Path, s: &Scenario) -> Vec<Cell> {
 /// The whole matrix from the files given: cells, and what was left out and why.
 pub fn matrix(files: &[PathBuf]) -> (Vec<Cell>, Vec<String>) {
     let mut cells = vec![];
-    let mut left_out = vec![UNCLEAN_LEFT_OUT.to_string()];
+    let mut left_out = vec![UNCLEAN_CELLS.to_string()];
     for file in files {
         let s = match Scenario::load(file) {
             Ok(s) => s,
@@ -129,8 +174,8 @@ pub fn matrix(files: &[PathBuf]) -> (Vec<Cell>, Vec<String>) {
             match check_cell(&c) {
                 Ok(()) => cells.push(c),
                 Err(e) => left_out.push(format!(
-                    "{} acks={} min.insync.replicas={}: {e}",
-                    c.scenario, c.acks, c.min_insync_replicas
+                    "{} acks={} min.insync.replicas={} unclean.leader.election.enable={}: {e}",
+                    c.scenario, c.acks, c.min_insync_replicas, c.unclean_leader_election
                 )),
             }
         }
@@ -164,12 +209,58 @@ mod tests {
         let s = scenario("scenarios/leader-crash-acks-all.toml");
         assert!(is_fault_scenario(&s));
         let cells = cells_of(Path::new("x.toml"), &s);
-        let shape: Vec<(&str, u32)> = cells.iter().map(|c| (c.acks.as_str(), c.min_insync_replicas)).collect();
-        assert_eq!(shape, [("0", 2), ("1", 2), ("all", 1), ("all", 2)]);
+        let shape: Vec<(&str, u32, bool)> = cells
+            .iter()
+            .map(|c| (c.acks.as_str(), c.min_insync_replicas, c.unclean_leader_election))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("0", 2, false),
+                ("1", 2, false),
+                ("all", 1, false),
+                ("all", 2, false),
+                ("all", 1, true),
+                ("all", 2, true)
+            ]
+        );
         assert!(cells[0].sets.contains(&"producers.config.acks=0".to_string()));
         assert!(cells[2]
             .sets
             .contains(&"topics.config.min.insync.replicas=1".to_string()));
+        assert!(!cells[2].sets.iter().any(|s| s.contains("unclean")));
+        assert!(cells[4]
+            .sets
+            .contains(&"cluster.controller_config.unclean.leader.election.enable=true".to_string()));
+    }
+
+    #[test]
+    fn a_scenario_that_turns_unclean_election_on_keeps_it_on_in_every_cell_without_a_second_set() {
+        let s = scenario("scenarios/isr-shrink-leader-crash-unclean.toml");
+        let cells = cells_of(Path::new("x.toml"), &s);
+        assert_eq!(cells.len(), 4);
+        assert!(cells.iter().all(|c| c.unclean_leader_election));
+        assert!(cells.iter().all(|c| !c.sets.iter().any(|s| s.contains("unclean"))));
+    }
+
+    #[test]
+    fn unclean_cells_only_where_the_faults_can_take_a_leader_down() {
+        assert!(leader_can_die(&scenario(
+            "scenarios/isr-shrink-leader-crash-clean.toml"
+        )));
+        assert!(leader_can_die(&scenario("scenarios/all-brokers-crash-acks-all.toml")));
+        assert!(!leader_can_die(&scenario("scenarios/broker-fencing.toml")));
+        assert!(!leader_can_die(&scenario("scenarios/flapping-swizzle.toml")));
+        let cells = cells_of(Path::new("x.toml"), &scenario("scenarios/broker-fencing.toml"));
+        assert!(cells.iter().all(|c| !c.unclean_leader_election));
+    }
+
+    #[test]
+    fn every_unclean_cell_of_the_library_loads_with_its_overrides() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
+        let (cells, left_out) = matrix(&scenario_files(dir).unwrap());
+        assert_eq!(left_out.len(), 1, "{left_out:?}");
+        assert!(cells.iter().filter(|c| c.unclean_leader_election).count() >= 10);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::aggregate::CellStats;
-use super::results::{FaultWindow, Timeline};
+use super::results::{FaultWindow, GroupTimeline, Timeline};
 
 type Out = Result<String, String>;
 const FONT: &str = "sans-serif";
@@ -23,19 +23,22 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// The series a cell belongs to in the grouped bars.
 fn series_of(c: &CellStats) -> usize {
+    let unclean = if c.unclean_leader_election { 2 } else { 0 };
     match (c.acks.as_str(), c.min_insync_replicas) {
         ("0", _) => 0,
         ("1", _) => 1,
-        (_, m) if m < 2 => 2,
-        _ => 3,
+        (_, m) if m < 2 => 2 + unclean,
+        _ => 3 + unclean,
     }
 }
 
-const SERIES: [&str; 4] = [
+const SERIES: [&str; 6] = [
     "acks=0",
     "acks=1",
     "acks=all, min.insync.replicas=1",
     "acks=all, min.insync.replicas=2",
+    "acks=all, min.insync.replicas=1, unclean election on",
+    "acks=all, min.insync.replicas=2, unclean election on",
 ];
 
 /// Grouped bars: per fault scenario, the share of in-contract runs that lost records, per configuration,
@@ -381,4 +384,69 @@ fn replica_panel<DB: DrawingBackend>(
         .draw()
         .map_err(|e| err(format!("{e:?}")))?;
     Ok(())
+}
+
+/// Each consumer group's lag over simulated time (a line per group), its rebalances (a vertical line and
+/// `gen N` at each new generation), and the fault windows shaded.
+pub fn group_lag(t: &GroupTimeline) -> Out {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let top = t.groups.values().flat_map(|g| &g.lag).map(|p| p[1]).fold(1.0, f64::max) * 1.3;
+        let end = t.end_s.max(1.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "Consumer lag and rebalances: {} acks={} min.insync.replicas={} seed {}",
+                    t.scenario, t.acks, t.min_insync_replicas, t.seed
+                ),
+                (FONT, 15),
+            )
+            .margin(12)
+            .y_label_area_size(60)
+            .x_label_area_size(35)
+            .build_cartesian_2d(0f64..end, 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated seconds (shaded: faults; vertical lines: rebalances)")
+            .y_desc("lag (records: high watermark - committed)")
+            .draw()
+            .map_err(err)?;
+        shade(&mut chart, &t.faults, (0.0, top))?;
+        for (i, (group, series)) in t.groups.iter().enumerate() {
+            let color = PALETTE[(i + 2) % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    series.lag.iter().map(|p| (p[0], p[1])),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{group} lag"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
+            chart
+                .draw_series(
+                    series.rebalances.iter().map(|r| {
+                        PathElement::new(vec![(r[0], 0.0), (r[0], top * 0.8)], color.mix(0.6).stroke_width(1))
+                    }),
+                )
+                .map_err(err)?;
+            chart
+                .draw_series(series.rebalances.iter().enumerate().map(|(k, r)| {
+                    let at = top * (0.82 + 0.05 * (k % 3) as f64);
+                    Text::new(format!("{group} gen {}", r[1]), (r[0], at), (FONT, 10))
+                }))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
 }

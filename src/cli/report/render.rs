@@ -12,15 +12,15 @@ use super::stats::count;
 const REPROS_PER_CELL: usize = 5;
 
 /// The plots, by file name, with their captions.
-fn draw(results: &Results, cells: &[CellStats]) -> Result<Vec<(&'static str, String, String)>, String> {
+fn draw(results: &Results, cells: &[CellStats]) -> Result<Vec<(String, String, String)>, String> {
     let mut out = vec![
         (
-            "loss.svg",
+            "loss.svg".to_string(),
             "Runs that lost records, by fault scenario and configuration".to_string(),
             plots::loss_bars(cells)?,
         ),
         (
-            "latency.svg",
+            "latency.svg".to_string(),
             "Produce latency p50/p99/max by acks".to_string(),
             plots::latency_bars(&latency_by_acks(&results.runs))?,
         ),
@@ -31,14 +31,24 @@ fn draw(results: &Results, cells: &[CellStats]) -> Result<Vec<(&'static str, Str
             t.scenario, t.acks, t.min_insync_replicas, t.seed, t.why
         );
         out.push((
-            "loss-over-time.svg",
+            "loss-over-time.svg".to_string(),
             format!("Lost and unseen acknowledged records over simulated time: {what}"),
             plots::loss_over_time(t)?,
         ));
         out.push((
-            "timeline.svg",
+            "timeline.svg".to_string(),
             format!("Leaders, faults, log end offsets and high watermarks: {what}"),
             plots::timeline(t)?,
+        ));
+    }
+    for g in &results.group_timelines {
+        out.push((
+            format!("groups-{}.svg", g.scenario),
+            format!(
+                "Consumer lag and rebalances over simulated time: {} acks={} min.insync.replicas={} seed {} ({})",
+                g.scenario, g.acks, g.min_insync_replicas, g.seed, g.why
+            ),
+            plots::group_lag(g)?,
         ));
     }
     Ok(out)
@@ -102,17 +112,57 @@ fn failing_lines(c: &CellStats) -> Vec<String> {
         .collect()
 }
 
-fn anchor(c: &CellStats) -> String {
-    format!("fail-{}-acks{}-isr{}", c.scenario, c.acks, c.min_insync_replicas)
+const MISSED_NOTE: &str = "A run that misses one of its cell's must_hit marks did not reach the state it exists to \
+test (marks the cell's configuration cannot reach are dropped first); it fails, and its durability numbers are \
+weak evidence.";
+
+fn missed_lines(cells: &[CellStats]) -> Vec<String> {
+    cells
+        .iter()
+        .filter(|c| c.runs_missing_marks > 0)
+        .map(|c| {
+            format!(
+                "{} {}: {} of {} runs missed {}",
+                c.scenario,
+                c.config(),
+                c.runs_missing_marks,
+                c.runs,
+                {
+                    let m: Vec<String> = c.missing_marks.iter().map(|(m, n)| format!("{m} ({n})")).collect();
+                    m.join(", ")
+                }
+            )
+        })
+        .collect()
 }
 
-fn markdown(r: &Results, cells: &[CellStats], drawn: &[(&str, String, String)]) -> String {
+fn anchor(c: &CellStats) -> String {
+    format!(
+        "fail-{}-acks{}-isr{}{}",
+        c.scenario,
+        c.acks,
+        c.min_insync_replicas,
+        if c.unclean_leader_election { "-unclean" } else { "" }
+    )
+}
+
+/// The pass / fail column: counts, and the `must_hit` marks runs missed.
+fn pass_fail(c: &CellStats) -> String {
+    let missed = c.marks_missed();
+    if missed.is_empty() {
+        format!("{} / {}", c.pass, c.fail + c.errors)
+    } else {
+        format!("{} / {} ({missed})", c.pass, c.fail + c.errors)
+    }
+}
+
+fn markdown(r: &Results, cells: &[CellStats], drawn: &[(String, String, String)]) -> String {
     let mut md = format!("# Durability report: {}\n\n", r.name);
     for l in header_lines(r) {
         md.push_str(&format!("{l}\n"));
     }
     md.push_str("\n## Kafka's promise beside what was measured\n\n");
-    md.push_str("| scenario | configuration | Kafka's promise | measured | verdict | pass / fail |\n|---|---|---|---|---|---|\n");
+    md.push_str("| scenario | configuration | Kafka's promise | measured | verdict | pass / fail (missed must_hit marks) |\n|---|---|---|---|---|---|\n");
     for c in cells {
         let verdict = if c.failing.is_empty() {
             c.judgement().to_string()
@@ -120,15 +170,25 @@ fn markdown(r: &Results, cells: &[CellStats], drawn: &[(&str, String, String)]) 
             format!("{} ([repro](#{}))", c.judgement(), anchor(c))
         };
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} / {} |\n",
+            "| {} | {} | {} | {} | {} | {} |\n",
             c.scenario,
             c.config(),
             c.promise(),
             c.measured(),
             verdict,
-            c.pass,
-            c.fail + c.errors
+            pass_fail(c)
         ));
+    }
+    md.push_str("\n## Cells whose runs missed must_hit marks\n\n");
+    md.push_str(&format!("{}\n", MISSED_NOTE));
+    let missed = missed_lines(cells);
+    if missed.is_empty() {
+        md.push_str("\nNone.\n");
+    } else {
+        md.push('\n');
+    }
+    for l in missed {
+        md.push_str(&format!("- {l}\n"));
     }
     md.push_str("\n## Plots\n\n");
     for (file, caption, _) in drawn {
@@ -180,7 +240,7 @@ fn code(s: &str) -> String {
     out
 }
 
-fn html(r: &Results, cells: &[CellStats], drawn: &[(&str, String, String)]) -> String {
+fn html(r: &Results, cells: &[CellStats], drawn: &[(String, String, String)]) -> String {
     let mut h = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Durability report: {0}</title>\n<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top}}th{{background:#f3f3f3}}.BROKEN{{color:#c0392b;font-weight:bold}}.kept{{color:#27ae60}}code{{font-size:12px}}figure{{margin:1.5em 0}}</style></head><body>\n<h1>Durability report: {0}</h1>\n",
         esc(&r.name)
@@ -188,7 +248,7 @@ fn html(r: &Results, cells: &[CellStats], drawn: &[(&str, String, String)]) -> S
     for l in header_lines(r) {
         h.push_str(&format!("<p>{}</p>\n", code(&l)));
     }
-    h.push_str("<h2>Kafka's promise beside what was measured</h2>\n<table><tr><th>scenario</th><th>configuration</th><th>Kafka's promise</th><th>measured</th><th>verdict</th><th>pass / fail</th></tr>\n");
+    h.push_str("<h2>Kafka's promise beside what was measured</h2>\n<table><tr><th>scenario</th><th>configuration</th><th>Kafka's promise</th><th>measured</th><th>verdict</th><th>pass / fail (missed must_hit marks)</th></tr>\n");
     for c in cells {
         let j = c.judgement();
         let verdict = if c.failing.is_empty() {
@@ -201,16 +261,26 @@ fn html(r: &Results, cells: &[CellStats], drawn: &[(&str, String, String)]) -> S
             )
         };
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}</td><td>{} / {}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>\n",
             esc(&c.scenario),
             esc(&c.config()),
             esc(&c.promise()),
             esc(&c.measured()),
-            c.pass,
-            c.fail + c.errors
+            esc(&pass_fail(c))
         ));
     }
-    h.push_str("</table>\n<h2>Plots</h2>\n");
+    h.push_str(&format!(
+        "</table>\n<h2>Cells whose runs missed must_hit marks</h2>\n<p>{}</p><ul>\n",
+        esc(MISSED_NOTE)
+    ));
+    let missed = missed_lines(cells);
+    if missed.is_empty() {
+        h.push_str("<li>None.</li>\n");
+    }
+    for l in missed {
+        h.push_str(&format!("<li>{}</li>\n", esc(&l)));
+    }
+    h.push_str("</ul>\n<h2>Plots</h2>\n");
     for (_, caption, svg) in drawn {
         let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
         h.push_str(&format!(

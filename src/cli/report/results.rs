@@ -24,6 +24,9 @@ pub struct Results {
     pub left_out: Vec<String>,
     pub runs: Vec<RunRecord>,
     pub timelines: Vec<Timeline>,
+    /// Consumer lag and rebalances of one seed per scenario with consumer groups.
+    #[serde(default)]
+    pub group_timelines: Vec<GroupTimeline>,
 }
 
 /// One run of one cell.
@@ -35,6 +38,9 @@ pub struct RunRecord {
     pub acks: String,
     pub min_insync_replicas: u32,
     pub replication_factor: u32,
+    /// `unclean.leader.election.enable` as the run had it.
+    #[serde(default)]
+    pub unclean_leader_election: bool,
     /// The `--set` overrides of the cell.
     pub sets: Vec<String>,
     pub seed: u64,
@@ -42,6 +48,12 @@ pub struct RunRecord {
     /// "pass", "fail", or "error" (no summary).
     pub verdict: String,
     pub in_contract: bool,
+    /// Unclean elections the checker inferred from the controllers' metadata (mark `unclean-leader-elected`).
+    #[serde(default)]
+    pub unclean_elections: u64,
+    /// The cell's `must_hit` marks this run did not hit (the run then fails: it did not test its state).
+    #[serde(default)]
+    pub must_hit_missing: Vec<String>,
     /// Unexplained anomalies per class (non-zero only).
     pub anomalies: BTreeMap<String, u64>,
     /// Explained (allowed) anomalies per class (non-zero only).
@@ -94,6 +106,11 @@ impl RunRecord {
         self.commit = v["commit"].as_str().unwrap_or("unknown").to_string();
         self.verdict = v["verdict"].as_str().unwrap_or("error").to_string();
         self.in_contract = v["in_contract"].as_bool().unwrap_or(true);
+        self.unclean_elections = v["marks"]["unclean-leader-elected"].as_u64().unwrap_or(0);
+        self.must_hit_missing = v["must_hit_missing"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         self.anomalies = nonzero("anomalies");
         self.explained = nonzero("explained");
         self.acked = u("acked");
@@ -139,4 +156,30 @@ pub struct FaultWindow {
     pub target: String,
     pub start_s: f64,
     pub end_s: f64,
+}
+
+/// One seed of a scenario with consumer groups: each group's lag and rebalances over simulated time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupTimeline {
+    pub scenario: String,
+    pub acks: String,
+    pub min_insync_replicas: u32,
+    pub seed: u64,
+    pub repro: String,
+    /// Why this seed was chosen.
+    pub why: String,
+    pub faults: Vec<FaultWindow>,
+    /// Per group id.
+    pub groups: BTreeMap<String, GroupSeries>,
+    pub end_s: f64,
+}
+
+/// A consumer group over time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupSeries {
+    /// (simulated s, lag): the sum over the group's partitions of the leader's high watermark minus the
+    /// group's committed offset (Kafka's consumer lag as `kafka-consumer-groups --describe` shows it).
+    pub lag: Vec<[f64; 2]>,
+    /// (simulated s, generation) at the first completed SyncGroup of each generation: a rebalance.
+    pub rebalances: Vec<[f64; 2]>,
 }

@@ -7,13 +7,25 @@ use std::process::{Command, ExitCode, Stdio};
 
 use super::matrix::{self, Cell};
 use super::render::write_report;
-use super::results::{Results, RunRecord, Timeline};
-use super::timeline;
+use super::results::{GroupTimeline, Results, RunRecord, Timeline};
+use super::{groups, timeline};
 use crate::cli::sweep::{parse_shard, run_all, Job};
+use crate::history::{Op, ReplicaState};
 
-/// Seeds per cell by default: the default matrix (6 fault scenarios x 4 cells) then takes about 5 minutes
-/// on 2 cores in a release build (measured: README).
-pub const DEFAULT_SEEDS: u64 = 12;
+/// Runs the default report aims at: about 5 minutes on 2 cores in a release build (the session-5 sample
+/// made 960 runs in 614 s on 2 cores: ~1.3 core-seconds a run).
+pub const DEFAULT_RUN_BUDGET: u64 = 480;
+
+/// Seeds per cell the default never goes below, however many cells the library has.
+pub const MIN_DEFAULT_SEEDS: u64 = 3;
+
+/// Measured core-seconds per run, for the plan's estimate.
+const CORE_SECONDS_PER_RUN: f64 = 1.3;
+
+/// The default seeds per cell: the run budget shared among the cells (rounded down), at least the floor.
+pub fn default_seeds(cells: usize) -> u64 {
+    (DEFAULT_RUN_BUDGET / cells.max(1) as u64).max(MIN_DEFAULT_SEEDS)
+}
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -23,9 +35,13 @@ pub struct ReportArgs {
     /// The report folder itself (default: reports/NAME).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Seeds per cell (seeds 1..=N).
-    #[arg(long, default_value_t = DEFAULT_SEEDS)]
-    pub seeds: u64,
+    /// Seeds per cell (seeds 1..=N). Default: a budget of 480 runs (about 5 minutes on 2 cores) shared among
+    /// the cells, at least 3.
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Only the fault scenarios whose name contains one of these (repeatable: `--only leader-crash`).
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
     /// Child processes at a time (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -72,7 +88,7 @@ pub fn cmd_report(args: ReportArgs) -> ExitCode {
     if let Some(ReportCommand::Merge { dirs, out, name }) = args.merge {
         return cmd_merge(&dirs, out, &name);
     }
-    if args.seeds == 0 {
+    if args.seeds == Some(0) {
         return bad("--seeds 0: need at least one seed per cell".into());
     }
     if args.jobs == Some(0) {
@@ -89,30 +105,49 @@ pub fn cmd_report(args: ReportArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return bad(format!("--scenarios {}: {e}", args.scenarios.display())),
     };
-    let (cells, left_out) = matrix::matrix(&files);
+    let (mut cells, left_out) = matrix::matrix(&files);
+    if !args.only.is_empty() {
+        cells.retain(|c| args.only.iter().any(|o| c.scenario.contains(o.as_str())));
+        if cells.is_empty() {
+            return bad(format!(
+                "--only {}: no fault scenario of {} matches",
+                args.only.join(", "),
+                args.scenarios.display()
+            ));
+        }
+    }
     if cells.is_empty() {
         return bad(format!("no fault scenario in {}", args.scenarios.display()));
     }
+    let seeds = args.seeds.unwrap_or_else(|| default_seeds(cells.len()));
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return bad(format!("cannot find this executable to run the seeds: {e}")),
     };
     let out_dir = args.out.unwrap_or_else(|| Path::new("reports").join(&args.name));
-    let mut command = format!("gregor report --seeds {}", args.seeds);
+    let mut command = format!("gregor report --seeds {seeds}");
+    for o in &args.only {
+        command.push_str(&format!(" --only {o}"));
+    }
     if let Some(s) = &args.shard {
         command.push_str(&format!(" --shard {s}"));
     }
     let start = crate::rt::wall_clock();
-    let mine = jobs_of(&cells, args.seeds, shard_i, shard_n);
-    eprintln!(
-        "report: {} cells x {} seeds, {} runs in this shard ({shard_i}/{shard_n})",
-        cells.len(),
-        args.seeds,
-        mine.len()
-    );
+    let mine = jobs_of(&cells, seeds, shard_i, shard_n);
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!(
+        "{}",
+        plan(
+            &cells,
+            seeds,
+            args.seeds.is_none(),
+            mine.len(),
+            jobs,
+            (shard_i, shard_n)
+        )
+    );
     let records = run_matrix(&exe, mine, jobs);
     let wall = (crate::rt::wall_clock() - start).as_secs_f64();
     let timelines = representative(&records)
@@ -123,6 +158,7 @@ pub fn cmd_report(args: ReportArgs) -> ExitCode {
         })
         .into_iter()
         .collect();
+    let group_timelines = group_timelines(&exe, &cells, &records);
     let results = Results {
         name: args.name.clone(),
         commits: records
@@ -132,12 +168,13 @@ pub fn cmd_report(args: ReportArgs) -> ExitCode {
             .into_iter()
             .collect(),
         command,
-        seeds_per_cell: args.seeds,
+        seeds_per_cell: seeds,
         shards: vec![[shard_i, shard_n]],
         shard_wall_seconds: vec![wall],
         left_out,
         runs: records,
         timelines,
+        group_timelines,
     };
     finish(&out_dir, &results)
 }
@@ -165,6 +202,30 @@ fn finish(out_dir: &Path, results: &Results) -> ExitCode {
         }
         Err(e) => bad(e),
     }
+}
+
+/// What the report is about to run, printed before it starts.
+pub fn plan(cells: &[Cell], seeds: u64, default: bool, runs: usize, jobs: usize, shard: (u64, u64)) -> String {
+    let scenarios: BTreeSet<&str> = cells.iter().map(|c| c.scenario.as_str()).collect();
+    let unclean = cells.iter().filter(|c| c.unclean_leader_election).count();
+    let why = if default {
+        format!(
+            " (default: a budget of {DEFAULT_RUN_BUDGET} runs over {} cells, at least {MIN_DEFAULT_SEEDS}; --seeds N to choose)",
+            cells.len()
+        )
+    } else {
+        String::new()
+    };
+    let estimate_s = runs as f64 * CORE_SECONDS_PER_RUN / jobs.max(1) as f64;
+    format!(
+        "report plan: {} fault scenarios, {} cells ({unclean} with unclean.leader.election.enable=true) x {seeds} seeds{why}\n\
+         report plan: {runs} runs in shard {}/{}, {jobs} at a time: about {:.0} minutes at ~{CORE_SECONDS_PER_RUN} core-seconds a run",
+        scenarios.len(),
+        cells.len(),
+        shard.0,
+        shard.1,
+        (estimate_s / 60.0).max(1.0)
+    )
 }
 
 /// This shard's runs: every cell x seed, interleaved by index as `sweep --shard` does.
@@ -197,6 +258,7 @@ fn run_matrix(exe: &Path, mine: Vec<(Cell, u64)>, jobs: usize) -> Vec<RunRecord>
                 acks: c.acks.clone(),
                 min_insync_replicas: c.min_insync_replicas,
                 replication_factor: c.replication_factor,
+                unclean_leader_election: c.unclean_leader_election,
                 sets: c.sets.clone(),
                 seed,
                 repro: format!(
@@ -233,9 +295,14 @@ pub fn representative(runs: &[RunRecord]) -> Option<(&RunRecord, String)> {
         })
 }
 
-/// Runs the seed again with `--history` and draws its timeline.
-fn timeline_of(exe: &Path, r: &RunRecord, why: String) -> Result<Timeline, String> {
-    let dir = std::env::temp_dir().join(format!("gregor-report-{}", std::process::id()));
+/// Runs the seed again with `--history` and reads its history and state trace.
+fn history_of(exe: &Path, r: &RunRecord) -> Result<(Vec<Op>, Vec<ReplicaState>), String> {
+    let dir = std::env::temp_dir().join(format!(
+        "gregor-report-{}-{}-{}",
+        std::process::id(),
+        r.scenario,
+        r.seed
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let history = dir.join("history.jsonl");
     let status = Command::new(exe)
@@ -256,6 +323,12 @@ fn timeline_of(exe: &Path, r: &RunRecord, why: String) -> Result<Timeline, Strin
     let ops = timeline::parse_jsonl(&read(&history)?)?;
     let states = timeline::parse_jsonl(&read(&PathBuf::from(format!("{}.states.jsonl", history.display())))?)?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok((ops, states))
+}
+
+/// Runs the seed again with `--history` and draws its timeline.
+fn timeline_of(exe: &Path, r: &RunRecord, why: String) -> Result<Timeline, String> {
+    let (ops, states) = history_of(exe, r)?;
     let head = Timeline {
         scenario: r.scenario.clone(),
         acks: r.acks.clone(),
@@ -266,6 +339,51 @@ fn timeline_of(exe: &Path, r: &RunRecord, why: String) -> Result<Timeline, Strin
         ..Timeline::default()
     };
     Ok(timeline::build(head, &ops, &states))
+}
+
+/// The seed to draw a group scenario's lag from: its first failing run, else the first run of its acks=all
+/// cell at the highest `min.insync.replicas` with the file's election setting.
+pub fn group_representative<'a>(runs: &'a [RunRecord], scenario: &str) -> Option<(&'a RunRecord, String)> {
+    let mine: Vec<&RunRecord> = runs.iter().filter(|r| r.scenario == scenario).collect();
+    if let Some(r) = mine.iter().find(|r| r.verdict == "fail") {
+        return Some((r, "its first failing run".into()));
+    }
+    mine.iter()
+        .filter(|r| r.acks == "all" && !r.unclean_leader_election)
+        .max_by_key(|r| (r.min_insync_replicas, std::cmp::Reverse(r.seed)))
+        .or(mine.first())
+        .map(|r| (*r, "no run failed; the first seed of its acks=all cell".into()))
+}
+
+/// One group timeline per scenario with `[[consumer_groups]]` that ran in this shard.
+fn group_timelines(exe: &Path, cells: &[Cell], runs: &[RunRecord]) -> Vec<GroupTimeline> {
+    let scenarios: BTreeSet<&str> = cells
+        .iter()
+        .filter(|c| c.consumer_groups)
+        .map(|c| c.scenario.as_str())
+        .collect();
+    let mut out = vec![];
+    for s in scenarios {
+        let Some((r, why)) = group_representative(runs, s) else {
+            continue;
+        };
+        match history_of(exe, r) {
+            Ok((ops, states)) => {
+                let head = GroupTimeline {
+                    scenario: r.scenario.clone(),
+                    acks: r.acks.clone(),
+                    min_insync_replicas: r.min_insync_replicas,
+                    seed: r.seed,
+                    repro: r.repro.clone(),
+                    why,
+                    ..GroupTimeline::default()
+                };
+                out.push(groups::build(head, &ops, &states));
+            }
+            Err(e) => eprintln!("warning: no group timeline for {s}: {e}"),
+        }
+    }
+    out
 }
 
 /// `gregor report merge DIR... [--out DIR]`: one report from several folders' results.json.
@@ -318,13 +436,69 @@ pub fn merge(name: &str, dirs: &[PathBuf], parts: Vec<Results>) -> Results {
             }
         }
         for r in p.runs {
-            if seen.insert((r.scenario.clone(), r.acks.clone(), r.min_insync_replicas, r.seed)) {
+            if seen.insert((super::aggregate::key_of(&r), r.seed)) {
                 m.runs.push(r);
             }
         }
         if m.timelines.is_empty() {
             m.timelines = p.timelines;
         }
+        for g in p.group_timelines {
+            if !m.group_timelines.iter().any(|h| h.scenario == g.scenario) {
+                m.group_timelines.push(g);
+            }
+        }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_seeds_share_the_run_budget_among_the_cells_with_a_floor() {
+        assert_eq!(default_seeds(96), 5);
+        assert_eq!(default_seeds(10), 48);
+        assert_eq!(default_seeds(400), MIN_DEFAULT_SEEDS);
+        assert_eq!(default_seeds(0), DEFAULT_RUN_BUDGET);
+    }
+
+    #[test]
+    fn the_plan_names_cells_seeds_runs_and_why_the_default() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
+        let (cells, _) = matrix::matrix(&matrix::scenario_files(dir).unwrap());
+        let seeds = default_seeds(cells.len());
+        let p = plan(&cells, seeds, true, cells.len() * seeds as usize, 2, (1, 1));
+        assert!(p.contains(&format!("{} cells", cells.len())), "{p}");
+        assert!(
+            p.contains(&format!("x {seeds} seeds (default: a budget of 480 runs")),
+            "{p}"
+        );
+        assert!(p.contains("about 5 minutes") || p.contains("about 4 minutes"), "{p}");
+    }
+
+    #[test]
+    fn a_group_scenario_draws_its_failing_run_else_its_acks_all_cell() {
+        let run = |acks: &str, isr, seed, verdict: &str| RunRecord {
+            scenario: "g".into(),
+            acks: acks.into(),
+            min_insync_replicas: isr,
+            seed,
+            verdict: verdict.into(),
+            ..RunRecord::default()
+        };
+        let runs = vec![
+            run("1", 2, 1, "pass"),
+            run("all", 1, 1, "pass"),
+            run("all", 2, 2, "pass"),
+            run("all", 2, 1, "pass"),
+        ];
+        let (r, _) = group_representative(&runs, "g").unwrap();
+        assert_eq!((r.acks.as_str(), r.min_insync_replicas, r.seed), ("all", 2, 1));
+        let mut runs = runs;
+        runs.push(run("0", 2, 3, "fail"));
+        assert_eq!(group_representative(&runs, "g").unwrap().0.seed, 3);
+        assert!(group_representative(&runs, "other").is_none());
+    }
 }
