@@ -49,7 +49,7 @@ impl Compaction {
     pub fn build(
         input: &CheckInput<'_>,
         acked: &[Send],
-        by_offset: &BTreeMap<Tp, BTreeMap<i64, BTreeSet<String>>>,
+        by_offset: &BTreeMap<Tp, BTreeMap<i64, BTreeSet<&str>>>,
     ) -> Self {
         let mut c = Compaction::default();
         if input.compacted_topics.is_empty() {
@@ -69,7 +69,7 @@ impl Compaction {
             .flat_map(|(tp, offsets)| {
                 offsets
                     .iter()
-                    .flat_map(move |(o, values)| values.iter().map(move |v| (tp, *o, v.as_str())))
+                    .flat_map(move |(o, values)| values.iter().map(move |v| (tp, *o, *v)))
             });
         let sent = acked
             .iter()
@@ -170,10 +170,10 @@ impl View<'_> {
             .acked
             .iter()
             .filter(|s| &s.tp == tp && s.offset == Some(offset))
-            .map(|s| &s.value);
+            .map(|s| s.value.as_str());
         let mut out: Vec<&str> = observed
+            .copied()
             .chain(acked)
-            .map(String::as_str)
             .filter(|v| self.compaction.key_of(v) == Some(key))
             .collect();
         out.sort_unstable();
