@@ -16,10 +16,12 @@ pub use crate::metadata;
 mod produce;
 mod producer_ids;
 mod replica;
+mod topic_changes;
 pub use self::replica::{
     AlterPartitionAnswer, AlterPartitionItem, FetchPlan, FetchTarget, FOLLOWER_TRUNCATED_MARK,
     REPLICATION_OFFSET_CHECKPOINT,
 };
+pub use self::topic_changes::{create_partitions_refused, delete_topics_refused};
 
 use std::collections::BTreeMap;
 
@@ -343,6 +345,8 @@ impl Broker {
             Request::ListGroups(r) => self.list_groups(&r, v, corr),
             Request::DeleteRecords(r) => self.delete_records(disk, &r, v, corr),
             Request::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(&r, v, corr),
+            Request::DeleteTopics(r) => self.delete_topics(&r, v, corr),
+            Request::CreatePartitions(r) => self.create_partitions(&r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
             Request::Vote(_)
             | Request::BeginQuorumEpoch(_)
