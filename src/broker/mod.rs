@@ -21,7 +21,7 @@ pub use self::replica::{
     AlterPartitionAnswer, AlterPartitionItem, FetchPlan, FetchTarget, FOLLOWER_TRUNCATED_MARK,
     REPLICATION_OFFSET_CHECKPOINT,
 };
-pub use self::topic_changes::{create_partitions_refused, delete_topics_refused};
+pub use self::topic_changes::{create_partitions_refused, delete_topics_refused, TOPIC_LOG_DELETED_MARK};
 
 use std::collections::BTreeMap;
 
@@ -114,6 +114,8 @@ pub struct Broker {
     acks: crate::replication::AcksPurgatory<ConnId, produce::ParkedProduce>,
     /// The group coordinator of the `__consumer_offsets` partitions this broker leads.
     groups: groups::Groups,
+    /// Logs were deleted since `replication-offset-checkpoint` was last written.
+    deleted_since_checkpoint: bool,
 }
 
 /// Whether `api_key` is one of the coordinator's APIs (the shell wakes its background task after them).
@@ -166,6 +168,7 @@ impl Broker {
             checkpointed_hw: BTreeMap::new(),
             acks: Default::default(),
             groups: groups::Groups::new(config_groups),
+            deleted_since_checkpoint: false,
         };
         broker.load_high_watermarks(disk)?;
         let mine: Vec<_> = broker
@@ -202,6 +205,11 @@ impl Broker {
     /// topic config the broker cannot apply.
     pub fn apply_image(&mut self, disk: &mut dyn Disk, image: MetadataImage, now_ms: i64) -> Result<(), String> {
         self.image = image;
+        if let Err(e) = self.delete_stray_logs(disk) {
+            let reason = format!("deleting the logs of deleted topics: {e}");
+            self.offline.get_or_insert_with(|| reason.clone());
+            return Err(reason);
+        }
         self.refresh_log_configs();
         let mine: Vec<_> = self
             .image
@@ -223,7 +231,10 @@ impl Broker {
                 return Err(reason);
             }
         }
-        if let Err(e) = self.sync_roles(disk, now_ms) {
+        if let Err(e) = self
+            .sync_roles(disk, now_ms)
+            .and_then(|()| self.checkpoint_deleted_high_watermarks(disk))
+        {
             let reason = format!("taking the roles of the new image: {e}");
             self.offline.get_or_insert_with(|| reason.clone());
             return Err(reason);
@@ -482,6 +493,9 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         cleanup_policy: cfg.log_cleanup_policy,
         file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
         message_timestamp_type: cfg.log_message_timestamp_type,
+        message_timestamp_before_max_ms: cfg.log_message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms: cfg.log_message_timestamp_after_max_ms,
+        message_timestamp_difference_max_ms: cfg.log_message_timestamp_difference_max_ms,
         min_cleanable_dirty_ratio: cfg.log_cleaner_min_cleanable_ratio,
         min_compaction_lag_ms: cfg.log_cleaner_min_compaction_lag_ms,
         delete_retention_ms: cfg.log_cleaner_delete_retention_ms,
@@ -497,6 +511,7 @@ fn partition_error(e: &LogError) -> Result<i16, Failure> {
         LogError::CorruptRecord { .. } => Ok(code::CORRUPT_MESSAGE),
         LogError::OffsetOutOfRange { .. } => Ok(code::OFFSET_OUT_OF_RANGE),
         LogError::InvalidRecords { .. } => Ok(code::INVALID_RECORD),
+        LogError::InvalidTimestamp { .. } => Ok(code::INVALID_TIMESTAMP),
         LogError::UnknownPartition { .. } => Ok(code::UNKNOWN_TOPIC_OR_PARTITION),
         LogError::OutOfOrderSequence { .. } => Ok(code::OUT_OF_ORDER_SEQUENCE_NUMBER),
         LogError::InvalidProducerEpoch { .. } => Ok(code::INVALID_PRODUCER_EPOCH),

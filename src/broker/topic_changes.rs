@@ -11,7 +11,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{respond, Broker, Failure, Reply};
+use crate::log::{Disk, LogError};
 use crate::protocol::errors::ResponseError;
+use crate::types::TopicPartition;
+
+/// The mark of a broker deleting a replica's log because its topic was deleted (or recreated).
+pub const TOPIC_LOG_DELETED_MARK: &str = "deleted-topic-log-removed";
 
 /// Every topic of `req` refused with `error`; the message names the topic.
 pub fn delete_topics_refused(req: &DeleteTopicsRequest, error: ResponseError, why: &str) -> DeleteTopicsResponse {
@@ -69,5 +74,55 @@ impl Broker {
     ) -> Result<Reply, Failure> {
         let resp = create_partitions_refused(req, ResponseError::InvalidRequest, NO_QUORUM);
         respond(ApiKey::CreatePartitions, version, corr, &resp)
+    }
+}
+
+impl Broker {
+    /// Logs this broker holds that the image no longer has a place for: the topic is gone (a RemoveTopic
+    /// record), or it exists under another topic id (deleted and recreated while this broker was away;
+    /// KIP-516 keeps the id in `partition.metadata`), or the partition does not exist. Kafka's
+    /// `ReplicaManager.applyDelta` deletes the first two; a restarted broker's stray-log detection
+    /// (KAFKA-14616) all of them.
+    fn stray_logs(&self) -> Vec<TopicPartition> {
+        self.logs
+            .partitions()
+            .filter(|tp| {
+                let Some(topic) = self.image.topic(&tp.topic) else {
+                    return true;
+                };
+                let id = topic.topic_id.to_string();
+                let other_id = self
+                    .logs
+                    .get(tp)
+                    .and_then(|l| l.topic_id())
+                    .is_some_and(|found| found != id);
+                other_id || !topic.partitions.contains_key(&tp.partition)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes every stray log (see [`Broker::stray_logs`]): the partition stops being served at once (its
+    /// role goes with the next `sync_roles`) and its files leave the disk crash-safely
+    /// (`LogManager::delete_log`). `Err` is a storage failure.
+    pub(super) fn delete_stray_logs(&mut self, disk: &mut dyn Disk) -> Result<(), LogError> {
+        for tp in self.stray_logs() {
+            self.replicas.remove(&tp);
+            self.checkpointed_hw.remove(&tp);
+            self.deleted_since_checkpoint = true;
+            if self.logs.delete_log(disk, &tp)? {
+                self.marks.push(TOPIC_LOG_DELETED_MARK);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites `replication-offset-checkpoint` after logs were deleted, so a log recreated under the same
+    /// name never starts from the deleted one's high watermark.
+    pub(super) fn checkpoint_deleted_high_watermarks(&mut self, disk: &mut dyn Disk) -> Result<(), LogError> {
+        if std::mem::take(&mut self.deleted_since_checkpoint) {
+            self.checkpoint_high_watermarks(disk)?;
+        }
+        Ok(())
     }
 }
