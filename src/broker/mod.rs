@@ -528,6 +528,8 @@ fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Resu
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod topic_changes_tests;
+#[cfg(test)]
 mod producer_tests;
 #[cfg(test)]
 mod group_tests;
