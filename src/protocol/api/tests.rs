@@ -553,13 +553,20 @@ fn an_api_off_its_listener_is_an_unknown_api_key() {
 }
 
 #[test]
-fn listeners_share_fetch_createtopics_and_apiversions_but_nothing_else() {
+fn listeners_share_fetch_apiversions_and_the_topic_apis_but_nothing_else() {
     let shared: Vec<ApiKey> = ADVERTISED
         .iter()
         .filter(|r| advertised_on(Listener::Controller, r.key as i16).is_some())
         .map(|r| r.key)
         .collect();
-    assert_eq!(shared, vec![ApiKey::Fetch, ApiKey::ApiVersions, ApiKey::CreateTopics]);
+    let expected = vec![
+        ApiKey::Fetch,
+        ApiKey::ApiVersions,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::CreatePartitions,
+    ];
+    assert_eq!(shared, expected);
     for key in shared {
         assert_eq!(advertised(key as i16), advertised_on(Listener::Controller, key as i16));
     }
