@@ -65,6 +65,7 @@ impl KafkaAdmin {
                     CreatePartitionsTopic::default()
                         .with_name(topic_name(n))
                         .with_count(counts[n])
+                        .with_assignments(None)
                 })
                 .collect();
             CreatePartitionsRequest::default()

@@ -227,9 +227,11 @@ pub fn create_partitions(r: &kafka_protocol::messages::CreatePartitionsRequest) 
         .map(|t| controller::CreatePartitionsTopic {
             name: t.name.0.to_string(),
             count: t.count,
+            // A null or empty list: the controller places the new partitions.
             assignments: t
                 .assignments
                 .as_ref()
+                .filter(|a| !a.is_empty())
                 .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()),
         })
         .collect();
