@@ -70,6 +70,15 @@ pub struct BrokerConfig {
     pub log_segment_delete_delay_ms: i64,
     /// `log.message.timestamp.type` (CreateTime): topic-level `message.timestamp.type`.
     pub log_message_timestamp_type: crate::protocol::batch::TimestampType,
+    /// `log.message.timestamp.before.max.ms` (KIP-937, Long.MAX_VALUE): topic-level
+    /// `message.timestamp.before.max.ms`; CreateTime records older than the leader's clock by more are
+    /// refused with INVALID_TIMESTAMP.
+    pub log_message_timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms` (KIP-937, Long.MAX_VALUE): the bound for future timestamps.
+    pub log_message_timestamp_after_max_ms: i64,
+    /// `log.message.timestamp.difference.max.ms` (deprecated by KIP-937, Long.MAX_VALUE): both bounds where
+    /// they are not set.
+    pub log_message_timestamp_difference_max_ms: i64,
     /// `log.cleaner.min.cleanable.ratio` (0.5): topic-level `min.cleanable.dirty.ratio`.
     pub log_cleaner_min_cleanable_ratio: crate::log::config::DirtyRatio,
     /// `log.cleaner.min.compaction.lag.ms` (0): topic-level `min.compaction.lag.ms`.
@@ -138,6 +147,9 @@ impl BrokerConfig {
             log_cleanup_policy: crate::log::CleanupPolicy::DELETE,
             log_segment_delete_delay_ms: 60_000,
             log_message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
+            log_message_timestamp_before_max_ms: i64::MAX,
+            log_message_timestamp_after_max_ms: i64::MAX,
+            log_message_timestamp_difference_max_ms: i64::MAX,
             log_cleaner_min_cleanable_ratio: crate::log::config::DirtyRatio::new(0.5),
             log_cleaner_min_compaction_lag_ms: 0,
             log_cleaner_delete_retention_ms: 86_400_000,
@@ -269,6 +281,15 @@ impl BrokerConfig {
                         key: key.into(),
                         reason,
                     })?
+            }
+            "log.message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
+            }
+            "log.message.timestamp.after.max.ms" => {
+                self.log_message_timestamp_after_max_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
+            }
+            "log.message.timestamp.difference.max.ms" => {
+                self.log_message_timestamp_difference_max_ms = in_range(int(v, key)?, 0, i64::MAX, key)?
             }
             "log.cleaner.min.cleanable.ratio" => {
                 let text = v.as_float().map_or_else(

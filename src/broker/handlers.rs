@@ -391,6 +391,10 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         "min.compaction.lag.ms" => config.min_compaction_lag_ms = signed(number()?),
         "delete.retention.ms" => config.delete_retention_ms = signed(number()?),
         "message.timestamp.type" => config.message_timestamp_type = crate::log::config::parse_timestamp_type(value)?,
+        // KIP-937 (and the deprecated difference bound): Kafka's validator wants at least 0.
+        "message.timestamp.before.max.ms" => config.message_timestamp_before_max_ms = signed(number()?),
+        "message.timestamp.after.max.ms" => config.message_timestamp_after_max_ms = signed(number()?),
+        "message.timestamp.difference.max.ms" => config.message_timestamp_difference_max_ms = signed(number()?),
         "min.insync.replicas" => {
             number().and_then(|n| {
                 if n >= 1 {

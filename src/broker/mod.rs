@@ -16,10 +16,12 @@ pub use crate::metadata;
 mod produce;
 mod producer_ids;
 mod replica;
+mod topic_changes;
 pub use self::replica::{
     AlterPartitionAnswer, AlterPartitionItem, FetchPlan, FetchTarget, FOLLOWER_TRUNCATED_MARK,
     REPLICATION_OFFSET_CHECKPOINT,
 };
+pub use self::topic_changes::{create_partitions_refused, delete_topics_refused, TOPIC_LOG_DELETED_MARK};
 
 use std::collections::BTreeMap;
 
@@ -114,6 +116,8 @@ pub struct Broker {
     groups: groups::Groups,
     /// The replica states last handed out by [`Broker::changed_replica_states`].
     reported: BTreeMap<TopicPartition, crate::history::ReplicaState>,
+    /// Logs were deleted since `replication-offset-checkpoint` was last written.
+    deleted_since_checkpoint: bool,
 }
 
 /// Whether `api_key` is one of the coordinator's APIs (the shell wakes its background task after them).
@@ -167,6 +171,7 @@ impl Broker {
             acks: Default::default(),
             groups: groups::Groups::new(config_groups),
             reported: BTreeMap::new(),
+            deleted_since_checkpoint: false,
         };
         broker.load_high_watermarks(disk)?;
         let mine: Vec<_> = broker
@@ -203,6 +208,11 @@ impl Broker {
     /// topic config the broker cannot apply.
     pub fn apply_image(&mut self, disk: &mut dyn Disk, image: MetadataImage, now_ms: i64) -> Result<(), String> {
         self.image = image;
+        if let Err(e) = self.delete_stray_logs(disk) {
+            let reason = format!("deleting the logs of deleted topics: {e}");
+            self.offline.get_or_insert_with(|| reason.clone());
+            return Err(reason);
+        }
         self.refresh_log_configs();
         let mine: Vec<_> = self
             .image
@@ -224,7 +234,10 @@ impl Broker {
                 return Err(reason);
             }
         }
-        if let Err(e) = self.sync_roles(disk, now_ms) {
+        if let Err(e) = self
+            .sync_roles(disk, now_ms)
+            .and_then(|()| self.checkpoint_deleted_high_watermarks(disk))
+        {
             let reason = format!("taking the roles of the new image: {e}");
             self.offline.get_or_insert_with(|| reason.clone());
             return Err(reason);
@@ -346,6 +359,8 @@ impl Broker {
             Request::ListGroups(r) => self.list_groups(&r, v, corr),
             Request::DeleteRecords(r) => self.delete_records(disk, &r, v, corr),
             Request::OffsetForLeaderEpoch(r) => self.offset_for_leader_epoch(&r, v, corr),
+            Request::DeleteTopics(r) => self.delete_topics(&r, v, corr),
+            Request::CreatePartitions(r) => self.create_partitions(&r, v, corr),
             // The controller APIs arrive only on a controller listener (`parse_request_on`).
             Request::Vote(_)
             | Request::BeginQuorumEpoch(_)
@@ -503,6 +518,9 @@ pub fn log_config(cfg: &BrokerConfig) -> LogConfig {
         cleanup_policy: cfg.log_cleanup_policy,
         file_delete_delay_ms: cfg.log_segment_delete_delay_ms,
         message_timestamp_type: cfg.log_message_timestamp_type,
+        message_timestamp_before_max_ms: cfg.log_message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms: cfg.log_message_timestamp_after_max_ms,
+        message_timestamp_difference_max_ms: cfg.log_message_timestamp_difference_max_ms,
         min_cleanable_dirty_ratio: cfg.log_cleaner_min_cleanable_ratio,
         min_compaction_lag_ms: cfg.log_cleaner_min_compaction_lag_ms,
         delete_retention_ms: cfg.log_cleaner_delete_retention_ms,
@@ -518,6 +536,7 @@ fn partition_error(e: &LogError) -> Result<i16, Failure> {
         LogError::CorruptRecord { .. } => Ok(code::CORRUPT_MESSAGE),
         LogError::OffsetOutOfRange { .. } => Ok(code::OFFSET_OUT_OF_RANGE),
         LogError::InvalidRecords { .. } => Ok(code::INVALID_RECORD),
+        LogError::InvalidTimestamp { .. } => Ok(code::INVALID_TIMESTAMP),
         LogError::UnknownPartition { .. } => Ok(code::UNKNOWN_TOPIC_OR_PARTITION),
         LogError::OutOfOrderSequence { .. } => Ok(code::OUT_OF_ORDER_SEQUENCE_NUMBER),
         LogError::InvalidProducerEpoch { .. } => Ok(code::INVALID_PRODUCER_EPOCH),
@@ -533,6 +552,8 @@ fn respond<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Resu
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topic_changes_tests;
 #[cfg(test)]
 mod producer_tests;
 #[cfg(test)]

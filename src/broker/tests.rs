@@ -35,7 +35,7 @@ impl Fx {
     }
 }
 
-fn image(brokers: &[i32]) -> MetadataImage {
+pub(super) fn image(brokers: &[i32]) -> MetadataImage {
     let mut img = MetadataImage {
         cluster_id: "gregor".into(),
         controller_id: -1,
@@ -112,7 +112,7 @@ pub(super) fn produce(p: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
         .with_topic_data(vec![t])
 }
 
-fn fetch(offset: i64, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
+pub(super) fn fetch(offset: i64, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
     let p = FetchPartition::default()
         .with_partition(0)
         .with_fetch_offset(offset)

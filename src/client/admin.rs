@@ -1,5 +1,6 @@
 //! L3: [`KafkaAdmin`], Kafka's `Admin` client as an async facade over [`Client`]: create topics
-//! (CreateTopics v7 to any broker, which forwards it to the active controller, KIP-590), describe topics and
+//! (CreateTopics v7 to any broker, which forwards it to the active controller, KIP-590; likewise delete topics
+//! and create partitions, in `topic_changes`), describe topics and
 //! the cluster (Metadata v12), list offsets (ListOffsets at each partition's leader: earliest, latest, max
 //! timestamp, by timestamp), list groups (ListGroups v4 to every broker: each lists the groups it
 //! coordinates) and describe groups (FindCoordinator v4, then DescribeGroups v5 at the coordinator).
@@ -26,6 +27,8 @@ use super::{
     PartitionMetadata,
 };
 use crate::rt;
+
+mod topic_changes;
 use crate::types::{BrokerId, LeaderEpoch, TopicPartition};
 
 /// Kafka's `default.api.timeout.ms`.
@@ -40,6 +43,20 @@ pub enum AdminError {
     /// INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, INVALID_CONFIG, ...).
     #[error("creating topic {topic}: {code} (Kafka error code {}): {message}", code.code())]
     CreateTopic {
+        topic: String,
+        code: KafkaErrorCode,
+        message: String,
+    },
+    /// The controller refused to delete the topic (UNKNOWN_TOPIC_OR_PARTITION, TOPIC_DELETION_DISABLED, ...).
+    #[error("deleting topic {topic}: {code} (Kafka error code {}): {message}", code.code())]
+    DeleteTopic {
+        topic: String,
+        code: KafkaErrorCode,
+        message: String,
+    },
+    /// The controller refused to add partitions (INVALID_PARTITIONS, UNKNOWN_TOPIC_OR_PARTITION, ...).
+    #[error("adding partitions to topic {topic}: {code} (Kafka error code {}): {message}", code.code())]
+    CreatePartitions {
         topic: String,
         code: KafkaErrorCode,
         message: String,

@@ -51,6 +51,9 @@ pub const CLIENT_API_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 4, 4),
     // KIP-320: a consumer validates its position after a leader change.
     (ApiKey::OffsetForLeaderEpoch, 4, 4),
+    // Topic changes, forwarded by brokers to the active controller (KIP-590).
+    (ApiKey::DeleteTopics, 6, 6),
+    (ApiKey::CreatePartitions, 2, 3),
 ];
 
 /// Kafka's default `socket.request.max.bytes`, used here as the largest response frame accepted.

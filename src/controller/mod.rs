@@ -16,7 +16,7 @@
 //!
 //! Files: `records` (the record types), `state` (replay, image), `election` (PartitionChangeBuilder),
 //! `cluster` (BrokerRegistration, BrokerHeartbeat, session fencing), `replication` (CreateTopics,
-//! AlterPartition, AllocateProducerIds).
+//! AlterPartition, AllocateProducerIds), `topics` (DeleteTopics, CreatePartitions).
 
 mod cluster;
 mod election;
@@ -25,6 +25,9 @@ mod replication;
 pub mod state;
 #[cfg(test)]
 mod tests;
+mod topics;
+#[cfg(test)]
+mod topics_tests;
 
 use std::collections::BTreeMap;
 
@@ -39,6 +42,10 @@ pub use replication::{
     CreateTopicsRequest, IsrMember, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use state::{BrokerRegistration, ControllerState, PartitionRegistration, ReplayError, TopicState};
+pub use topics::{
+    CreatePartitionsRequest, CreatePartitionsTopic, CreatePartitionsTopicResult, DeletableTopic, DeletableTopicResult,
+    DELETE_TOPIC_ENABLE,
+};
 
 /// The topic config (and controller default) that allows electing a leader from outside the ISR.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
@@ -57,6 +64,8 @@ pub struct ControllerConfig {
     pub num_partitions: i32,
     /// `default.replication.factor` (1), for CreateTopics with `replication_factor` -1.
     pub default_replication_factor: i16,
+    /// `delete.topic.enable` (true): DeleteTopics is refused with TOPIC_DELETION_DISABLED when false.
+    pub delete_topic_enable: bool,
 }
 
 impl ControllerConfig {
@@ -69,6 +78,7 @@ impl ControllerConfig {
             unclean_leader_election_enable: false,
             num_partitions: 1,
             default_replication_factor: 1,
+            delete_topic_enable: true,
         }
     }
 }
@@ -92,6 +102,13 @@ impl ControllerConfig {
             }
             UNCLEAN_LEADER_ELECTION_ENABLE => {
                 self.unclean_leader_election_enable = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("{key} = {other:?}: must be true or false")),
+                }
+            }
+            DELETE_TOPIC_ENABLE => {
+                self.delete_topic_enable = match value.trim() {
                     "true" => true,
                     "false" => false,
                     other => return Err(format!("{key} = {other:?}: must be true or false")),

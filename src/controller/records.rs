@@ -1,6 +1,6 @@
 //! Our metadata records (the `__cluster_metadata` log's content), modelled on KRaft's RegisterBrokerRecord,
 //! FenceBrokerRecord, UnfenceBrokerRecord, BrokerRegistrationChangeRecord, TopicRecord, PartitionRecord,
-//! PartitionChangeRecord, ConfigRecord and ProducerIdsRecord (KIP-631). kafka-protocol does not ship them,
+//! PartitionChangeRecord, RemoveTopicRecord, ConfigRecord and ProducerIdsRecord (KIP-631). kafka-protocol does not ship them,
 //! so they are our own, encoded as JSON: one Raft entry's `data` is one JSON array of records, an atomic
 //! batch (what one controller request produced).
 
@@ -39,6 +39,12 @@ pub enum Record {
     },
     Topic {
         name: String,
+        topic_id: Uuid,
+    },
+    /// The topic is deleted (KRaft's RemoveTopicRecord, written for DeleteTopics): its partitions and its
+    /// configs go with it; brokers delete their replicas' logs. A topic created later under the same name
+    /// gets a new topic id (KIP-516).
+    RemoveTopic {
         topic_id: Uuid,
     },
     Partition {

@@ -287,7 +287,7 @@ fn topic_result(
 }
 
 /// Kafka's `Topic.validate`: 1 to 249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
-fn validate_topic_name(name: &str) -> Result<(), (ResponseError, String)> {
+pub(super) fn validate_topic_name(name: &str) -> Result<(), (ResponseError, String)> {
     let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     let ok = !name.is_empty()
         && name != "."
@@ -332,7 +332,12 @@ fn new_topic_id(b: &RecordBuilder, rng: &mut impl Rng) -> Uuid {
 /// Replicas for each partition, round-robin over `brokers` (sorted ids) from a random start, each further
 /// replica shifted by a random amount that grows every full round, as Kafka's rack-unaware assignment
 /// does; the first replica is the preferred leader.
-fn place_replicas(brokers: &[BrokerId], partitions: i32, rf: usize, rng: &mut impl Rng) -> Vec<Vec<BrokerId>> {
+pub(super) fn place_replicas(
+    brokers: &[BrokerId],
+    partitions: i32,
+    rf: usize,
+    rng: &mut impl Rng,
+) -> Vec<Vec<BrokerId>> {
     let n = brokers.len();
     assert!(rf >= 1 && rf <= n, "rf={rf} brokers={n}");
     let start = rng.random_range(0..n);

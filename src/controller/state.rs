@@ -139,6 +139,15 @@ impl ControllerState {
                 broker.controlled_shutdown_offset = offset;
             }
             Record::Topic { name, topic_id } => self.replay_topic(offset, name, *topic_id)?,
+            Record::RemoveTopic { topic_id } => {
+                let topic = self.topics.remove(topic_id).ok_or(ReplayError::UnknownTopic {
+                    offset,
+                    topic_id: *topic_id,
+                })?;
+                self.topic_ids.remove(&topic.name);
+                // Kafka's ConfigurationControlManager drops the topic's configs with it.
+                self.configs.remove(&topic.name);
+            }
             Record::Partition {
                 topic_id,
                 partition,

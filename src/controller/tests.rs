@@ -9,17 +9,17 @@ use crate::metadata::NO_LEADER;
 
 /// An active controller whose results are "committed" at once: records replayed at the next offset, and the
 /// encoded entries kept, so a recovering controller can replay the same log.
-struct Harness {
-    c: Controller,
+pub(super) struct Harness {
+    pub(super) c: Controller,
     offset: i64,
-    log: Vec<(i64, Vec<u8>)>,
+    pub(super) log: Vec<(i64, Vec<u8>)>,
     now_ms: i64,
-    rng: ChaCha8Rng,
+    pub(super) rng: ChaCha8Rng,
     epochs: BTreeMap<BrokerId, i64>,
 }
 
 impl Harness {
-    fn new(config: ControllerConfig) -> Self {
+    pub(super) fn new(config: ControllerConfig) -> Self {
         Harness {
             c: Controller::new(config, ControllerState::default(), 0),
             offset: -1,
@@ -30,7 +30,7 @@ impl Harness {
         }
     }
 
-    fn commit<T>(&mut self, r: ControllerResult<T>) -> T {
+    pub(super) fn commit<T>(&mut self, r: ControllerResult<T>) -> T {
         if !r.records.is_empty() {
             self.offset += 1;
             self.c.replay_all(self.offset, &r.records).unwrap();
@@ -72,7 +72,7 @@ impl Harness {
     }
 
     /// Registers and unfences brokers `ids`.
-    fn live_brokers(&mut self, ids: &[BrokerId]) {
+    pub(super) fn live_brokers(&mut self, ids: &[BrokerId]) {
         for id in ids {
             assert_eq!(self.register(*id, *id as u128).error, None);
         }
@@ -87,7 +87,13 @@ impl Harness {
         self.commit(r);
     }
 
-    fn create(&mut self, name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> CreatableTopicResult {
+    pub(super) fn create(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        configs: &[(&str, &str)],
+    ) -> CreatableTopicResult {
         let topic = CreatableTopic {
             name: name.into(),
             num_partitions: partitions,
@@ -102,7 +108,7 @@ impl Harness {
         self.commit(r).topics.remove(0)
     }
 
-    fn partition(&self, name: &str, p: i32) -> (Uuid, PartitionRegistration) {
+    pub(super) fn partition(&self, name: &str, p: i32) -> (Uuid, PartitionRegistration) {
         let id = self.c.state().topic_ids[name];
         (id, self.c.state().partition(id, p).unwrap().clone())
     }

@@ -30,6 +30,19 @@ pub struct LogConfig {
     /// `message.timestamp.type` (`log.message.timestamp.type`, CreateTime): LogAppendTime makes the leader
     /// stamp each batch with its own clock.
     pub message_timestamp_type: crate::protocol::batch::TimestampType,
+    /// `message.timestamp.before.max.ms` (`log.message.timestamp.before.max.ms`, KIP-937; Long.MAX_VALUE):
+    /// with CreateTime, a record whose timestamp is more than this before the leader's clock is refused
+    /// with INVALID_TIMESTAMP. Left at its default it takes `message.timestamp.difference.max.ms`, as
+    /// Kafka 3.6's `LogConfig.getMessageTimestampBeforeMaxMs` does. (Kafka 4.0 dropped the difference
+    /// config and, by KIP-1030, made the after bound 1 hour by default; we keep the 3.x defaults so that
+    /// clock-skew scenarios are unchanged unless they set these.)
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (`log.message.timestamp.after.max.ms`, KIP-937; Long.MAX_VALUE): the
+    /// same bound for timestamps after the leader's clock.
+    pub message_timestamp_after_max_ms: i64,
+    /// `message.timestamp.difference.max.ms` (`log.message.timestamp.difference.max.ms`, deprecated by
+    /// KIP-937; Long.MAX_VALUE): both bounds, where those are not set.
+    pub message_timestamp_difference_max_ms: i64,
     /// `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`, 0.5): compaction runs once the dirty
     /// bytes are at least this share of the cleanable bytes.
     pub min_cleanable_dirty_ratio: DirtyRatio,
@@ -85,6 +98,51 @@ pub fn parse_timestamp_type(value: &str) -> Result<crate::protocol::batch::Times
     }
 }
 
+impl LogConfig {
+    /// The effective `message.timestamp.before.max.ms` (falls back on the difference config, KIP-937).
+    pub fn timestamp_before_max_ms(&self) -> i64 {
+        match self.message_timestamp_before_max_ms {
+            i64::MAX => self.message_timestamp_difference_max_ms,
+            ms => ms,
+        }
+    }
+
+    /// The effective `message.timestamp.after.max.ms` (falls back on the difference config, KIP-937).
+    pub fn timestamp_after_max_ms(&self) -> i64 {
+        match self.message_timestamp_after_max_ms {
+            i64::MAX => self.message_timestamp_difference_max_ms,
+            ms => ms,
+        }
+    }
+
+    /// Kafka's `LogValidator.validateTimestamp`: with CreateTime, a record timestamp (other than -1, "none")
+    /// more than `timestamp_before_max_ms` before `now_ms` or `timestamp_after_max_ms` after it is refused.
+    /// LogAppendTime ignores both bounds (the leader stamps its own clock).
+    pub fn check_create_time(&self, timestamp: i64, now_ms: i64) -> Result<(), String> {
+        if self.message_timestamp_type != crate::protocol::batch::TimestampType::CreateTime || timestamp == -1 {
+            return Ok(());
+        }
+        let (before, after) = (self.timestamp_before_max_ms(), self.timestamp_after_max_ms());
+        if now_ms.saturating_sub(timestamp) > before {
+            return Err(format!(
+                "timestamp {timestamp} is more than message.timestamp.before.max.ms={before} before the broker's {now_ms}"
+            ));
+        }
+        if timestamp.saturating_sub(now_ms) > after {
+            return Err(format!(
+                "timestamp {timestamp} is more than message.timestamp.after.max.ms={after} after the broker's {now_ms}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether any timestamp bound is set (so the leader must look at each record's timestamp).
+    pub fn bounds_timestamps(&self) -> bool {
+        self.message_timestamp_type == crate::protocol::batch::TimestampType::CreateTime
+            && (self.timestamp_before_max_ms() != i64::MAX || self.timestamp_after_max_ms() != i64::MAX)
+    }
+}
+
 impl CleanupPolicy {
     pub const DELETE: CleanupPolicy = CleanupPolicy {
         delete: true,
@@ -128,6 +186,9 @@ impl Default for LogConfig {
             cleanup_policy: CleanupPolicy::DELETE,
             file_delete_delay_ms: 60_000,
             message_timestamp_type: crate::protocol::batch::TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
+            message_timestamp_difference_max_ms: i64::MAX,
             min_cleanable_dirty_ratio: DirtyRatio(0.5),
             min_compaction_lag_ms: 0,
             delete_retention_ms: 86_400_000,
@@ -156,6 +217,41 @@ mod tests {
         );
         assert_eq!(c.min_cleanable_dirty_ratio.get(), 0.5);
         assert_eq!((c.min_compaction_lag_ms, c.delete_retention_ms), (0, 86_400_000));
+    }
+
+    #[test]
+    fn create_time_bounds_refuse_timestamps_too_far_before_or_after_the_broker_clock() {
+        let mut c = LogConfig::default();
+        assert!(!c.bounds_timestamps());
+        assert_eq!(c.check_create_time(0, i64::MAX), Ok(()), "unbounded by default");
+        c.message_timestamp_before_max_ms = 1_000;
+        c.message_timestamp_after_max_ms = 500;
+        assert!(c.bounds_timestamps());
+        let now = 10_000;
+        assert_eq!(c.check_create_time(9_000, now), Ok(()), "exactly at the before bound");
+        assert_eq!(c.check_create_time(10_500, now), Ok(()), "exactly at the after bound");
+        let early = c.check_create_time(8_999, now).unwrap_err();
+        assert!(early.contains("message.timestamp.before.max.ms=1000"), "{early}");
+        let late = c.check_create_time(10_501, now).unwrap_err();
+        assert!(late.contains("message.timestamp.after.max.ms=500"), "{late}");
+        assert_eq!(c.check_create_time(-1, now), Ok(()), "no timestamp");
+        c.message_timestamp_type = crate::protocol::batch::TimestampType::LogAppendTime;
+        assert!(!c.bounds_timestamps());
+        assert_eq!(c.check_create_time(0, now), Ok(()), "LogAppendTime ignores the bounds");
+    }
+
+    #[test]
+    fn the_difference_config_stands_in_for_unset_before_and_after_bounds() {
+        let mut c = LogConfig {
+            message_timestamp_difference_max_ms: 100,
+            ..LogConfig::default()
+        };
+        assert_eq!((c.timestamp_before_max_ms(), c.timestamp_after_max_ms()), (100, 100));
+        c.message_timestamp_after_max_ms = 5;
+        assert_eq!((c.timestamp_before_max_ms(), c.timestamp_after_max_ms()), (100, 5));
+        assert!(c.check_create_time(894, 1_000).is_err());
+        assert!(c.check_create_time(1_006, 1_000).is_err());
+        assert!(c.check_create_time(1_005, 1_000).is_ok());
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    /// Kafka's `INVALID_TIMESTAMP` (32): a CreateTime record outside `message.timestamp.before/after.max.ms`.
+    #[error("invalid timestamp at offset delta {offset_delta}: {reason}")]
+    InvalidTimestamp { offset_delta: i64, reason: String },
     /// Kafka's `INVALID_RECORD` and friends: well-formed bytes the log refuses.
     #[error("invalid records: {reason}")]
     InvalidRecords { reason: String },

@@ -223,6 +223,9 @@ impl Log {
         if self.config.cleanup_policy.compact {
             self.check_keys_for_compaction(records, &headers)?;
         }
+        if self.config.bounds_timestamps() {
+            self.check_timestamps(records, &headers, now_ms)?;
+        }
         if let Some((first_offset, last_offset)) = self.analyze_producer_state(headers.iter().map(|(_, h)| h))? {
             return Ok(AppendInfo {
                 first_offset,
@@ -273,6 +276,25 @@ impl Log {
                         r.offset - h.base_offset
                     ),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// KIP-937: every CreateTime record's timestamp within `message.timestamp.before/after.max.ms` of the
+    /// leader's clock (Kafka's `LogValidator.validateTimestamp`, record by record).
+    fn check_timestamps(&self, records: &[u8], headers: &Batches, now_ms: i64) -> Result<(), LogError> {
+        for (pos, h) in headers {
+            let batch = &records[*pos..*pos + h.total_size()];
+            let decoded = crate::protocol::batch::decode_records(batch)
+                .map_err(|source| LogError::CorruptRecord { position: *pos, source })?;
+            for r in &decoded {
+                self.config
+                    .check_create_time(r.timestamp, now_ms)
+                    .map_err(|reason| LogError::InvalidTimestamp {
+                        offset_delta: r.offset - h.base_offset,
+                        reason: format!("{}: {reason}", self.tp),
+                    })?;
             }
         }
         Ok(())

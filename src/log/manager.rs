@@ -17,6 +17,8 @@ use crate::types::TopicPartition;
 /// Kafka's marker of a clean shutdown in a log dir.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const ROOT: &str = "";
+/// Kafka's suffix of a log dir scheduled for deletion (`<topic>-<partition>.<uuid>-delete`).
+pub const DELETE_DIR_SUFFIX: &str = "-delete";
 
 #[derive(Debug)]
 pub struct LogManager {
@@ -43,6 +45,11 @@ impl LogManager {
         let mut logs = BTreeMap::new();
         let mut reports = Vec::new();
         for name in disk.list(ROOT)? {
+            if name.ends_with(DELETE_DIR_SUFFIX) {
+                // A deletion that did not finish (Kafka's `-delete` dirs are removed at startup too).
+                remove_log_dir(disk, &name)?;
+                continue;
+            }
             let Some(tp) = TopicPartition::parse(&name).filter(|tp| tp.dir_name() == name) else {
                 continue;
             };
@@ -114,6 +121,29 @@ impl LogManager {
         let log = Log::create(disk, tp, Some(topic_id.to_string()), config, now_ms)?;
         self.logs.insert(tp.clone(), log);
         Ok(())
+    }
+
+    /// Deletes a log (its topic was deleted, or recreated under a new topic id: Kafka's `asyncDelete`),
+    /// crash-safely with what the disk model offers (no directory rename, so no `<tp>.<id>-delete` dir):
+    /// 1. the checkpoints are rewritten without it, so a log recreated under the name never inherits its
+    ///    recovery point, log start offset or cleaner offset;
+    /// 2. every file but `partition.metadata` is removed and the directory synced;
+    /// 3. then `partition.metadata`, then the directory itself (root synced).
+    ///
+    /// Whatever point a crash or power loss hits, a directory that still holds old data still holds its
+    /// old `partition.metadata`, so the broker recognises it as the deleted topic's and deletes it again
+    /// (see `Broker::apply_image`) instead of serving it under a new topic id. `Ok(false)`: no such log.
+    pub fn delete_log(&mut self, disk: &mut dyn Disk, tp: &TopicPartition) -> Result<bool, LogError> {
+        if self.logs.remove(tp).is_none() {
+            return Ok(false);
+        }
+        self.uncleanable.remove(tp);
+        if self.cleaner_checkpoints.remove(tp).is_some() {
+            write_offsets(disk, CLEANER_OFFSET_CHECKPOINT, &self.cleaner_checkpoints)?;
+        }
+        self.checkpoint(disk)?;
+        remove_log_dir(disk, &tp.dir_name())?;
+        Ok(true)
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<&Log> {
@@ -285,4 +315,21 @@ impl LogManager {
         disk.sync_dir(ROOT)?;
         Ok(())
     }
+}
+
+/// Removes a partition directory: its data files (directory synced), then `partition.metadata`, then the
+/// directory (root synced). The order keeps the topic id on disk for as long as any data is.
+fn remove_log_dir(disk: &mut dyn Disk, dir: &str) -> Result<(), LogError> {
+    let files = disk.list(dir)?;
+    for f in files.iter().filter(|f| *f != PARTITION_METADATA) {
+        disk.remove(&join(dir, f))?;
+    }
+    disk.sync_dir(dir)?;
+    if files.iter().any(|f| f == PARTITION_METADATA) {
+        disk.remove(&join(dir, PARTITION_METADATA))?;
+        disk.sync_dir(dir)?;
+    }
+    disk.remove(dir)?;
+    disk.sync_dir(ROOT)?;
+    Ok(())
 }

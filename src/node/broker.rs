@@ -384,6 +384,8 @@ async fn serve_connection(node: Node, mut stream: TcpStream, peer: SocketAddr, c
         let api = req.api_key();
         let reply = match (&req.body, &node.link) {
             (Request::CreateTopics(r), Some(link)) => forward_create_topics(link, r, &req).await,
+            (Request::DeleteTopics(r), Some(link)) => forward_delete_topics(link, r, &req).await,
+            (Request::CreatePartitions(r), Some(link)) => forward_create_partitions(link, r, &req).await,
             _ => call_core(&node, conn_id, req).await,
         };
         let Some(reply) = reply else {
@@ -439,9 +441,57 @@ async fn forward_create_topics(
     req: &crate::protocol::api::ParsedRequest,
 ) -> Option<Reply> {
     let resp = link::forward_create_topics(link, r).await;
-    let key = kafka_protocol::messages::ApiKey::CreateTopics;
+    relay(kafka_protocol::messages::ApiKey::CreateTopics, req, &resp)
+}
+
+/// KIP-590: DeleteTopics goes to the active controller. The brokers delete the replicas' logs when the
+/// RemoveTopic record reaches them through the metadata log.
+async fn forward_delete_topics(
+    link: &link::Link,
+    r: &kafka_protocol::messages::DeleteTopicsRequest,
+    req: &crate::protocol::api::ParsedRequest,
+) -> Option<Reply> {
+    use crate::protocol::errors::ResponseError;
+    let not_controller = |resp: &kafka_protocol::messages::DeleteTopicsResponse| {
+        let code = ResponseError::NotController.code();
+        resp.responses.iter().any(|t| t.error_code == code)
+    };
+    let timed_out = || {
+        let why = "no active controller answered";
+        crate::broker::delete_topics_refused(r, ResponseError::RequestTimedOut, why)
+    };
+    let resp = link::forward(link, r, not_controller, timed_out).await;
+    relay(kafka_protocol::messages::ApiKey::DeleteTopics, req, &resp)
+}
+
+/// KIP-590: CreatePartitions goes to the active controller; new partitions reach the brokers through the
+/// metadata log.
+async fn forward_create_partitions(
+    link: &link::Link,
+    r: &kafka_protocol::messages::CreatePartitionsRequest,
+    req: &crate::protocol::api::ParsedRequest,
+) -> Option<Reply> {
+    use crate::protocol::errors::ResponseError;
+    let not_controller = |resp: &kafka_protocol::messages::CreatePartitionsResponse| {
+        let code = ResponseError::NotController.code();
+        resp.results.iter().any(|t| t.error_code == code)
+    };
+    let timed_out = || {
+        let why = "no active controller answered";
+        crate::broker::create_partitions_refused(r, ResponseError::RequestTimedOut, why)
+    };
+    let resp = link::forward(link, r, not_controller, timed_out).await;
+    relay(kafka_protocol::messages::ApiKey::CreatePartitions, req, &resp)
+}
+
+/// The controller's answer, encoded at the client's version and correlation id.
+fn relay<R: kafka_protocol::protocol::Encodable>(
+    key: kafka_protocol::messages::ApiKey,
+    req: &crate::protocol::api::ParsedRequest,
+    resp: &R,
+) -> Option<Reply> {
     Some(
-        match crate::protocol::api::encode_response(key, req.api_version(), req.correlation_id(), &resp) {
+        match crate::protocol::api::encode_response(key, req.api_version(), req.correlation_id(), resp) {
             Ok(body) => Reply::Respond(body),
             Err(e) => Reply::Close(e.to_string()),
         },

@@ -23,6 +23,9 @@ pub struct ProducerConfig {
     /// `max.block.ms`: how long a send waits for the topic's metadata.
     pub max_block_ms: u64,
     pub enable_idempotence: bool,
+    /// `metadata.max.age.ms` (300000): metadata older than this is refreshed even without an error, which
+    /// is how a producer learns of partitions CreatePartitions added.
+    pub metadata_max_age_ms: u64,
 }
 
 impl Default for ProducerConfig {
@@ -38,6 +41,7 @@ impl Default for ProducerConfig {
             request_timeout_ms: 30_000,
             max_block_ms: 60_000,
             enable_idempotence: true,
+            metadata_max_age_ms: 300_000,
         }
     }
 }
@@ -63,6 +67,7 @@ pub const PRODUCER_KEYS: &[&str] = &[
     "request.timeout.ms",
     "max.block.ms",
     "enable.idempotence",
+    "metadata.max.age.ms",
 ];
 
 /// Idempotence needs at most this many requests in flight (the broker keeps 5 batches per producer).
@@ -120,6 +125,7 @@ impl ProducerConfig {
             request_timeout_ms: number(map, "request.timeout.ms", 0, d.request_timeout_ms)?,
             max_block_ms: number(map, "max.block.ms", 0, d.max_block_ms)?,
             enable_idempotence: true,
+            metadata_max_age_ms: number(map, "metadata.max.age.ms", 0, d.metadata_max_age_ms)?,
         };
         c.enable_idempotence = c.idempotence(map.get("enable.idempotence"))?;
         c.check_delivery_timeout(map.contains_key("delivery.timeout.ms"))?;

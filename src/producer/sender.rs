@@ -115,6 +115,8 @@ pub struct Producer {
     metadata_wanted: bool,
     metadata_in_flight: bool,
     metadata_attempt_ms: Option<i64>,
+    /// When metadata last answered (for `metadata.max.age.ms`).
+    metadata_refreshed_ms: Option<i64>,
     sequences: Option<Sequences>,
     init_in_flight: bool,
     in_flight: BTreeMap<u64, InFlightRequest>,
@@ -138,6 +140,7 @@ impl Producer {
             metadata_wanted: false,
             metadata_in_flight: false,
             metadata_attempt_ms: None,
+            metadata_refreshed_ms: None,
             sequences,
             init_in_flight: false,
             in_flight: BTreeMap::new(),
@@ -249,6 +252,7 @@ impl Producer {
     ) {
         self.metadata_in_flight = false;
         self.metadata_wanted = false;
+        self.metadata_refreshed_ms = Some(now_ms);
         match leaders {
             Some(ls) => {
                 if ls.iter().any(Option::is_none) {
@@ -454,6 +458,9 @@ impl Producer {
     }
 
     fn request_metadata(&mut self, now_ms: i64) {
+        if self.metadata_stale(now_ms) {
+            self.metadata_wanted = true;
+        }
         let backoff_over = self
             .metadata_attempt_ms
             .is_none_or(|t| now_ms >= t + self.config.retry_backoff_ms as i64);
@@ -468,6 +475,16 @@ impl Producer {
         self.outbox.push(Effect::Metadata {
             topics: topics.into_iter().collect(),
         });
+    }
+
+    /// Kafka's `metadata.max.age.ms`: known topics' metadata is refreshed when this old.
+    fn metadata_stale(&self, now_ms: i64) -> bool {
+        !self.topics.is_empty() && self.metadata_refresh_due_ms().is_some_and(|due| now_ms >= due)
+    }
+
+    fn metadata_refresh_due_ms(&self) -> Option<i64> {
+        let age = i64::try_from(self.config.metadata_max_age_ms).unwrap_or(i64::MAX);
+        self.metadata_refreshed_ms.map(|t| t.saturating_add(age))
     }
 
     fn drain(&mut self, now_ms: i64) {
@@ -554,12 +571,16 @@ impl Producer {
         let metadata_retry = (self.metadata_wanted && !self.metadata_in_flight)
             .then(|| self.metadata_attempt_ms.map(|t| t + c.retry_backoff_ms as i64))
             .flatten();
+        let metadata_refresh = (!self.topics.is_empty() && !self.metadata_in_flight)
+            .then(|| self.metadata_refresh_due_ms())
+            .flatten();
         ready
             .into_iter()
             .chain(expiry)
             .chain(in_flight)
             .chain(waiting)
             .chain(metadata_retry)
+            .chain(metadata_refresh)
             .min()
             .map(|t| t.max(now_ms))
     }
@@ -599,4 +620,40 @@ fn build_batch(b: &ClientBatch) -> ProduceBatch {
 /// Whether Kafka retries this error code (`RetriableException` subclasses).
 pub fn is_retriable_code(code: i16) -> bool {
     ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
+}
+
+#[cfg(test)]
+mod metadata_age_tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn metadata_asked(effects: &[Effect]) -> Option<Vec<String>> {
+        effects.iter().find_map(|e| match e {
+            Effect::Metadata { topics } => Some(topics.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn known_topics_metadata_is_refreshed_once_metadata_max_age_ms_passes() {
+        let config = ProducerConfig {
+            metadata_max_age_ms: 1_000,
+            enable_idempotence: false,
+            ..ProducerConfig::default()
+        };
+        let mut p = Producer::new(config);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        p.on_metadata(0, "t", Some(vec![Some(1), Some(2)]), &mut rng);
+        let early = p.poll(999, &mut rng);
+        assert_eq!(metadata_asked(&early), None);
+        assert!(
+            early.iter().any(|e| matches!(e, Effect::WakeAt { at_ms: 1_000 })),
+            "{early:?}"
+        );
+        assert_eq!(metadata_asked(&p.poll(1_000, &mut rng)), Some(vec!["t".to_string()]));
+        p.on_metadata(1_010, "t", Some(vec![Some(1), Some(2), Some(3)]), &mut rng);
+        assert_eq!(metadata_asked(&p.poll(1_500, &mut rng)), None);
+    }
 }

@@ -26,15 +26,19 @@
 //! batches), OffsetCommit v8, OffsetFetch v8 (KIP-709 batched groups), DescribeGroups v5, ListGroups v4
 //! (KIP-518 states filter), DeleteRecords v2 (flexible; KIP-107), and OffsetForLeaderEpoch v4 (flexible;
 //! consumers validate their position after a leader change with it, KIP-320).
+//!
+//! Both listeners add DeleteTopics v6 (flexible; topics by name or id, KIP-516) and CreatePartitions v2–3
+//! (flexible, one layout): a broker forwards them to the active controller (KIP-590), which answers them
+//! itself on its own listener (KIP-919).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AlterPartitionRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
-    BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DescribeGroupsRequest, EndQuorumEpochRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest, VoteRequest,
+    BeginQuorumEpochRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeGroupsRequest, EndQuorumEpochRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest, VoteRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -82,6 +86,9 @@ pub const ADVERTISED: &[ApiRange] = &[
     range(ApiKey::ListGroups, 4, 4, 3),
     range(ApiKey::DeleteRecords, 2, 2, 2),
     range(ApiKey::OffsetForLeaderEpoch, 4, 4, 4),
+    // Forwarded to the active controller (KIP-590).
+    range(ApiKey::DeleteTopics, 6, 6, 4),
+    range(ApiKey::CreatePartitions, 2, 3, 2),
 ];
 
 /// What ApiVersions answers on the controller listener (see the module doc for why these versions).
@@ -96,6 +103,8 @@ pub const CONTROLLER_ADVERTISED: &[ApiRange] = &[
     range(ApiKey::BrokerRegistration, 3, 4, 0),
     range(ApiKey::BrokerHeartbeat, 0, 1, 0),
     range(ApiKey::AllocateProducerIds, 0, 0, 0),
+    range(ApiKey::DeleteTopics, 6, 6, 4),
+    range(ApiKey::CreatePartitions, 2, 3, 2),
 ];
 
 /// Which listener a connection arrived on; each advertises its own APIs.
@@ -160,6 +169,8 @@ pub enum Request {
     BrokerHeartbeat(BrokerHeartbeatRequest),
     AlterPartition(AlterPartitionRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
 }
 
 /// A request whose header and body passed the bounded validation and decoded.
@@ -288,6 +299,8 @@ fn decode_body(key: ApiKey, version: i16, body: &[u8]) -> Result<Request, String
         ApiKey::BrokerHeartbeat => de(buf, version, Request::BrokerHeartbeat),
         ApiKey::AlterPartition => de(buf, version, Request::AlterPartition),
         ApiKey::AllocateProducerIds => de(buf, version, Request::AllocateProducerIds),
+        ApiKey::DeleteTopics => de(buf, version, Request::DeleteTopics),
+        ApiKey::CreatePartitions => de(buf, version, Request::CreatePartitions),
         other => Err(format!("no decoder for {other:?}")),
     }
 }

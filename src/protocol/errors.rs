@@ -28,6 +28,7 @@ pub mod code {
     pub const UNKNOWN_LEADER_EPOCH: i16 = E::UnknownLeaderEpoch.code();
     pub const UNKNOWN_SERVER_ERROR: i16 = E::UnknownServerError.code();
     pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
+    pub const INVALID_TIMESTAMP: i16 = E::InvalidTimestamp.code();
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = E::CoordinatorLoadInProgress.code();
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
@@ -83,6 +84,7 @@ mod tests {
         assert_eq!(code::UNKNOWN_TOPIC_OR_PARTITION, 3);
         assert_eq!(code::NOT_LEADER_OR_FOLLOWER, 6);
         assert_eq!(code::MESSAGE_TOO_LARGE, 10);
+        assert_eq!(code::INVALID_TIMESTAMP, 32);
         assert_eq!(code::UNSUPPORTED_VERSION, 35);
         assert_eq!(code::TOPIC_ALREADY_EXISTS, 36);
         assert_eq!(code::INVALID_REPLICATION_FACTOR, 38);

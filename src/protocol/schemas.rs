@@ -39,6 +39,8 @@ pub fn request_schema(key: ApiKey, version: i16) -> Schema {
         ApiKey::BrokerHeartbeat => broker_heartbeat_schema(version),
         ApiKey::AlterPartition => alter_partition_schema(),
         ApiKey::AllocateProducerIds => allocate_producer_ids_schema(),
+        ApiKey::DeleteTopics => delete_topics_schema(),
+        ApiKey::CreatePartitions => create_partitions_schema(),
         other => panic!("no request schema for {other:?} v{version}: it is not advertised"),
     }
 }
@@ -173,6 +175,30 @@ fn delete_records_schema() -> Schema {
     Schema::new(vec![
         field("topics", array_of_structs(topic)),
         field("timeout_ms", Kind::Int32),
+    ])
+}
+
+/// DeleteTopicsRequest v6 (flexible; each topic by nullable name or by id, KIP-516).
+fn delete_topics_schema() -> Schema {
+    let topic = vec![field("name", Kind::NullableString), field("topic_id", Kind::Uuid)];
+    Schema::new(vec![
+        field("topics", array_of_structs(topic)),
+        field("timeout_ms", Kind::Int32),
+    ])
+}
+
+/// CreatePartitionsRequest v2–3 (same layout; the assignments of the new partitions are nullable).
+fn create_partitions_schema() -> Schema {
+    let assignment = vec![field("broker_ids", array_of(Kind::Int32))];
+    let topic = vec![
+        field("name", Kind::String),
+        field("count", Kind::Int32),
+        field("assignments", nullable_array_of_structs(assignment)),
+    ];
+    Schema::new(vec![
+        field("topics", array_of_structs(topic)),
+        field("timeout_ms", Kind::Int32),
+        field("validate_only", Kind::Bool),
     ])
 }
 

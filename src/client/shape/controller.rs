@@ -5,7 +5,7 @@
 
 use kafka_protocol::messages::{
     AllocateProducerIdsResponse, AlterPartitionResponse, BeginQuorumEpochResponse, BrokerHeartbeatResponse,
-    BrokerRegistrationResponse, EndQuorumEpochResponse, VoteResponse,
+    BrokerRegistrationResponse, CreatePartitionsResponse, DeleteTopicsResponse, EndQuorumEpochResponse, VoteResponse,
 };
 
 use super::{need, BoundedShape, Cursor, ShapeError};
@@ -143,6 +143,37 @@ impl BoundedShape for AllocateProducerIdsResponse {
         c.i16()?;
         c.i64()?;
         c.i32()?;
+        c.no_tags()
+    }
+}
+
+impl BoundedShape for DeleteTopicsResponse {
+    /// v6: throttle_time_ms, responses: [name (nullable), topic_id, error_code, error_message (nullable)].
+    fn check_shape(c: &mut Cursor<'_>, version: i16) -> Result<(), ShapeError> {
+        need(version == 6, version)?;
+        c.i32()?;
+        c.array("responses", 21, |c| {
+            c.string()?;
+            c.uuid()?;
+            c.i16()?;
+            c.string()?;
+            c.no_tags()
+        })?;
+        c.no_tags()
+    }
+}
+
+impl BoundedShape for CreatePartitionsResponse {
+    /// v2–3: throttle_time_ms, results: [name, error_code, error_message (nullable)].
+    fn check_shape(c: &mut Cursor<'_>, version: i16) -> Result<(), ShapeError> {
+        need((2..=3).contains(&version), version)?;
+        c.i32()?;
+        c.array("results", 5, |c| {
+            c.string()?;
+            c.i16()?;
+            c.string()?;
+            c.no_tags()
+        })?;
         c.no_tags()
     }
 }

@@ -388,6 +388,41 @@ pub(super) async fn forward_create_topics(
     link: &Link,
     req: &kafka_protocol::messages::CreateTopicsRequest,
 ) -> kafka_protocol::messages::CreateTopicsResponse {
+    let not_controller = |r: &kafka_protocol::messages::CreateTopicsResponse| {
+        r.topics
+            .iter()
+            .any(|t| t.error_code == ResponseError::NotController.code())
+    };
+    let timed_out = || {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::RequestTimedOut.code())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+            })
+            .collect();
+        kafka_protocol::messages::CreateTopicsResponse::default().with_topics(topics)
+    };
+    forward(link, req, not_controller, timed_out).await
+}
+
+/// KIP-590 forwarding of any controller API: the voters in turn (the known leader first), NOT_CONTROLLER
+/// or no answer moves on, at most `FORWARD_ATTEMPTS` tries; then `timed_out()` (REQUEST_TIMED_OUT per
+/// topic: the change may or may not have happened).
+pub(super) async fn forward<Req>(
+    link: &Link,
+    req: &Req,
+    not_controller: impl Fn(&Req::Response) -> bool,
+    timed_out: impl FnOnce() -> Req::Response,
+) -> Req::Response
+where
+    Req: kafka_protocol::protocol::Request,
+    Req::Response: crate::client::shape::BoundedShape,
+{
     let mut turn = 0;
     let mut conns = BTreeMap::new();
     for _ in 0..FORWARD_ATTEMPTS {
@@ -396,40 +431,24 @@ pub(super) async fn forward_create_topics(
             .request_negotiated(req, REQUEST_TIMEOUT)
             .await
         {
-            Ok(r)
-                if r.topics
-                    .iter()
-                    .any(|t| t.error_code == ResponseError::NotController.code()) =>
-            {
-                link.learn_leader(None);
-            }
+            Ok(r) if not_controller(&r) => link.learn_leader(None),
             Ok(r) => return r,
             Err(e) => {
                 debug!(
                     broker = link.broker_id,
                     controller = target,
-                    "forwarding CreateTopics: {e}"
+                    "forwarding {}: {e}",
+                    crate::protocol::errors::api_name(Req::KEY)
                 );
                 link.learn_leader(None);
             }
         }
         rt::sleep(RETRY_BACKOFF).await;
     }
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
-                .with_name(t.name.clone())
-                .with_error_code(ResponseError::RequestTimedOut.code())
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-        })
-        .collect();
-    kafka_protocol::messages::CreateTopicsResponse::default().with_topics(topics)
+    timed_out()
 }
 
-/// How many controllers a forwarded CreateTopics tries before it answers REQUEST_TIMED_OUT.
+/// How many controllers a forwarded request tries before it answers REQUEST_TIMED_OUT.
 const FORWARD_ATTEMPTS: usize = 6;
 
 fn alter_partition_request(

@@ -473,6 +473,20 @@ impl Actor {
                 ApiKey::CreateTopics,
                 frame!(ApiKey::CreateTopics, requests::create_topics_refused(r, not_controller)),
             ),
+            Request::DeleteTopics(r) => (
+                ApiKey::DeleteTopics,
+                frame!(
+                    ApiKey::DeleteTopics,
+                    crate::broker::delete_topics_refused(r, not_controller, "not the active controller")
+                ),
+            ),
+            Request::CreatePartitions(r) => (
+                ApiKey::CreatePartitions,
+                frame!(
+                    ApiKey::CreatePartitions,
+                    crate::broker::create_partitions_refused(r, not_controller, "not the active controller")
+                ),
+            ),
             Request::AlterPartition(_) => (
                 ApiKey::AlterPartition,
                 frame!(
@@ -534,6 +548,20 @@ impl Actor {
                 (
                     res.records,
                     frame!(key, requests::create_topics_response(&res.response)),
+                )
+            }
+            Request::DeleteTopics(r) => {
+                let res = active.delete_topics(&requests::delete_topics(r));
+                (
+                    res.records,
+                    frame!(key, requests::delete_topics_response(&res.response)),
+                )
+            }
+            Request::CreatePartitions(r) => {
+                let res = active.create_partitions(requests::create_partitions(r), &mut self.rng);
+                (
+                    res.records,
+                    frame!(key, requests::create_partitions_response(&res.response)),
                 )
             }
             Request::AlterPartition(r) => {

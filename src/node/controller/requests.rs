@@ -186,3 +186,75 @@ pub fn allocate_producer_ids_response(r: &controller::AllocateProducerIdsReply) 
         .with_producer_id_start(ProducerId(r.producer_id_start))
         .with_producer_id_len(r.producer_id_len.clamp(0, i32::MAX as i64) as i32)
 }
+
+/// DeleteTopics v6: each topic by name, or by id when the name is null (KIP-516).
+pub fn delete_topics(r: &kafka_protocol::messages::DeleteTopicsRequest) -> Vec<controller::DeletableTopic> {
+    r.topics
+        .iter()
+        .map(|t| controller::DeletableTopic {
+            name: t.name.as_ref().map(|n| n.0.to_string()),
+            topic_id: t.topic_id,
+        })
+        .collect()
+}
+
+pub fn delete_topics_response(
+    results: &[controller::DeletableTopicResult],
+) -> kafka_protocol::messages::DeleteTopicsResponse {
+    use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+    let responses = results
+        .iter()
+        .map(|t| {
+            DeletableTopicResult::default()
+                .with_name(
+                    t.name
+                        .clone()
+                        .map(|n| kafka_protocol::messages::TopicName(StrBytes::from_string(n))),
+                )
+                .with_topic_id(t.topic_id)
+                .with_error_code(code(t.error))
+                .with_error_message(t.error_message.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    kafka_protocol::messages::DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// CreatePartitions v2–3: new counts, with optional manual assignments of the new partitions.
+pub fn create_partitions(r: &kafka_protocol::messages::CreatePartitionsRequest) -> controller::CreatePartitionsRequest {
+    let topics = r
+        .topics
+        .iter()
+        .map(|t| controller::CreatePartitionsTopic {
+            name: t.name.0.to_string(),
+            count: t.count,
+            // A null or empty list: the controller places the new partitions.
+            assignments: t
+                .assignments
+                .as_ref()
+                .filter(|a| !a.is_empty())
+                .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()),
+        })
+        .collect();
+    controller::CreatePartitionsRequest {
+        topics,
+        validate_only: r.validate_only,
+    }
+}
+
+pub fn create_partitions_response(
+    results: &[controller::CreatePartitionsTopicResult],
+) -> kafka_protocol::messages::CreatePartitionsResponse {
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    let results = results
+        .iter()
+        .map(|t| {
+            CreatePartitionsTopicResult::default()
+                .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                    t.name.clone(),
+                )))
+                .with_error_code(code(t.error))
+                .with_error_message(t.error_message.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    kafka_protocol::messages::CreatePartitionsResponse::default().with_results(results)
+}

@@ -295,6 +295,36 @@ fn controller_sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
                 .with_broker_epoch(12);
             frame(key, v, r, Request::AllocateProducerIds)
         }),
+        other => topic_change_sample(other),
+    }
+}
+
+/// Samples of DeleteTopics and CreatePartitions, every field away from its default.
+fn topic_change_sample(key: ApiKey) -> Box<dyn Fn(i16) -> (Vec<u8>, Request)> {
+    use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    match key {
+        ApiKey::DeleteTopics => Box::new(move |v| {
+            let by_name = DeleteTopicState::default().with_name(Some(name("orders")));
+            let by_id = DeleteTopicState::default().with_topic_id(Uuid::from_u128(0x77));
+            let r = DeleteTopicsRequest::default()
+                .with_topics(vec![by_name, by_id])
+                .with_timeout_ms(5000);
+            frame(key, v, r, Request::DeleteTopics)
+        }),
+        ApiKey::CreatePartitions => Box::new(move |v| {
+            let a = CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
+            let manual = CreatePartitionsTopic::default()
+                .with_name(name("orders"))
+                .with_count(4)
+                .with_assignments(Some(vec![a]));
+            let auto = CreatePartitionsTopic::default().with_name(name("events")).with_count(6);
+            let r = CreatePartitionsRequest::default()
+                .with_topics(vec![manual, auto])
+                .with_timeout_ms(5000)
+                .with_validate_only(true);
+            frame(key, v, r, Request::CreatePartitions)
+        }),
         other => panic!("no sample for {other:?}"),
     }
 }
@@ -523,13 +553,20 @@ fn an_api_off_its_listener_is_an_unknown_api_key() {
 }
 
 #[test]
-fn listeners_share_fetch_createtopics_and_apiversions_but_nothing_else() {
+fn listeners_share_fetch_apiversions_and_the_topic_apis_but_nothing_else() {
     let shared: Vec<ApiKey> = ADVERTISED
         .iter()
         .filter(|r| advertised_on(Listener::Controller, r.key as i16).is_some())
         .map(|r| r.key)
         .collect();
-    assert_eq!(shared, vec![ApiKey::Fetch, ApiKey::ApiVersions, ApiKey::CreateTopics]);
+    let expected = vec![
+        ApiKey::Fetch,
+        ApiKey::ApiVersions,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::CreatePartitions,
+    ];
+    assert_eq!(shared, expected);
     for key in shared {
         assert_eq!(advertised(key as i16), advertised_on(Listener::Controller, key as i16));
     }

@@ -235,3 +235,34 @@ fn a_huge_count_in_a_quorum_response_is_refused_before_any_allocation() {
         })
     ));
 }
+
+#[test]
+fn delete_topics_v6_and_create_partitions_v2_to_3_round_trip_and_every_truncation_fails() {
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+    use kafka_protocol::messages::{CreatePartitionsRequest, DeleteTopicsRequest};
+    let deleted = DeleteTopicsResponse::default().with_responses(vec![
+        DeletableTopicResult::default()
+            .with_name(Some(TopicName(s("orders"))))
+            .with_topic_id(Uuid::from_u128(5))
+            .with_error_code(3)
+            .with_error_message(Some(s("topic orders does not exist"))),
+        DeletableTopicResult::default().with_topic_id(Uuid::from_u128(6)),
+    ]);
+    round_trip_and_truncate(6, &deleted);
+    decodes_as_the_answer_to::<DeleteTopicsRequest>(6, &deleted);
+    let grown = CreatePartitionsResponse::default()
+        .with_throttle_time_ms(4)
+        .with_results(vec![CreatePartitionsTopicResult::default()
+            .with_name(TopicName(s("orders")))
+            .with_error_code(37)
+            .with_error_message(Some(s("topic orders has 3 partitions")))]);
+    for v in 2..=3 {
+        round_trip_and_truncate(v, &grown);
+        decodes_as_the_answer_to::<CreatePartitionsRequest>(v, &grown);
+    }
+    assert_eq!(
+        check_body::<DeleteTopicsResponse>(&[0, 0, 0, 0], 5),
+        Err(ShapeError::UnsupportedVersion { version: 5 })
+    );
+}
