@@ -73,6 +73,28 @@ fn valid_frames() -> Vec<(Listener, Vec<u8>)> {
             Listener::Broker,
             encode_request(ApiKey::InitProducerId, 4, 7, "c", &InitProducerIdRequest::default()).unwrap(),
         ),
+        (
+            Listener::Broker,
+            encode_request(
+                ApiKey::DeleteTopics,
+                6,
+                8,
+                "c",
+                &kafka_protocol::messages::DeleteTopicsRequest::default(),
+            )
+            .unwrap(),
+        ),
+        (
+            Listener::Broker,
+            encode_request(
+                ApiKey::CreatePartitions,
+                3,
+                9,
+                "c",
+                &kafka_protocol::messages::CreatePartitionsRequest::default(),
+            )
+            .unwrap(),
+        ),
     ]
     .into_iter()
     .chain(group_and_lifecycle_frames())
@@ -314,8 +336,8 @@ fn every_valid_frame_parses_on_its_listener_and_only_shared_apis_on_the_other() 
     let frames = valid_frames();
     assert_eq!(
         frames.len(),
-        every_range().len() - 3,
-        "one frame per API (Fetch/ApiVersions/CreateTopics once)"
+        every_range().len() - 5,
+        "one frame per API (Fetch/ApiVersions/CreateTopics/DeleteTopics/CreatePartitions once)"
     );
     for (listener, frame) in frames {
         let parsed = parse_request_on(listener, &frame).unwrap_or_else(|e| panic!("{listener:?}: {e}"));
