@@ -43,6 +43,7 @@ const SENDS_IN_FLIGHT_MARKS: &[&str] = &[
     "broker-paused-with-sends-in-flight",
     "broker-isolated-with-sends-in-flight",
     "broker-disk-slow-with-sends-in-flight",
+    "produce-response-dropped",
 ];
 
 /// Coverage marks only `unclean.leader.election.enable=true` can reach.

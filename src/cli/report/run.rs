@@ -13,14 +13,14 @@ use crate::cli::sweep::{parse_shard, run_all, Job};
 use crate::history::{Op, ReplicaState};
 
 /// Runs the default report aims at: about 5 minutes on 2 cores in a release build (the session-5 sample
-/// made 960 runs in 614 s on 2 cores: ~1.3 core-seconds a run).
+/// made 456 runs in 186 s on 2 cores: ~0.8 core-seconds a run).
 pub const DEFAULT_RUN_BUDGET: u64 = 480;
 
 /// Seeds per cell the default never goes below, however many cells the library has.
 pub const MIN_DEFAULT_SEEDS: u64 = 3;
 
 /// Measured core-seconds per run, for the plan's estimate.
-const CORE_SECONDS_PER_RUN: f64 = 1.3;
+const CORE_SECONDS_PER_RUN: f64 = 0.8;
 
 /// The default seeds per cell: the run budget shared among the cells (rounded down), at least the floor.
 pub fn default_seeds(cells: usize) -> u64 {
