@@ -21,6 +21,20 @@ fn err(e: impl std::fmt::Display) -> String {
     format!("cannot draw a plot: {e}")
 }
 
+/// The legend box every plot draws over its series.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(format!("{e:?}")))
+}
+
 /// The series a cell belongs to in the grouped bars.
 fn series_of(c: &CellStats) -> usize {
     let unclean = if c.unclean_leader_election { 2 } else { 0 };
@@ -109,13 +123,7 @@ pub fn loss_bars(cells: &[CellStats]) -> Out {
                     .map(|(g, s)| Text::new(s.to_string(), (g as f64 + 0.1, -6.0), (FONT, 11))),
             )
             .map_err(err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -175,13 +183,7 @@ pub fn latency_bars(by_acks: &[(String, u64, [f64; 3])]) -> Out {
                 )
             }))
             .map_err(err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -254,13 +256,7 @@ pub fn loss_over_time(t: &Timeline) -> Out {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -318,13 +314,7 @@ pub fn timeline(t: &Timeline) -> Out {
                 .label(tp.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         replica_panel(&lower, t, end)?;
         root.present().map_err(err)?;
     }
@@ -376,13 +366,7 @@ fn replica_panel<DB: DrawingBackend>(
             .draw_series(LineSeries::new(steps(&hw, end, 0.0), color.mix(0.7).stroke_width(1)))
             .map_err(|e| err(format!("{e:?}")))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(format!("{e:?}")))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -439,13 +423,7 @@ pub fn group_lag(t: &GroupTimeline) -> Out {
                 }))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
