@@ -339,11 +339,14 @@ impl<'a> View<'a> {
             time_us,
             source,
         });
-        if !self.by_offset.contains_key(tp) {
-            self.by_offset.insert(tp.clone(), BTreeMap::new());
-        }
-        if let Some(offsets) = self.by_offset.get_mut(tp) {
-            offsets.entry(offset).or_default().insert(value);
+        match self.by_offset.get_mut(tp) {
+            Some(offsets) => {
+                offsets.entry(offset).or_default().insert(value);
+            }
+            None => {
+                let first = BTreeMap::from([(offset, BTreeSet::from([value]))]);
+                self.by_offset.insert(tp.clone(), first);
+            }
         }
     }
 

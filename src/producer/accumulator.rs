@@ -67,9 +67,9 @@ impl ClientBatch {
 }
 
 /// What drain may take: leaders, and what is already on the wire.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DrainContext<'a> {
-    pub leaders: BTreeMap<TopicPartition, BrokerId>,
+    pub leaders: &'a BTreeMap<TopicPartition, BrokerId>,
     pub in_flight_requests_per_broker: BTreeMap<BrokerId, usize>,
     pub in_flight_batches_per_partition: BTreeMap<&'a TopicPartition, usize>,
     pub max_in_flight: usize,
@@ -280,11 +280,17 @@ mod tests {
         }
     }
 
-    fn ctx<'a>(leader: BrokerId, tps: &[&TopicPartition]) -> DrainContext<'a> {
+    fn leaders(leader: BrokerId, tps: &[&TopicPartition]) -> BTreeMap<TopicPartition, BrokerId> {
+        tps.iter().map(|tp| ((*tp).clone(), leader)).collect()
+    }
+
+    fn ctx(leaders: &BTreeMap<TopicPartition, BrokerId>) -> DrainContext<'_> {
         DrainContext {
-            leaders: tps.iter().map(|tp| ((*tp).clone(), leader)).collect(),
+            leaders,
+            in_flight_requests_per_broker: BTreeMap::new(),
+            in_flight_batches_per_partition: BTreeMap::new(),
+            flush: false,
             max_in_flight: 5,
-            ..DrainContext::default()
         }
     }
 
@@ -293,9 +299,10 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let mut acc = RecordAccumulator::new(100, 5, 100);
         acc.append(&tp, rec(1, 10), 0);
-        let c = ctx(1, &[&tp]);
+        let l = leaders(1, &[&tp]);
+        let c = ctx(&l);
         assert!(acc.drain(4, &c, |_| true).is_empty(), "lingering");
-        assert_eq!(acc.next_ready_ms(&c.leaders), Some(5));
+        assert_eq!(acc.next_ready_ms(c.leaders), Some(5));
         let out = acc.drain(5, &c, |_| true);
         assert_eq!(out[&1].len(), 1);
         // Two batches: the first is full, so it goes at once.
@@ -311,7 +318,8 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let mut acc = RecordAccumulator::new(100, 0, 100);
         acc.append(&tp, rec(1, 10), 0);
-        let mut c = ctx(1, &[&tp]);
+        let l = leaders(1, &[&tp]);
+        let mut c = ctx(&l);
         c.in_flight_requests_per_broker.insert(1, 5);
         assert!(acc.drain(0, &c, |_| true).is_empty());
         c.in_flight_requests_per_broker.clear();
@@ -328,7 +336,8 @@ mod tests {
         for i in 0..3 {
             acc.append(&tp, rec(i, 60), 0);
         }
-        let c = ctx(1, &[&tp]);
+        let l = leaders(1, &[&tp]);
+        let c = ctx(&l);
         let mut sent = vec![];
         for seq in 0..3 {
             let mut b = acc.drain(0, &c, |_| true).remove(&1).expect("one")[0].clone();
@@ -340,7 +349,7 @@ mod tests {
         let seqs: Vec<_> = acc.batches(&tp).map(|b| b.base_sequence).collect();
         assert_eq!(seqs, vec![Some(0), Some(2)]);
         assert!(acc.drain(149, &c, |_| true).is_empty(), "backing off");
-        assert_eq!(acc.next_ready_ms(&c.leaders), Some(150));
+        assert_eq!(acc.next_ready_ms(c.leaders), Some(150));
         assert_eq!(acc.drain(150, &c, |_| true)[&1][0].base_sequence, Some(0));
     }
 

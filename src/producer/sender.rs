@@ -495,12 +495,13 @@ impl Producer {
         if queued_without_leader {
             self.metadata_wanted = true;
         }
-        // The drain's view borrows the leaders (handed back below) and what is on the wire.
+        // The drain's view borrows the leaders and what is on the wire.
         let mut ctx = DrainContext {
-            leaders: std::mem::take(&mut self.leaders),
+            leaders: &self.leaders,
+            in_flight_requests_per_broker: BTreeMap::new(),
+            in_flight_batches_per_partition: BTreeMap::new(),
             max_in_flight: self.config.max_in_flight_requests_per_connection,
             flush: self.flushing,
-            ..DrainContext::default()
         };
         for r in self.in_flight.values() {
             *ctx.in_flight_requests_per_broker.entry(r.broker).or_default() += 1;
@@ -512,7 +513,6 @@ impl Producer {
         let drained = self
             .accumulator
             .drain(now_ms, &ctx, |b| seqs.as_mut().is_none_or(|s| s.may_drain(b)));
-        self.leaders = ctx.leaders;
         for (broker, batches) in drained {
             self.send_request(now_ms, broker, batches);
         }
