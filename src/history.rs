@@ -4,8 +4,8 @@
 //! and end. Checkers read only this (and the final state), never a node's internals.
 
 use std::collections::BTreeMap;
-use std::hash::Hash;
 use std::fmt::Write as _;
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

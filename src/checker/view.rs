@@ -97,9 +97,14 @@ pub(super) struct View<'a> {
     pub indeterminate: Vec<Send>,
     pub failed: Vec<Send>,
     /// Every invoked send by value, with how it ended (None while no completion was recorded).
-    outcome: BTreeMap<&'a str, Option<OpType>>,
-    /// Every place a value was observed (consumer reads and final replica logs).
-    pub seen: BTreeMap<&'a str, Vec<Seen<'a>>>,
+    /// Looked up only, never iterated (a hash map leaks no order).
+    outcome: HashMap<&'a str, Option<OpType>>,
+    /// Every place a value was observed (consumer reads and final replica logs). Looked up only: iterate
+    /// [`Self::seen_sorted`], in value order. Hashed, as a B-tree keyed by 40k strings spent most of the
+    /// view's time comparing them.
+    pub seen: HashMap<&'a str, Vec<Seen<'a>>>,
+    /// The keys of `seen`, sorted.
+    seen_values: Vec<&'a str>,
     /// Per partition, per offset, the values observed there.
     pub by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<&'a str>>>,
     /// Per partition, the highest offset any consumer read reached.
@@ -125,8 +130,9 @@ impl<'a> View<'a> {
             acked: vec![],
             indeterminate: vec![],
             failed: vec![],
-            outcome: BTreeMap::new(),
-            seen: BTreeMap::new(),
+            outcome: HashMap::new(),
+            seen: HashMap::new(),
+            seen_values: vec![],
             by_offset: BTreeMap::new(),
             max_read: BTreeMap::new(),
             polls: vec![],
@@ -188,8 +194,7 @@ impl<'a> View<'a> {
                     let tp = (topic.clone(), *partition);
                     for r in records {
                         v.observe(&tp, r.offset, &r.value, op.time_us, Source::Consumer(&op.process));
-                        let m = v.max_read.entry(tp.clone()).or_insert(r.offset);
-                        *m = (*m).max(r.offset);
+                        v.note_read_reach(&tp, r.offset);
                     }
                     v.polls.push(Poll {
                         index: op.index,
@@ -300,10 +305,11 @@ impl<'a> View<'a> {
             let tp = (log.topic.clone(), log.partition);
             for r in &log.records {
                 v.observe(&tp, r.offset, &r.value, v.end_us, Source::Replica(&log.node));
-                let m = v.max_read.entry(tp.clone()).or_insert(r.offset);
-                *m = (*m).max(r.offset);
+                v.note_read_reach(&tp, r.offset);
             }
         }
+        v.seen_values = v.seen.keys().copied().collect();
+        v.seen_values.sort_unstable();
         v.compaction = super::compaction::Compaction::build(input, &v.acked, &v.by_offset);
         v
     }
@@ -330,6 +336,21 @@ impl<'a> View<'a> {
             time_us: op.time_us,
             position,
         });
+    }
+
+    /// Raises the highest offset reached on `tp` to `offset`.
+    fn note_read_reach(&mut self, tp: &Tp, offset: i64) {
+        match self.max_read.get_mut(tp) {
+            Some(m) => *m = (*m).max(offset),
+            None => {
+                self.max_read.insert(tp.clone(), offset);
+            }
+        }
+    }
+
+    /// Every observed value with where it was seen, in value order.
+    pub(super) fn seen_sorted(&self) -> impl Iterator<Item = (&'a str, &Vec<Seen<'a>>)> + '_ {
+        self.seen_values.iter().map(|v| (*v, &self.seen[v]))
     }
 
     fn observe(&mut self, tp: &Tp, offset: i64, value: &'a str, time_us: u64, source: Source<'a>) {
@@ -521,8 +542,11 @@ impl<'a> View<'a> {
                 // (Jepsen counts the ack's offset in the version order). A retry without idempotence may
                 // add a second copy; that is the duplicate checker's to judge.
                 let acked_at = s.offset.unwrap_or(-1);
-                let elsewhere: BTreeSet<i64> = seen.iter().filter(|x| x.tp == s.tp).map(|x| x.offset).collect();
-                if !elsewhere.is_empty() && !elsewhere.contains(&acked_at) {
+                let mut in_partition = seen.iter().filter(|x| x.tp == s.tp);
+                let read_elsewhere =
+                    in_partition.clone().next().is_some() && !in_partition.any(|x| x.offset == acked_at);
+                if read_elsewhere {
+                    let elsewhere: BTreeSet<i64> = seen.iter().filter(|x| x.tp == s.tp).map(|x| x.offset).collect();
                     let d = format!(
                         "{} acked at offset {acked_at} by {} but read at {:?}",
                         s.value, s.process, elsewhere
@@ -566,17 +590,18 @@ impl<'a> View<'a> {
 
     /// duplicate: one value at two offsets. Legal only for a producer without idempotence that retries.
     pub fn duplicates(&self, out: &mut Vec<Anomaly>) {
-        let producer_of: BTreeMap<&str, &str> = self
+        // Looked up only, never iterated.
+        let producer_of: HashMap<&str, &str> = self
             .acked
             .iter()
             .chain(&self.indeterminate)
             .map(|s| (s.value.as_str(), s.process.as_str()))
             .collect();
-        for (value, seen) in &self.seen {
-            let offsets: BTreeSet<(Tp, i64)> = seen.iter().map(|s| (s.tp.clone(), s.offset)).collect();
-            if offsets.len() < 2 {
+        for (value, seen) in self.seen_sorted() {
+            if seen.iter().all(|s| s.tp == seen[0].tp && s.offset == seen[0].offset) {
                 continue;
             }
+            let offsets: BTreeSet<(Tp, i64)> = seen.iter().map(|s| (s.tp.clone(), s.offset)).collect();
             let (tp, first) = offsets.iter().next().cloned().unwrap_or_default();
             let facts = producer_of.get(value).and_then(|p| self.input.producers.get(*p));
             let why = facts.filter(|f| !f.idempotence && f.retries > 0).map(|_| {
@@ -624,7 +649,7 @@ impl<'a> View<'a> {
 
     /// aborted-read: a read value whose send failed; phantom-read: a read value nobody ever sent.
     pub fn aborted_and_phantom_reads(&self, out: &mut Vec<Anomaly>) {
-        for (value, seen) in &self.seen {
+        for (value, seen) in self.seen_sorted() {
             let s = &seen[0];
             match self.outcome.get(value) {
                 Some(Some(OpType::Fail)) => out.push(Self::anomaly(
@@ -806,7 +831,7 @@ impl<'a> View<'a> {
         if logs.is_empty() {
             return;
         }
-        for (value, seen) in &self.seen {
+        for (value, seen) in self.seen_sorted() {
             let in_final = seen.iter().any(|s| matches!(s.source, Source::Replica(_)));
             let read = seen
                 .iter()
