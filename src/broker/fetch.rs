@@ -74,6 +74,11 @@ impl Broker {
             let Some(parked) = self.parked.remove(&conn_id) else {
                 continue;
             };
+            let waiting = now_ms < parked.deadline_ms && parked.request.min_bytes > 0;
+            if waiting && self.parked_fetch_idle(&parked.request, now_ms) {
+                self.parked.insert(conn_id, parked);
+                continue;
+            }
             let outcome = self.fetch_pass(disk, &parked.request, now_ms).and_then(|pass| {
                 let enough = pass.bytes >= parked.request.min_bytes.max(0) as usize;
                 if enough || pass.any_error || now_ms >= parked.deadline_ms {
@@ -123,6 +128,46 @@ impl Broker {
 
     pub fn parked_count(&self) -> usize {
         self.parked.len() + self.acks.len()
+    }
+
+    /// Kafka's `DelayedFetch.tryComplete` checks offsets, not data: whether a full pass over a parked fetch
+    /// would surely find no bytes and no error — every partition still led, in range, without divergence,
+    /// and fetched at its end (the log end for a follower, the high watermark for a consumer). A follower
+    /// fetching at the log end has its fetch state updated as a full pass would (the pass repeats it
+    /// idempotently). Any doubt answers `false`, and the caller runs the full pass.
+    fn parked_fetch_idle(&mut self, req: &FetchRequest, now_ms: i64) -> bool {
+        let replica_id = req.replica_id.0;
+        for t in &req.topics {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.topic.0.to_string(), p.partition);
+                if self.led_partition(&tp, p.current_leader_epoch).is_err() {
+                    return false;
+                }
+                let Some(log) = self.logs.get(&tp) else { return false };
+                let (log_start, leo) = (log.log_start_offset(), log.log_end_offset());
+                if p.fetch_offset < log_start {
+                    return false;
+                }
+                if replica_id < 0 {
+                    if p.fetch_offset != self.high_watermark(&tp) || p.fetch_offset > leo {
+                        return false;
+                    }
+                    continue;
+                }
+                let leader_end = log.end_offset_for_epoch(p.last_fetched_epoch);
+                let divergence = crate::replication::diverging_epoch(p.last_fetched_epoch, p.fetch_offset, leader_end);
+                if p.fetch_offset != leo || divergence.is_some() {
+                    return false;
+                }
+                let Some(l) = self.leader_state_mut(&tp) else {
+                    return false;
+                };
+                if l.update_follower_fetch(replica_id, p.fetch_offset, now_ms).is_none() {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn fetch_pass(&mut self, disk: &mut dyn Disk, req: &FetchRequest, now_ms: i64) -> Result<FetchPass, Failure> {
