@@ -461,17 +461,18 @@ impl Broker {
     /// request.
     pub fn changed_replica_states(&mut self, node: &str, incarnation: u32) -> Vec<crate::history::ReplicaState> {
         let mut out = vec![];
-        for tp in self.logs.partitions() {
+        for (tp, log) in self.logs.iter() {
             let Some(part) = self.image.partition(tp) else { continue };
             if !part.replicas.contains(&self.config.node_id) {
                 continue;
             }
-            let Some(log) = self.logs.get(tp) else { continue };
-            let isr: &[BrokerId] = match self.replicas.get(tp) {
+            let role = self.replicas.get(tp);
+            let isr: &[BrokerId] = match role {
                 Some(replica::Role::Leader(l)) => l.isr(),
                 _ => &part.isr,
             };
-            let (lso, leo, hw) = (log.log_start_offset(), log.log_end_offset(), self.high_watermark(tp));
+            let hw = role.map_or(0, replica::Role::high_watermark);
+            let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
             let same = self.reported.get(tp).is_some_and(|r| {
                 r.incarnation == incarnation
                     && r.leader == part.leader

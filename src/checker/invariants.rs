@@ -36,8 +36,33 @@ fn secs(time_us: u64) -> f64 {
     time_us as f64 / 1e6
 }
 
-/// One tenure of a partition leader: (node, incarnation, topic, partition, leader epoch).
-type Tenure = (String, u32, String, i32, i32);
+/// Values keyed by (node, topic, rest), looked up with borrowed names: a report allocates only the first
+/// time its node and topic appear (the monitor runs on every report, online too).
+#[derive(Debug)]
+struct ByNodeTopic<K, V>(BTreeMap<String, BTreeMap<String, BTreeMap<K, V>>>);
+
+impl<K, V> Default for ByNodeTopic<K, V> {
+    fn default() -> Self {
+        ByNodeTopic(BTreeMap::new())
+    }
+}
+
+impl<K: Ord, V> ByNodeTopic<K, V> {
+    fn get(&self, node: &str, topic: &str, key: &K) -> Option<&V> {
+        self.0.get(node)?.get(topic)?.get(key)
+    }
+
+    fn of(&mut self, node: &str, topic: &str) -> &mut BTreeMap<K, V> {
+        if !self.0.contains_key(node) {
+            self.0.insert(node.to_string(), BTreeMap::new());
+        }
+        let topics = self.0.get_mut(node).expect("inserted above");
+        if !topics.contains_key(topic) {
+            topics.insert(topic.to_string(), BTreeMap::new());
+        }
+        topics.get_mut(topic).expect("inserted above")
+    }
+}
 
 /// The replica-side invariants, one report at a time:
 /// - `log-bounds`: log_start_offset ≤ high_watermark ≤ log_end_offset in every report (Kafka's
@@ -48,8 +73,10 @@ type Tenure = (String, u32, String, i32, i32);
 ///   incarnation of that node.
 #[derive(Debug, Default)]
 pub struct ReplicaMonitor {
-    hw_by_tenure: BTreeMap<Tenure, (i64, u64)>,
-    epoch_by_replica: BTreeMap<(String, u32, String, i32), (i32, u64)>,
+    /// By leader tenure: (node, topic, (incarnation, partition, leader epoch)).
+    hw_by_tenure: ByNodeTopic<(u32, i32, i32), (i64, u64)>,
+    /// By replica: (node, topic, (incarnation, partition)).
+    epoch_by_replica: ByNodeTopic<(u32, i32), (i32, u64)>,
 }
 
 impl ReplicaMonitor {
@@ -69,8 +96,8 @@ impl ReplicaMonitor {
             );
             out.push(anomaly("log-bounds", t, p, Some(s.high_watermark), d));
         }
-        let replica = (s.node.clone(), s.incarnation, t.clone(), p);
-        if let Some(&(prev, prev_us)) = self.epoch_by_replica.get(&replica) {
+        let replica = (s.incarnation, p);
+        if let Some(&(prev, prev_us)) = self.epoch_by_replica.get(&s.node, t, &replica) {
             if s.leader_epoch < prev {
                 let d = format!(
                     "{}: leader epoch {} after {prev} at {:.3}s",
@@ -82,8 +109,8 @@ impl ReplicaMonitor {
             }
         }
         if node_id_of(&s.node) == Some(s.leader) {
-            let tenure = (replica.0.clone(), s.incarnation, t.clone(), p, s.leader_epoch);
-            if let Some(&(prev, prev_us)) = self.hw_by_tenure.get(&tenure) {
+            let tenure = (s.incarnation, p, s.leader_epoch);
+            if let Some(&(prev, prev_us)) = self.hw_by_tenure.get(&s.node, t, &tenure) {
                 if s.high_watermark < prev {
                     let d = format!(
                         "leader {}, leader epoch {}: high watermark {} after {prev} at {:.3}s",
@@ -95,12 +122,18 @@ impl ReplicaMonitor {
                     out.push(anomaly("hw-regress", t, p, Some(s.high_watermark), d));
                 }
             }
-            let best = self.hw_by_tenure.entry(tenure).or_insert((s.high_watermark, s.time_us));
+            let best = self
+                .hw_by_tenure
+                .of(&s.node, t)
+                .entry(tenure)
+                .or_insert((s.high_watermark, s.time_us));
             if s.high_watermark >= best.0 {
                 *best = (s.high_watermark, s.time_us);
             }
         }
-        self.epoch_by_replica.insert(replica, (s.leader_epoch, s.time_us));
+        self.epoch_by_replica
+            .of(&s.node, t)
+            .insert(replica, (s.leader_epoch, s.time_us));
         out
     }
 }

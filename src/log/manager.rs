@@ -158,6 +158,11 @@ impl LogManager {
         self.logs.keys()
     }
 
+    /// Every log with its partition, in partition order.
+    pub fn iter(&self) -> impl Iterator<Item = (&TopicPartition, &Log)> {
+        self.logs.iter()
+    }
+
     /// Truncates one log and rewrites the recovery-point checkpoint at once, as Kafka's
     /// `LogManager.truncateTo` does: a checkpointed recovery point above the new end would let a later
     /// recovery trust bytes written after the truncation.

@@ -159,16 +159,31 @@ impl RecordAccumulator {
         first.retry && now_ms < first.last_attempt_ms + self.retry_backoff_ms as i64
     }
 
+    /// Whether some partition with a leader has a sendable batch: when none has, a drain takes nothing.
+    pub fn any_ready(&self, now_ms: i64, leaders: &BTreeMap<TopicPartition, BrokerId>, flush: bool) -> bool {
+        self.sendable(now_ms, leaders, flush).next().is_some()
+    }
+
+    /// The leaders of the partitions with a sendable batch, one per such partition.
+    fn sendable<'s>(
+        &'s self,
+        now_ms: i64,
+        leaders: &'s BTreeMap<TopicPartition, BrokerId>,
+        flush: bool,
+    ) -> impl Iterator<Item = BrokerId> + 's {
+        self.deques.iter().filter_map(move |(tp, deque)| {
+            let (leader, at) = (leaders.get(tp)?, self.sendable_at_ms(deque)?);
+            let sendable = now_ms >= at || (flush && deque.front().is_some_and(|b| !self.backing_off(b, now_ms)));
+            sendable.then_some(*leader)
+        })
+    }
+
     /// The leaders with a sendable batch (Kafka's `ready`).
     fn ready_brokers(&self, now_ms: i64, ctx: &DrainContext<'_>) -> Vec<BrokerId> {
         let mut ready: Vec<BrokerId> = vec![];
-        for (tp, deque) in &self.deques {
-            let (Some(leader), Some(at)) = (ctx.leaders.get(tp), self.sendable_at_ms(deque)) else {
-                continue;
-            };
-            let sendable = now_ms >= at || (ctx.flush && deque.front().is_some_and(|b| !self.backing_off(b, now_ms)));
-            if sendable && !ready.contains(leader) {
-                ready.push(*leader);
+        for leader in self.sendable(now_ms, ctx.leaders, ctx.flush) {
+            if !ready.contains(&leader) {
+                ready.push(leader);
             }
         }
         ready.sort_unstable();

@@ -495,6 +495,9 @@ impl Producer {
         if queued_without_leader {
             self.metadata_wanted = true;
         }
+        if !self.accumulator.any_ready(now_ms, &self.leaders, self.flushing) {
+            return; // most polls: nothing to drain, so nothing on the wire needs counting
+        }
         // The drain's view borrows the leaders and what is on the wire.
         let mut ctx = DrainContext {
             leaders: &self.leaders,
