@@ -14,108 +14,29 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use uuid::Uuid;
 
-use gregor::broker::{BrokerConfig, MetadataImage};
-use gregor::client::admin::{AdminError, NewTopic};
+use gregor::client::admin::AdminError;
 use gregor::client::{keyed_batch, ClientError, KafkaAdmin, KafkaProducer};
-use gregor::node::broker::{run_broker, BrokerNodeConfig, ControllerLinkConfig};
 use gregor::producer::config::ProducerConfig;
 use gregor::producer::outcome::Outcome;
 use gregor::producer::partitioner::partition_for_key;
 use gregor::producer::sender::ProducerRecord;
 use gregor::rt;
-use gregor::sim::disk::{SimDisk, SimDiskConfig};
-use gregor::sim::{broker_ip, BROKER_PORT};
+use gregor::sim::disk::SimDisk;
 use gregor::types::TopicPartition;
 
 #[path = "common/quorum.rs"]
 mod quorum;
-use quorum::{start_controllers, voters};
+use quorum::{bootstrap, client_node, create_and_wait, wait_for_leaders};
 
-/// Starts the quorum and 3 brokers; returns each broker's node id and disk.
+/// The quorum and 3 brokers (`__consumer_offsets` with 3 partitions); each broker's name and disk.
 fn start_cluster() -> Vec<(String, SimDisk)> {
-    let handle = madsim::runtime::Handle::current();
-    start_controllers(&handle);
-    let mut out = vec![];
-    for id in 1..=3 {
-        let disk = SimDisk::new(&format!("broker-{id}"), 10 + id as u64, SimDiskConfig::default());
-        let node_disk = disk.clone();
-        handle
-            .create_node()
-            .name(format!("broker-{id}"))
-            .ip(broker_ip(id))
-            .init(move || {
-                let mut config = BrokerConfig::new(id);
-                config.offsets_topic_num_partitions = 3;
-                let mut cfg = BrokerNodeConfig::new(config, MetadataImage::default(), 200 + id as u64);
-                cfg.node_name = format!("broker-{id}");
-                cfg.controllers = Some(ControllerLinkConfig {
-                    controllers: voters(),
-                    cluster_id: "gregor".into(),
-                    advertised_host: broker_ip(id).to_string(),
-                    advertised_port: BROKER_PORT,
-                    incarnation_id: Uuid::from_u128(rand::random::<u128>()),
-                });
-                let disk = node_disk.clone();
-                async move {
-                    run_broker(cfg, Box::new(disk)).await;
-                }
-            })
-            .build();
-        out.push((format!("broker-{id}"), disk));
-    }
-    out
-}
-
-fn bootstrap() -> Vec<String> {
-    (1..=3).map(|id| format!("{}:{BROKER_PORT}", broker_ip(id))).collect()
-}
-
-fn client_node(name: &str, n: u8) -> madsim::runtime::NodeHandle {
-    madsim::runtime::Handle::current()
-        .create_node()
-        .name(name)
-        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, n)))
-        .build()
+    quorum::start_cluster(|c| c.offsets_topic_num_partitions = 3)
 }
 
 fn admin() -> KafkaAdmin {
     let props = BTreeMap::from([("default.api.timeout.ms".to_string(), "10000".to_string())]);
     KafkaAdmin::new(bootstrap(), &props)
-}
-
-/// Creates `topic` (retrying until the brokers registered) and waits for every partition's leader.
-async fn create_and_wait(admin: &mut KafkaAdmin, topic: &str, partitions: i32) -> Uuid {
-    let mut id = Uuid::nil();
-    for _ in 0..100 {
-        match admin.create_topic(&NewTopic::new(topic, partitions, 3)).await {
-            Ok(created) => {
-                id = created.topic_id;
-                break;
-            }
-            Err(AdminError::CreateTopic {
-                code: ResponseError::InvalidReplicationFactor,
-                ..
-            }) => rt::sleep(Duration::from_millis(500)).await,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    wait_for_leaders(admin, topic, partitions).await;
-    id
-}
-
-async fn wait_for_leaders(admin: &mut KafkaAdmin, topic: &str, partitions: i32) {
-    for _ in 0..100 {
-        if let Ok(d) = admin.describe_topics(&[topic]).await {
-            let t = &d[topic];
-            if t.partitions.len() == partitions as usize && t.partitions.iter().all(|p| p.leader.is_some()) {
-                return;
-            }
-        }
-        rt::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{topic} never had {partitions} partitions with leaders");
 }
 
 async fn produce(admin: &mut KafkaAdmin, tp: &TopicPartition, values: &[String]) {
