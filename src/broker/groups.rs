@@ -300,9 +300,10 @@ impl Broker {
         deleted: &BTreeSet<TopicPartition>,
         now_ms: i64,
     ) -> Result<(), Failure> {
-        if self.groups.coordinator.on_partitions_deleted(deleted) > 0 {
-            self.marks.push(DELETED_TOPIC_OFFSETS_REMOVED_MARK);
+        if self.groups.coordinator.on_partitions_deleted(deleted) == 0 {
+            return Ok(());
         }
+        self.marks.push(DELETED_TOPIC_OFFSETS_REMOVED_MARK);
         self.pump_groups(disk, now_ms)
     }
 
