@@ -10,93 +10,31 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::ResponseError;
-use uuid::Uuid;
 
-use gregor::broker::{BrokerConfig, MetadataImage};
 use gregor::client::admin::{AdminError, NewTopic};
 use gregor::client::{keyed_batch, KafkaAdmin, KafkaConsumer, OffsetSpec};
-use gregor::node::broker::{run_broker, BrokerNodeConfig, ControllerLinkConfig};
 use gregor::rt;
-use gregor::sim::disk::{SimDisk, SimDiskConfig};
 use gregor::sim::{broker_ip, BROKER_PORT};
 use gregor::types::{Offset, TopicPartition};
 
 #[path = "common/quorum.rs"]
 mod quorum;
-use quorum::{start_controllers, voters};
+use quorum::{bootstrap, client_node, create_and_wait};
 
+/// The quorum and 3 brokers (`__consumer_offsets` with 3 partitions, no initial rebalance delay).
 fn start_cluster() {
-    let handle = madsim::runtime::Handle::current();
-    start_controllers(&handle);
-    for id in 1..=3 {
-        let disk = SimDisk::new(&format!("broker-{id}"), 10 + id as u64, SimDiskConfig::default());
-        handle
-            .create_node()
-            .name(format!("broker-{id}"))
-            .ip(broker_ip(id))
-            .init(move || {
-                let mut config = BrokerConfig::new(id);
-                config.offsets_topic_num_partitions = 3;
-                config.group_initial_rebalance_delay_ms = 0;
-                let mut cfg = BrokerNodeConfig::new(config, MetadataImage::default(), 200 + id as u64);
-                cfg.node_name = format!("broker-{id}");
-                cfg.controllers = Some(ControllerLinkConfig {
-                    controllers: voters(),
-                    cluster_id: "gregor".into(),
-                    advertised_host: broker_ip(id).to_string(),
-                    advertised_port: BROKER_PORT,
-                    incarnation_id: Uuid::from_u64_pair(id as u64, 0),
-                });
-                let disk = disk.clone();
-                async move {
-                    run_broker(cfg, Box::new(disk)).await;
-                }
-            })
-            .build();
-    }
-}
-
-fn bootstrap() -> Vec<String> {
-    (1..=3).map(|id| format!("{}:{BROKER_PORT}", broker_ip(id))).collect()
+    quorum::start_cluster(|c| {
+        c.offsets_topic_num_partitions = 3;
+        c.group_initial_rebalance_delay_ms = 0;
+    });
 }
 
 fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-fn client_node(name: &str, n: u8) -> madsim::runtime::NodeHandle {
-    madsim::runtime::Handle::current()
-        .create_node()
-        .name(name)
-        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, n)))
-        .build()
-}
-
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-/// Creates `topic` (retrying until the brokers registered), then waits until every partition has a leader.
-async fn create_and_wait(admin: &mut KafkaAdmin, topic: &str, partitions: i32) {
-    for _ in 0..100 {
-        match admin.create_topic(&NewTopic::new(topic, partitions, 3)).await {
-            Ok(_) => break,
-            // The brokers may not have registered and unfenced yet.
-            Err(AdminError::CreateTopic {
-                code: ResponseError::InvalidReplicationFactor,
-                ..
-            }) => rt::sleep(Duration::from_millis(500)).await,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    for _ in 0..100 {
-        let d = admin.describe_topics(&[topic]).await.expect("describe");
-        if d[topic].partitions.iter().all(|p| p.leader.is_some()) {
-            return;
-        }
-        rt::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{topic} has partitions without a leader");
 }
 
 /// Appends `values` as one acks=all batch stamped `timestamp_ms`, retrying while the leader settles.

@@ -2,112 +2,41 @@
 //! deletes a topic (DeleteTopics forwarded to the controller, KIP-590); produce and fetch then fail with
 //! UNKNOWN_TOPIC_OR_PARTITION and the brokers' disks lose its logs; the name is reused with a new topic id
 //! and nobody reads the old records, also after a broker restart. CreatePartitions grows a topic 3 -> 6 and
-//! a producer's new keys land on the partition murmur2 gives over 6.
+//! a producer's new keys land on the partition murmur2 gives over 6. A group's committed offsets of a
+//! deleted topic are tombstoned by its coordinator (`onPartitionsDeleted`): gone for OffsetFetch, for the
+//! recreated topic, and for the coordinator that takes over after a crash.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use uuid::Uuid;
 
-use gregor::broker::{BrokerConfig, MetadataImage};
-use gregor::client::admin::{AdminError, NewTopic};
+use gregor::client::admin::AdminError;
 use gregor::client::{keyed_batch, ClientError, KafkaAdmin, KafkaProducer};
-use gregor::node::broker::{run_broker, BrokerNodeConfig, ControllerLinkConfig};
 use gregor::producer::config::ProducerConfig;
 use gregor::producer::outcome::Outcome;
 use gregor::producer::partitioner::partition_for_key;
 use gregor::producer::sender::ProducerRecord;
 use gregor::rt;
-use gregor::sim::disk::{SimDisk, SimDiskConfig};
-use gregor::sim::{broker_ip, BROKER_PORT};
+use gregor::sim::disk::SimDisk;
 use gregor::types::TopicPartition;
 
 #[path = "common/quorum.rs"]
 mod quorum;
-use quorum::{start_controllers, voters};
+use quorum::{bootstrap, client_node, create_and_wait, wait_for_leaders};
 
-/// Starts the quorum and 3 brokers; returns each broker's node id and disk.
+/// The quorum and 3 brokers (`__consumer_offsets` with 3 partitions); each broker's name and disk.
 fn start_cluster() -> Vec<(String, SimDisk)> {
-    let handle = madsim::runtime::Handle::current();
-    start_controllers(&handle);
-    let mut out = vec![];
-    for id in 1..=3 {
-        let disk = SimDisk::new(&format!("broker-{id}"), 10 + id as u64, SimDiskConfig::default());
-        let node_disk = disk.clone();
-        handle
-            .create_node()
-            .name(format!("broker-{id}"))
-            .ip(broker_ip(id))
-            .init(move || {
-                let mut cfg = BrokerNodeConfig::new(BrokerConfig::new(id), MetadataImage::default(), 200 + id as u64);
-                cfg.node_name = format!("broker-{id}");
-                cfg.controllers = Some(ControllerLinkConfig {
-                    controllers: voters(),
-                    cluster_id: "gregor".into(),
-                    advertised_host: broker_ip(id).to_string(),
-                    advertised_port: BROKER_PORT,
-                    incarnation_id: Uuid::from_u128(rand::random::<u128>()),
-                });
-                let disk = node_disk.clone();
-                async move {
-                    run_broker(cfg, Box::new(disk)).await;
-                }
-            })
-            .build();
-        out.push((format!("broker-{id}"), disk));
-    }
-    out
-}
-
-fn bootstrap() -> Vec<String> {
-    (1..=3).map(|id| format!("{}:{BROKER_PORT}", broker_ip(id))).collect()
-}
-
-fn client_node(name: &str, n: u8) -> madsim::runtime::NodeHandle {
-    madsim::runtime::Handle::current()
-        .create_node()
-        .name(name)
-        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, n)))
-        .build()
+    quorum::start_cluster(|c| c.offsets_topic_num_partitions = 3)
 }
 
 fn admin() -> KafkaAdmin {
     let props = BTreeMap::from([("default.api.timeout.ms".to_string(), "10000".to_string())]);
     KafkaAdmin::new(bootstrap(), &props)
-}
-
-/// Creates `topic` (retrying until the brokers registered) and waits for every partition's leader.
-async fn create_and_wait(admin: &mut KafkaAdmin, topic: &str, partitions: i32) -> Uuid {
-    let mut id = Uuid::nil();
-    for _ in 0..100 {
-        match admin.create_topic(&NewTopic::new(topic, partitions, 3)).await {
-            Ok(created) => {
-                id = created.topic_id;
-                break;
-            }
-            Err(AdminError::CreateTopic {
-                code: ResponseError::InvalidReplicationFactor,
-                ..
-            }) => rt::sleep(Duration::from_millis(500)).await,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    wait_for_leaders(admin, topic, partitions).await;
-    id
-}
-
-async fn wait_for_leaders(admin: &mut KafkaAdmin, topic: &str, partitions: i32) {
-    for _ in 0..100 {
-        if let Ok(d) = admin.describe_topics(&[topic]).await {
-            let t = &d[topic];
-            if t.partitions.len() == partitions as usize && t.partitions.iter().all(|p| p.leader.is_some()) {
-                return;
-            }
-        }
-        rt::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{topic} never had {partitions} partitions with leaders");
 }
 
 async fn produce(admin: &mut KafkaAdmin, tp: &TopicPartition, values: &[String]) {
@@ -297,6 +226,163 @@ async fn create_partitions_grows_a_topic_and_new_keys_hash_over_the_new_count() 
             }
             assert!(on_new > 0, "some keys land on the new partitions");
             producer.close().await;
+        })
+        .await
+        .unwrap();
+}
+
+const GROUP: &str = "offsets-of-deleted";
+
+fn s(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_string())
+}
+
+/// The group's coordinator as (node id, `host:port`), asking until one is named.
+async fn coordinator(admin: &mut KafkaAdmin) -> (i32, String) {
+    let req = FindCoordinatorRequest::default().with_coordinator_keys(vec![s(GROUP)]);
+    for _ in 0..300 {
+        if let Ok((_, r)) = admin.client().request_any(&req).await {
+            if let Some(c) = r.coordinators.first().filter(|c| c.error_code == 0 && c.node_id.0 >= 0) {
+                return (c.node_id.0, format!("{}:{}", c.host.as_str(), c.port));
+            }
+        }
+        rt::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no coordinator for {GROUP}");
+}
+
+/// A simple commit (generation -1, no member: the group does not use group management) of `offsets`,
+/// retried until the coordinator accepts every partition.
+async fn commit(admin: &mut KafkaAdmin, offsets: &[(&str, i32, i64)]) {
+    let topics = offsets
+        .iter()
+        .map(|(t, p, o)| {
+            let part = OffsetCommitRequestPartition::default()
+                .with_partition_index(*p)
+                .with_committed_offset(*o)
+                .with_committed_leader_epoch(-1);
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(t)))
+                .with_partitions(vec![part])
+        })
+        .collect();
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(GROUP)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(topics);
+    for _ in 0..50 {
+        let (_, addr) = coordinator(admin).await;
+        if let Ok(r) = admin.client().request_at(&addr, &req, Duration::from_secs(5)).await {
+            if r.topics.iter().flat_map(|t| &t.partitions).all(|p| p.error_code == 0) {
+                return;
+            }
+        }
+        rt::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("could not commit {offsets:?}");
+}
+
+/// The committed offsets of `tps` (-1: none) as coordinator `addr` answers OffsetFetch; `None` if it is not
+/// (or not yet) the coordinator or does not answer.
+async fn committed(admin: &mut KafkaAdmin, addr: &str, tps: &[TopicPartition]) -> Option<Vec<i64>> {
+    let topics = tps
+        .iter()
+        .map(|tp| {
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics::default()
+                .with_name(TopicName(s(&tp.topic)))
+                .with_partition_indexes(vec![tp.partition])
+        })
+        .collect();
+    let g = OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(s(GROUP)))
+        .with_topics(Some(topics));
+    let req = OffsetFetchRequest::default().with_groups(vec![g]);
+    let r = admin
+        .client()
+        .request_at(addr, &req, Duration::from_secs(5))
+        .await
+        .ok()?;
+    let g = r.groups.first().filter(|g| g.error_code == 0)?;
+    let found: BTreeMap<TopicPartition, i64> = g
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    TopicPartition::new(t.name.0.as_str(), p.partition_index),
+                    p.committed_offset,
+                )
+            })
+        })
+        .collect();
+    Some(tps.iter().map(|tp| found.get(tp).copied().unwrap_or(-1)).collect())
+}
+
+/// Polls the current coordinator until its committed offsets of `tps` equal `want`.
+async fn await_committed(admin: &mut KafkaAdmin, tps: &[TopicPartition], want: &[i64]) -> i32 {
+    let mut last = None;
+    for _ in 0..150 {
+        let (id, addr) = coordinator(admin).await;
+        last = committed(admin, &addr, tps).await;
+        if last.as_deref() == Some(want) {
+            return id;
+        }
+        rt::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("committed offsets of {tps:?} stayed {last:?}, want {want:?}");
+}
+
+#[madsim::test]
+async fn committed_offsets_of_a_deleted_topic_are_gone_also_after_recreation_and_coordinator_failover() {
+    start_cluster();
+    let events: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("events", p)).collect();
+    let kept = vec![TopicPartition::new("kept", 0)];
+    let admin_node = client_node("admin", 1);
+    let first_coordinator = admin_node
+        .spawn({
+            let (events, kept) = (events.clone(), kept.clone());
+            async move {
+                rt::sleep(Duration::from_secs(2)).await;
+                let mut admin = admin();
+                create_and_wait(&mut admin, "events", 3).await;
+                create_and_wait(&mut admin, "kept", 1).await;
+                commit(
+                    &mut admin,
+                    &[("events", 0, 5), ("events", 1, 6), ("events", 2, 7), ("kept", 0, 11)],
+                )
+                .await;
+                await_committed(&mut admin, &events, &[5, 6, 7]).await;
+
+                let deleted = admin.delete_topics(&["events"]).await;
+                assert!(deleted["events"].is_ok(), "{:?}", deleted["events"]);
+                let c = await_committed(&mut admin, &events, &[-1, -1, -1]).await;
+                await_committed(&mut admin, &kept, &[11]).await;
+
+                create_and_wait(&mut admin, "events", 3).await;
+                await_committed(&mut admin, &events, &[-1, -1, -1]).await;
+                c
+            }
+        })
+        .await
+        .unwrap();
+
+    // The coordinator's broker crashes: a new one loads the offsets partition from its replica, where the
+    // tombstones sit after the commits.
+    let handle = madsim::runtime::Handle::current();
+    handle.kill(format!("broker-{first_coordinator}").as_str());
+    client_node("reader", 2)
+        .spawn(async move {
+            let mut admin = admin();
+            for _ in 0..300 {
+                let (id, addr) = coordinator(&mut admin).await;
+                if id != first_coordinator && committed(&mut admin, &addr, &kept).await == Some(vec![11]) {
+                    let after = committed(&mut admin, &addr, &events).await;
+                    assert_eq!(after, Some(vec![-1, -1, -1]), "the tombstones were replayed on load");
+                    return;
+                }
+                rt::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("no new coordinator took over {GROUP}");
         })
         .await
         .unwrap();

@@ -400,3 +400,74 @@ fn a_commit_the_isr_does_not_replicate_fails_after_offsets_commit_timeout() {
     assert_eq!(r.topics[0].partitions[0].error_code, err::COORDINATOR_NOT_AVAILABLE);
     assert_eq!(fetch_offset(&mut fx, 5_000), Ok(-1));
 }
+
+/// `img` with a topic `orders` (one partition on broker 1) of topic id `id`.
+fn with_orders(mut img: MetadataImage, id: u128) -> MetadataImage {
+    let part = PartitionImage {
+        replicas: vec![1],
+        isr: vec![1],
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    };
+    let t = TopicImage {
+        topic_id: uuid::Uuid::from_u128(id),
+        partitions: BTreeMap::from([(0, part)]),
+        configs: BTreeMap::new(),
+    };
+    img.topics.insert("orders".into(), t);
+    img
+}
+
+#[test]
+fn deleting_a_topic_removes_its_committed_offsets_also_after_recreation_and_a_restart() {
+    let mut disk = MemDisk::new();
+    let broker = Broker::new(config(), with_orders(image(1, 1, &[1]), 100), &mut disk, 0, 42)
+        .unwrap()
+        .0;
+    let mut fx = Fx { broker, disk };
+    assert_eq!(commit(&mut fx, 1, -1, "", 17, 0), err::NONE);
+    assert_eq!(fetch_offset(&mut fx, 0), Ok(17));
+    fx.broker.take_marks();
+
+    fx.broker.apply_image(&mut fx.disk, image(1, 1, &[1]), 10).unwrap();
+    let marks = fx.broker.take_marks();
+    assert!(marks.contains(&DELETED_TOPIC_OFFSETS_REMOVED_MARK), "{marks:?}");
+    assert_eq!(fetch_offset(&mut fx, 10), Ok(-1), "the tombstone landed (one replica)");
+    fx.broker
+        .apply_image(&mut fx.disk, with_orders(image(1, 1, &[1]), 200), 20)
+        .unwrap();
+    assert_eq!(fetch_offset(&mut fx, 20), Ok(-1), "a recreated topic has no old offset");
+
+    let Fx { mut disk, .. } = fx;
+    let restarted = Broker::new(config(), with_orders(image(1, 2, &[1]), 200), &mut disk, 30, 43)
+        .unwrap()
+        .0;
+    let mut fx = Fx {
+        broker: restarted,
+        disk,
+    };
+    assert_eq!(fetch_offset(&mut fx, 30), Ok(-1), "the tombstone is replayed on load");
+}
+
+#[test]
+fn a_topic_recreated_between_two_images_counts_as_deleted() {
+    let mut fx = {
+        let mut disk = MemDisk::new();
+        let broker = Broker::new(config(), with_orders(image(1, 1, &[1]), 100), &mut disk, 0, 42)
+            .unwrap()
+            .0;
+        Fx { broker, disk }
+    };
+    assert_eq!(commit(&mut fx, 1, -1, "", 5, 0), err::NONE);
+    fx.broker
+        .apply_image(&mut fx.disk, with_orders(image(1, 1, &[1]), 101), 10)
+        .unwrap();
+    assert_eq!(fetch_offset(&mut fx, 10), Ok(-1));
+    // The same topic id again is no deletion.
+    assert_eq!(commit(&mut fx, 1, -1, "", 6, 10), err::NONE);
+    fx.broker
+        .apply_image(&mut fx.disk, with_orders(image(1, 1, &[1]), 101), 20)
+        .unwrap();
+    assert_eq!(fetch_offset(&mut fx, 20), Ok(6));
+}

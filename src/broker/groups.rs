@@ -7,7 +7,7 @@
 //! waiting for the leader, OffsetCommit waiting for the ISR) are parked ([`Reply::ParkGroup`]); their
 //! replies come out of [`Broker::poll_parked`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::ApiKey;
 
@@ -24,6 +24,8 @@ use crate::types::{LeaderEpoch, TopicPartition};
 pub const STALE_COMMIT_REJECTED_MARK: &str = "stale-commit-rejected";
 /// The mark of a coordinator that loaded a `__consumer_offsets` partition holding a committed offset.
 pub const COORDINATOR_LOADED_OFFSETS_MARK: &str = "coordinator-loaded-offsets";
+/// The mark of a coordinator appending offset tombstones for the partitions of a deleted topic.
+pub const DELETED_TOPIC_OFFSETS_REMOVED_MARK: &str = "deleted-topic-offsets-removed";
 
 /// Who waits for a coordinator request's answer.
 #[derive(Debug, Clone, Copy)]
@@ -286,6 +288,22 @@ impl Broker {
                 self.marks.push(COORDINATOR_LOADED_OFFSETS_MARK);
             }
         }
+        self.pump_groups(disk, now_ms)
+    }
+
+    /// The group coordinator's side of a topic deletion (`BrokerMetadataPublisher` calls
+    /// `groupCoordinator.onPartitionsDeleted` after the coordinator's elections and resignations): the
+    /// groups this broker coordinates append tombstones for the deleted partitions' committed offsets.
+    pub(super) fn on_partitions_deleted(
+        &mut self,
+        disk: &mut dyn Disk,
+        deleted: &BTreeSet<TopicPartition>,
+        now_ms: i64,
+    ) -> Result<(), Failure> {
+        if self.groups.coordinator.on_partitions_deleted(deleted) == 0 {
+            return Ok(());
+        }
+        self.marks.push(DELETED_TOPIC_OFFSETS_REMOVED_MARK);
         self.pump_groups(disk, now_ms)
     }
 

@@ -10,7 +10,9 @@ mod fetch;
 mod group_apis;
 mod groups;
 mod handlers;
-pub use self::groups::{COORDINATOR_LOADED_OFFSETS_MARK, STALE_COMMIT_REJECTED_MARK};
+pub use self::groups::{
+    COORDINATOR_LOADED_OFFSETS_MARK, DELETED_TOPIC_OFFSETS_REMOVED_MARK, STALE_COMMIT_REJECTED_MARK,
+};
 pub use self::handlers::apply_topic_config;
 pub use crate::metadata;
 mod produce;
@@ -207,6 +209,7 @@ impl Broker {
     /// partitions newly placed on this broker. `Err` is a storage failure (the broker is then offline) or a
     /// topic config the broker cannot apply.
     pub fn apply_image(&mut self, disk: &mut dyn Disk, image: MetadataImage, now_ms: i64) -> Result<(), String> {
+        let deleted = topic_changes::deleted_partitions(&self.image, &image);
         self.image = image;
         if let Err(e) = self.delete_stray_logs(disk) {
             let reason = format!("deleting the logs of deleted topics: {e}");
@@ -242,7 +245,10 @@ impl Broker {
             self.offline.get_or_insert_with(|| reason.clone());
             return Err(reason);
         }
-        if let Err(Failure::Storage(reason)) = self.sync_coordinator(disk, now_ms) {
+        let coordinator = self
+            .sync_coordinator(disk, now_ms)
+            .and_then(|()| self.on_partitions_deleted(disk, &deleted, now_ms));
+        if let Err(Failure::Storage(reason)) = coordinator {
             self.offline.get_or_insert_with(|| reason.clone());
             return Err(reason);
         }

@@ -10,7 +10,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{respond, Broker, Failure, Reply};
+use std::collections::BTreeSet;
+
+use super::{respond, Broker, Failure, MetadataImage, Reply};
 use crate::log::{Disk, LogError};
 use crate::protocol::errors::ResponseError;
 use crate::types::TopicPartition;
@@ -75,6 +77,18 @@ impl Broker {
         let resp = create_partitions_refused(req, ResponseError::InvalidRequest, NO_QUORUM);
         respond(ApiKey::CreatePartitions, version, corr, &resp)
     }
+}
+
+/// Every partition of the topics `older` has and `newer` does not, by topic id (KIP-516): a topic deleted,
+/// or deleted and recreated under a new id between the two images (Kafka's `TopicsDelta.deletedTopicIds`,
+/// which `BrokerMetadataPublisher` turns into the partitions it hands `onPartitionsDeleted`).
+pub(super) fn deleted_partitions(older: &MetadataImage, newer: &MetadataImage) -> BTreeSet<TopicPartition> {
+    older
+        .topics
+        .iter()
+        .filter(|(name, t)| newer.topic(name).is_none_or(|n| n.topic_id != t.topic_id))
+        .flat_map(|(name, t)| t.partitions.keys().map(|p| TopicPartition::new(name.clone(), *p)))
+        .collect()
 }
 
 impl Broker {

@@ -316,25 +316,21 @@ impl Client {
             .with_replica_id(WireBrokerId(-1))
             .with_isolation_level(0)
             .with_topics(vec![topic]);
-        let timeout = self.config.request_timeout();
-        let conn = self.leader_connection(tp).await?;
-        let addr = conn.addr().to_string();
-        let resp = conn.request_negotiated(&req, timeout).await;
-        let resp = self.after_leader_request(tp, resp)?;
-        let p = resp
-            .topics
-            .iter()
-            .filter(|t| t.name.0.as_str() == tp.topic)
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == tp.partition)
-            .ok_or_else(|| missing(&addr, ApiKey::ListOffsets, tp))?;
-        let checked = check_code(p.error_code, || tp.to_string());
-        self.after_leader_request(tp, checked)?;
-        Ok(ListedOffset {
-            offset: p.offset,
-            timestamp_ms: p.timestamp,
-            leader_epoch: p.leader_epoch,
+        self.leader_partition_request(tp, ApiKey::ListOffsets, &req, |resp| {
+            let p = resp
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == tp.topic)
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == tp.partition)?;
+            let listed = ListedOffset {
+                offset: p.offset,
+                timestamp_ms: p.timestamp,
+                leader_epoch: p.leader_epoch,
+            };
+            Some((p.error_code, listed))
         })
+        .await
     }
 
     /// `tp`'s leader epoch as the metadata cache knows it, asking for the topic's metadata first if the
@@ -367,21 +363,41 @@ impl Client {
         let req = kafka_protocol::messages::OffsetForLeaderEpochRequest::default()
             .with_replica_id(WireBrokerId(-1))
             .with_topics(vec![topic]);
+        self.leader_partition_request(tp, ApiKey::OffsetForLeaderEpoch, &req, |resp| {
+            let p = resp
+                .topics
+                .iter()
+                .filter(|t| t.topic.0.as_str() == tp.topic)
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition == tp.partition)?;
+            Some((p.error_code, (p.leader_epoch, p.end_offset)))
+        })
+        .await
+    }
+
+    /// Sends `req` (of `api`) to `tp`'s leader and returns what `find` takes from `tp`'s entry of the
+    /// answer, once that entry's error code is none. `find` gives (error code, value), or `None` when the
+    /// answer lacks `tp`. Errors that mean the leader moved drop the topic from the metadata cache.
+    async fn leader_partition_request<Req, T>(
+        &mut self,
+        tp: &TopicPartition,
+        api: ApiKey,
+        req: &Req,
+        find: impl FnOnce(&Req::Response) -> Option<(i16, T)>,
+    ) -> Result<T, ClientError>
+    where
+        Req: Request,
+        Req::Response: BoundedShape,
+    {
         let timeout = self.config.request_timeout();
         let conn = self.leader_connection(tp).await?;
         let addr = conn.addr().to_string();
-        let resp = conn.request_negotiated(&req, timeout).await;
+        let resp = conn.request_negotiated(req, timeout).await;
         let resp = self.after_leader_request(tp, resp)?;
-        let p = resp
-            .topics
-            .iter()
-            .filter(|t| t.topic.0.as_str() == tp.topic)
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition == tp.partition)
-            .ok_or_else(|| missing(&addr, ApiKey::OffsetForLeaderEpoch, tp))?;
-        let checked = check_code(p.error_code, || tp.to_string());
+        let (error_code, found) = find(&resp).ok_or_else(|| missing(&addr, api, tp))?;
+        let checked = check_code(error_code, || tp.to_string());
         self.after_leader_request(tp, checked)?;
-        Ok((p.leader_epoch, p.end_offset))
+        Ok(found)
     }
 
     /// The connection to `tp`'s leader, asking for the topic's metadata first if the cache lacks it.

@@ -229,6 +229,8 @@ enum PendingWrite {
     },
     /// Group metadata with nothing waiting for it (an emptied group).
     Metadata,
+    /// Offset tombstones of deleted partitions: replayed once they land, nobody answered.
+    Tombstones { records: Vec<GroupRecord> },
 }
 
 /// A group as a checker or a test compares it: what survives a coordinator failover once no rebalance is
@@ -389,6 +391,9 @@ impl GroupCoordinator {
                 assignments,
             },
             PendingWriteKind::Metadata => PendingWrite::Metadata,
+            PendingWriteKind::Tombstones => PendingWrite::Tombstones {
+                records: records.clone(),
+            },
         };
         self.writes.insert(write_id, write);
         self.outbox.push(Effect::Append {
@@ -434,7 +439,30 @@ impl GroupCoordinator {
                 self.on_assignment_stored(&group_id, generation_id, assignments, error_code, now_ms);
             }
             PendingWrite::Metadata => {}
+            PendingWrite::Tombstones { records } => {
+                if error_code == err::NONE {
+                    for r in &records {
+                        self.replay(r, now_ms);
+                    }
+                }
+            }
         }
+    }
+
+    /// The (group, partition) pairs of offset commits appended but not yet landed.
+    pub(crate) fn pending_commit_offsets(&self) -> BTreeSet<(String, TopicPartition)> {
+        self.writes
+            .values()
+            .filter_map(|w| match w {
+                PendingWrite::Commit { records, .. } => Some(records),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|r| match r {
+                GroupRecord::OffsetCommit { group_id, tp, .. } => Some((group_id.clone(), tp.clone())),
+                GroupRecord::GroupMetadata { .. } => None,
+            })
+            .collect()
     }
 
     pub(crate) fn respond(&mut self, request_id: u64, response: Response) {
@@ -483,6 +511,7 @@ pub(crate) enum PendingWriteKind {
         assignments: BTreeMap<String, Vec<u8>>,
     },
     Metadata,
+    Tombstones,
 }
 
 /// `GroupMetadataManager.storeOffsets`: how a failed append of offsets is reported to the committer.

@@ -546,3 +546,84 @@ fn unloading_a_partition_answers_waiting_requests_not_coordinator() {
     let again = h.join("", &[("range", b"")]);
     assert_eq!(h.join_answer(again).expect("answered").error_code, err::NOT_COORDINATOR);
 }
+
+fn deleted(topic: &str) -> std::collections::BTreeSet<TopicPartition> {
+    (0..2).map(|p| TopicPartition::new(topic, p)).collect()
+}
+
+#[test]
+fn deleting_a_topic_tombstones_its_committed_offsets_and_a_successor_reads_them_gone() {
+    let mut h = Harness::new(21);
+    let a = stable_group_of_one(&mut h);
+    let c = h.commit(&a, 1, 42);
+    assert_eq!(h.commit_codes(c), Some(vec![err::NONE]));
+    assert_eq!(h.c.on_partitions_deleted(&deleted("other")), 0, "no offsets of other");
+    assert!(h.c.poll().is_empty());
+    assert_eq!(h.c.on_partitions_deleted(&deleted("t")), 1);
+    h.drain();
+    let tombstone = GroupRecord::OffsetCommit {
+        group_id: G.into(),
+        tp: TopicPartition::new("t", 0),
+        value: None,
+    };
+    assert_eq!(h.log.last(), Some(&tombstone));
+    let fetched = h.c.fetch_offsets(G, Some(&[TopicPartition::new("t", 0)]));
+    assert_eq!(fetched.offsets[0].offset, -1);
+    assert!(h.view().offsets.is_empty());
+    assert_eq!(h.c.group_state(G), Some(GroupState::Stable), "the group itself stays");
+    let mut successor = GroupCoordinator::new(h.c.config().clone());
+    successor.load_partition(partition_for(G, 4), &h.log, h.now_ms);
+    assert_eq!(successor.view(G).expect("group").offsets, Default::default());
+}
+
+#[test]
+fn offsets_of_a_deleted_topic_stay_until_the_tombstones_land_and_a_failed_append_keeps_them() {
+    let mut h = Harness::new(22);
+    let a = stable_group_of_one(&mut h);
+    let c = h.commit(&a, 1, 7);
+    assert_eq!(h.commit_codes(c), Some(vec![err::NONE]));
+    h.hold_appends = true;
+    assert_eq!(h.c.on_partitions_deleted(&deleted("t")), 1);
+    h.drain();
+    assert_eq!(h.view().offsets.len(), 1, "not gone before the tombstone lands");
+    let write = h.held.pop().expect("the tombstone write");
+    h.c.on_append(write, err::NOT_ENOUGH_REPLICAS, h.now_ms);
+    assert_eq!(h.view().offsets.len(), 1, "a failed tombstone append changes nothing");
+    assert_eq!(h.c.on_partitions_deleted(&deleted("t")), 1);
+    h.drain();
+    let write = h.held.pop().expect("the tombstone write");
+    h.c.on_append(write, err::NONE, h.now_ms);
+    assert!(h.view().offsets.is_empty());
+}
+
+#[test]
+fn a_commit_in_flight_for_a_deleted_partition_is_tombstoned_after_it() {
+    let mut h = Harness::new(23);
+    let a = stable_group_of_one(&mut h);
+    h.hold_appends = true;
+    let c = h.commit(&a, 1, 9);
+    h.drain();
+    assert_eq!(h.c.on_partitions_deleted(&deleted("t")), 1, "the offset in flight");
+    h.drain();
+    let (tombstones, commit) = (h.held.pop().unwrap(), h.held.pop().unwrap());
+    h.c.on_append(commit, err::NONE, h.now_ms);
+    assert_eq!(h.commit_codes(c), Some(vec![err::NONE]));
+    h.c.on_append(tombstones, err::NONE, h.now_ms);
+    assert!(h.view().offsets.is_empty(), "{:?}", h.view().offsets);
+    let mut successor = GroupCoordinator::new(h.c.config().clone());
+    successor.load_partition(partition_for(G, 4), &h.log, h.now_ms);
+    assert_eq!(successor.view(G).expect("group").offsets, Default::default());
+}
+
+#[test]
+fn a_coordinator_tombstones_only_the_groups_it_serves() {
+    let mut h = Harness::new(24);
+    let a = stable_group_of_one(&mut h);
+    let c = h.commit(&a, 1, 5);
+    assert_eq!(h.commit_codes(c), Some(vec![err::NONE]));
+    let mut other = GroupCoordinator::new(h.c.config().clone());
+    let p = partition_for(G, 4);
+    other.load_partition((p + 1) % 4, &h.log, h.now_ms);
+    assert_eq!(other.on_partitions_deleted(&deleted("t")), 0);
+    assert!(other.poll().is_empty());
+}

@@ -1,6 +1,9 @@
 //! OffsetCommit and OffsetFetch (Kafka's `GroupCoordinator.handleCommitOffsets` / `validateOffsetCommit` and
 //! `handleFetchOffsets`). A commit's records go to `__consumer_offsets`; the offsets change when the append
-//! lands ([`GroupCoordinator::on_append`] replays them), and the committer is answered then.
+//! lands ([`GroupCoordinator::on_append`] replays them), and the committer is answered then. The offsets of
+//! deleted partitions go the same way, by tombstones ([`GroupCoordinator::on_partitions_deleted`]).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::coordinator::{
     err, CommitOffset, FetchedOffset, GroupCoordinator, GroupState, OffsetCommitRequest, OffsetFetchResponse,
@@ -84,6 +87,51 @@ impl GroupCoordinator {
     pub fn offset_fetch(&mut self, request_id: u64, group_id: &str, partitions: Option<&[TopicPartition]>) {
         let response = self.fetch_offsets(group_id, partitions);
         self.respond(request_id, Response::OffsetFetch(response));
+    }
+
+    /// The partitions of deleted topics (Kafka's `GroupCoordinator.onPartitionsDeleted`, which the broker's
+    /// metadata publisher calls with every partition of each deleted topic id): every group this coordinator
+    /// serves appends an offset tombstone for each of those partitions it holds an offset for, landed or
+    /// still in flight (Kafka 4's `OffsetMetadataManager.onPartitionsDeleted` sees uncommitted offsets too),
+    /// one append per group. As for any record, the offsets go when the tombstones land (replay), so a
+    /// coordinator that takes over later reads them from the log; a recreated topic of the same name
+    /// therefore starts without the old topic's offsets. Returns the number of tombstones appended.
+    pub fn on_partitions_deleted(&mut self, deleted: &BTreeSet<TopicPartition>) -> usize {
+        if deleted.is_empty() {
+            return 0;
+        }
+        let mut by_group: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+        for (group_id, group) in &self.groups {
+            if !self.is_coordinator_for(group_id) {
+                continue;
+            }
+            let held = group.offsets.keys().filter(|tp| deleted.contains(tp));
+            by_group.entry(group_id.clone()).or_default().extend(held.cloned());
+        }
+        for (group_id, tp) in self.pending_commit_offsets() {
+            if deleted.contains(&tp) && self.is_coordinator_for(&group_id) {
+                by_group.entry(group_id).or_default().push(tp);
+            }
+        }
+        let mut appended = 0;
+        for (group_id, mut tps) in by_group {
+            tps.sort();
+            tps.dedup();
+            if tps.is_empty() {
+                continue;
+            }
+            appended += tps.len();
+            let records = tps
+                .into_iter()
+                .map(|tp| GroupRecord::OffsetCommit {
+                    group_id: group_id.clone(),
+                    tp,
+                    value: None,
+                })
+                .collect();
+            self.append(&group_id, records, PendingWriteKind::Tombstones);
+        }
+        appended
     }
 
     pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[TopicPartition]>) -> OffsetFetchResponse {

@@ -59,6 +59,13 @@ impl LogManager {
                 clean_shutdown,
             };
             let (log, report) = Log::load(disk, &tp, default_config.clone(), offsets, now_ms)?;
+            if log.topic_id().is_none() && log.log_end_offset() == 0 {
+                // No `partition.metadata` and no record: the tail of an interrupted `delete_log` (after its
+                // `partition.metadata` went) or `create_log` (before it was written). Nothing to recover, and
+                // no topic id to recognise it by: finish removing it; the image recreates the log if needed.
+                remove_log_dir(disk, &name)?;
+                continue;
+            }
             logs.insert(tp, log);
             reports.push(report);
         }
