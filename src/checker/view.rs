@@ -308,6 +308,11 @@ impl<'a> View<'a> {
         v
     }
 
+    /// When the run's history ends.
+    pub(super) fn end_us(&self) -> u64 {
+        self.end_us
+    }
+
     fn note_restart(&mut self, op: &'a crate::history::Op, body: &OpBody) {
         let position = match body {
             OpBody::Seek {
@@ -548,7 +553,11 @@ impl<'a> View<'a> {
                 removed += 1;
                 continue;
             }
-            if self.compacted_by(&s.tp, offset, &s.value).is_some() {
+            let expired = self
+                .compaction
+                .tombstones
+                .expired(&s.value, self.drained_until_us(&s.tp));
+            if self.compacted_by(&s.tp, offset, &s.value).is_some() || expired.is_some() {
                 compacted += 1;
                 continue;
             }
@@ -705,7 +714,7 @@ impl<'a> View<'a> {
         }
         let skipped = self.by_offset.get(&p.tp).map_or(0, |o| {
             o.range(prev + 1..first)
-                .filter(|(at, _)| !self.compaction.superseded_at(&p.tp, **at))
+                .filter(|(at, _)| !self.compaction.superseded_at(&p.tp, **at, p.time_us))
                 .count()
         });
         if skipped > 0 {
@@ -816,7 +825,8 @@ impl<'a> View<'a> {
                 let below_start = logs
                     .iter()
                     .any(|l| l.topic == r.tp.0 && l.partition == r.tp.1 && r.offset < l.log_start_offset);
-                if below_start || self.compacted_by(&r.tp, r.offset, value).is_some() {
+                let expired = self.compaction.tombstones.expired(value, self.end_us).is_some();
+                if below_start || expired || self.compacted_by(&r.tp, r.offset, value).is_some() {
                     continue;
                 }
                 let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);
