@@ -110,7 +110,9 @@ impl Compaction {
         self.landed.get(tp).and_then(|o| o.get(&offset)).is_some_and(|values| {
             values.iter().all(|v| {
                 let key = self.key_of.get(v).map_or("", String::as_str);
-                self.superseded(tp, offset, key).is_some() || self.tombstones.expired(v, by_us).is_some()
+                self.superseded(tp, offset, key).is_some()
+                    || self.tombstones.expired(v, by_us).is_some()
+                    || self.tombstones.may_have_deleted(tp, key, by_us).is_some()
             })
         })
     }
@@ -155,6 +157,9 @@ impl View<'_> {
                 if values.iter().any(|v| tombstones.expired(v, d.last_us).is_some()) {
                     continue; // gone as Kafka promises; `resurrected` checks no older value came back
                 }
+                if tombstones.may_have_deleted(tp, key, d.last_us).is_some() {
+                    continue;
+                }
                 let first_us = self.seen[*value].iter().map(|s| s.time_us).min().unwrap_or(0);
                 let why = self.loss_explained(tp, at, first_us, None);
                 let read = records.get(&at).map_or("nothing".to_string(), |v| v.0.to_string());
@@ -193,19 +198,17 @@ impl View<'_> {
 /// Compares two replicas of a compacted partition offset by offset in [`from`, `hw`): a record both hold
 /// must be the same value; a record only one holds is legal only if the other holds a later record of the
 /// same key (its own cleaner removed it), or a later record of the key that one holds is a tombstone that
-/// may have expired (`expired`: its cleaner removed the tombstone and what it deleted). Returns the first
-/// difference.
+/// may have expired (`deleted(offset, value)`: the record is such a tombstone or lies below one, so that
+/// replica's cleaner removed it with the tombstone). Returns the first difference.
 pub(super) fn compare_records(
     a: &ReplicaLog,
     b: &ReplicaLog,
     from: i64,
     hw: i64,
     key_of: &BTreeMap<&str, &str>,
-    expired: &dyn Fn(&str) -> bool,
+    deleted: &dyn Fn(i64, &str) -> bool,
 ) -> Option<String> {
-    let removable = |missing: &ReplicaLog, other: &ReplicaLog, o: i64, x: &str| {
-        holds_later(missing, o, x, key_of, &|_| true) || holds_later(other, o, x, key_of, expired) || expired(x)
-    };
+    let removable = |missing: &ReplicaLog, o: i64, x: &str| holds_later(missing, o, x, key_of) || deleted(o, x);
     let in_range = |l: &'_ ReplicaLog| -> BTreeMap<i64, String> {
         l.records
             .iter()
@@ -223,26 +226,20 @@ pub(super) fn compare_records(
                     a.node, b.node
                 ));
             }
-            (Some(x), None) if !removable(b, a, o, x) => return Some(lacks(b, a, o, x, hw, key_of)),
-            (None, Some(y)) if !removable(a, b, o, y) => return Some(lacks(a, b, o, y, hw, key_of)),
+            (Some(x), None) if !removable(b, o, x) => return Some(lacks(b, a, o, x, hw, key_of)),
+            (None, Some(y)) if !removable(a, o, y) => return Some(lacks(a, b, o, y, hw, key_of)),
             _ => {}
         }
     }
     None
 }
 
-/// Whether `log` holds a record of `value`'s key above `offset` that passes `which`.
-fn holds_later(
-    log: &ReplicaLog,
-    offset: i64,
-    value: &str,
-    key_of: &BTreeMap<&str, &str>,
-    which: &dyn Fn(&str) -> bool,
-) -> bool {
+/// Whether `log` holds a record of `value`'s key above `offset`.
+fn holds_later(log: &ReplicaLog, offset: i64, value: &str, key_of: &BTreeMap<&str, &str>) -> bool {
     let Some(key) = key_of.get(value) else { return false };
     log.records
         .iter()
-        .any(|r: &ReadRecord| r.offset > offset && key_of.get(r.value.as_str()) == Some(key) && which(r.value.as_str()))
+        .any(|r: &ReadRecord| r.offset > offset && key_of.get(r.value.as_str()) == Some(key))
 }
 
 fn lacks(

@@ -300,15 +300,21 @@ fn key_of() -> BTreeMap<&'static str, &'static str> {
 fn replicas_compacted_at_different_times_agree_offset_by_offset() {
     let leader = log("broker-1", &[(2, "c"), (3, "d")]);
     let follower = log("broker-2", &[(0, "a"), (1, "b"), (2, "c"), (3, "d")]);
-    assert_eq!(compare_records(&leader, &follower, 0, 4, &key_of(), &|_| false), None);
-    assert_eq!(compare_records(&follower, &leader, 0, 4, &key_of(), &|_| false), None);
+    assert_eq!(
+        compare_records(&leader, &follower, 0, 4, &key_of(), &|_, _| false),
+        None
+    );
+    assert_eq!(
+        compare_records(&follower, &leader, 0, 4, &key_of(), &|_, _| false),
+        None
+    );
 }
 
 #[test]
 fn replicas_holding_different_values_at_one_offset_diverge() {
     let leader = log("broker-1", &[(0, "a"), (1, "b")]);
     let follower = log("broker-2", &[(0, "c"), (1, "b")]);
-    let d = compare_records(&leader, &follower, 0, 2, &key_of(), &|_| false).expect("divergence");
+    let d = compare_records(&leader, &follower, 0, 2, &key_of(), &|_, _| false).expect("divergence");
     assert!(d.contains("offset 0"), "{d}");
 }
 
@@ -317,7 +323,7 @@ fn a_replica_lacking_a_record_without_a_later_one_of_its_key_diverges() {
     // The follower dropped k1's latest `c` at 2 while keeping nothing of k1 above it.
     let leader = log("broker-1", &[(0, "a"), (1, "b"), (2, "c")]);
     let follower = log("broker-2", &[(0, "a"), (1, "b")]);
-    let d = compare_records(&leader, &follower, 0, 3, &key_of(), &|_| false).expect("divergence");
+    let d = compare_records(&leader, &follower, 0, 3, &key_of(), &|_, _| false).expect("divergence");
     assert!(d.contains("broker-2 lacks offset 2"), "{d}");
 }
 
@@ -544,14 +550,77 @@ fn replicas_may_differ_by_an_expired_tombstone_and_the_values_below_it() {
     let key_of = BTreeMap::from([("a", "k1"), ("del1", "k1"), ("b", "k2")]);
     let uncleaned = log("broker-1", &[(0, "a"), (1, "del1"), (2, "b")]);
     let cleaned = log("broker-2", &[(2, "b")]);
-    let expired = |v: &str| v == "del1";
-    assert_eq!(compare_records(&uncleaned, &cleaned, 0, 3, &key_of, &expired), None);
-    assert_eq!(compare_records(&cleaned, &uncleaned, 0, 3, &key_of, &expired), None);
-    let d = compare_records(&uncleaned, &cleaned, 0, 3, &key_of, &|_| false).expect("not yet expired");
+    // `a` at 0 lies below the expired tombstone at 1, which deletes it.
+    let deleted = |o: i64, v: &str| v == "del1" || (v == "a" && o < 1);
+    assert_eq!(compare_records(&uncleaned, &cleaned, 0, 3, &key_of, &deleted), None);
+    assert_eq!(compare_records(&cleaned, &uncleaned, 0, 3, &key_of, &deleted), None);
+    let d = compare_records(&uncleaned, &cleaned, 0, 3, &key_of, &|_, _| false).expect("not yet expired");
     assert!(d.contains("broker-2 lacks offset 0"), "{d}");
     // A replica that kept an older value but lost the tombstone above it resurrected the key.
     let resurrected = log("broker-2", &[(0, "a"), (2, "b")]);
     let kept = log("broker-1", &[(1, "del1"), (2, "b")]);
-    let d = compare_records(&kept, &resurrected, 0, 3, &key_of, &|_| false).expect("differs");
+    let d = compare_records(&kept, &resurrected, 0, 3, &key_of, &|_, _| false).expect("differs");
     assert!(d.contains("lacks offset 1"), "{d}");
+}
+
+#[test]
+fn a_tombstone_whose_send_outcome_is_unknown_may_have_deleted_its_key_unseen() {
+    // k1's `a` is gone and nobody saw anything above it: only a tombstone that may have landed explains it.
+    let history = |tombstone_info: bool| {
+        let mut c = C::new(true);
+        c.acked(1, "k1", "a", 0).acked(20, "k2", "b", 2);
+        if tombstone_info {
+            let body = OpBody::Send {
+                topic: "t".into(),
+                partition: 0,
+                key: "k1".into(),
+                value: "del1".into(),
+                offset: None,
+                tombstone: true,
+            };
+            c.h.push(10, "p", OpType::Invoke, body.clone(), None);
+            c.h.push(11, "p", OpType::Info, body, Some("timeout".into()));
+        }
+        c.poll(5_000, "drain", 0, &[(2, "b")]).final_log(&[(2, "b")]);
+        c.check()
+    };
+    let r = history(true);
+    assert!(r.passed(), "{:?}", r.anomalies);
+    let r = history(false);
+    assert_eq!(violations(&r, "lost-write"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_landed_tombstone_deletes_its_keys_older_records_once_it_may_have_expired() {
+    let mut c = deleted(5_000, &[(2, "b")]);
+    c.final_log(&[(1, "del1"), (2, "b")]);
+    let final_state = FinalState {
+        replica_logs: c.logs.clone(),
+        liveness_failures: vec![],
+    };
+    let compacted = BTreeSet::from(["t".to_string()]);
+    let retention = BTreeMap::from([("t".to_string(), DELETE_RETENTION_MS)]);
+    let input = CheckInput {
+        ops: &c.h.ops,
+        states: &[],
+        raft_states: &[],
+        metadata_states: &[],
+        final_state: &final_state,
+        producers: &BTreeMap::new(),
+        min_insync_replicas: &BTreeMap::new(),
+        compacted_topics: &compacted,
+        delete_retention_ms: &retention,
+    };
+    let t = crate::checker::tombstones::Tombstones::build(&input);
+    let tp = ("t".to_string(), 0);
+    assert!(
+        t.deletes_below(&tp, "k1", 0, 1_010).is_some(),
+        "the acked tombstone at 1 expired"
+    );
+    assert!(t.deletes_below(&tp, "k1", 0, 1_009).is_none(), "not yet");
+    assert!(
+        t.deletes_below(&tp, "k1", 1, 5_000).is_none(),
+        "nothing above the tombstone itself"
+    );
+    assert!(t.deletes_below(&tp, "k2", 0, 5_000).is_none(), "k2 has no tombstone");
 }

@@ -14,7 +14,7 @@
 //! Broker clock skew moves delete horizons (they are wall-clock instants): an expiry may come early by up to
 //! twice the largest skew any `clock_skew` fault set (one broker stamps the horizon, another compares it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::view::{tp_name, Tp, View};
 use super::{Anomaly, CheckInput};
@@ -32,6 +32,11 @@ pub(super) struct Tombstones {
     delete_retention_ms: BTreeMap<String, i64>,
     /// How much earlier than `delete.retention.ms` a skewed broker clock may expire one.
     skew_allowance_us: u64,
+    /// Per partition and key, the tombstones whose send neither succeeded nor failed (`info`, or no
+    /// completion): each may have landed above any record of its key, deleted it, and expired unseen.
+    indeterminate: BTreeMap<(Tp, String), BTreeSet<String>>,
+    /// Per partition and key, where its tombstones landed (acked, or held by a final replica log).
+    landed: BTreeMap<(Tp, String), BTreeMap<i64, String>>,
 }
 
 impl Tombstones {
@@ -45,12 +50,31 @@ impl Tombstones {
             match &op.body {
                 OpBody::Send {
                     topic,
+                    partition,
+                    key,
                     value,
+                    offset,
                     tombstone: true,
-                    ..
-                } if op.op_type == OpType::Invoke && input.compacted_topics.contains(topic) => {
-                    let e = t.sent.entry(value.clone()).or_insert((topic.clone(), op.time_us));
-                    e.1 = e.1.min(op.time_us);
+                } if input.compacted_topics.contains(topic) => {
+                    let unknown = t
+                        .indeterminate
+                        .entry(((topic.clone(), *partition), key.clone()))
+                        .or_default();
+                    match op.op_type {
+                        OpType::Invoke => {
+                            let e = t.sent.entry(value.clone()).or_insert((topic.clone(), op.time_us));
+                            e.1 = e.1.min(op.time_us);
+                            unknown.insert(value.clone());
+                        }
+                        OpType::Ok | OpType::Fail => {
+                            unknown.remove(value);
+                            if let (OpType::Ok, Some(o)) = (op.op_type, offset) {
+                                let tk = ((topic.clone(), *partition), key.clone());
+                                t.landed.entry(tk).or_default().insert(*o, value.clone());
+                            }
+                        }
+                        OpType::Info => {}
+                    }
                 }
                 OpBody::Fault {
                     kind,
@@ -65,7 +89,38 @@ impl Tombstones {
             }
         }
         t.skew_allowance_us = skew_ms_max.saturating_mul(2_000);
+        let key_of = super::compaction::keys_of_values(input.ops);
+        for log in &input.final_state.replica_logs {
+            for r in log.records.iter().filter(|r| r.tombstone) {
+                if let Some(key) = key_of.get(r.value.as_str()) {
+                    let tk = ((log.topic.clone(), log.partition), key.to_string());
+                    t.landed.entry(tk).or_default().insert(r.offset, r.value.clone());
+                }
+            }
+        }
         t
+    }
+
+    /// Why the record of `key` at `offset` of `tp` may be gone by `by_us` under a tombstone of its key: one
+    /// landed above it and may have expired (the cleaner removes what a tombstone deletes no later than the
+    /// tombstone itself), or one whose send's outcome is unknown may have.
+    pub fn deletes_below(&self, tp: &Tp, key: &str, offset: i64, by_us: u64) -> Option<String> {
+        let tk = (tp.clone(), key.to_string());
+        let above = self.landed.get(&tk).into_iter().flat_map(|l| l.range(offset + 1..));
+        above
+            .filter_map(|(_, v)| self.expired(v, by_us))
+            .next()
+            .or_else(|| self.may_have_deleted(tp, key, by_us))
+    }
+
+    /// Why a record of `key` in `tp` may be gone by `by_us` under a tombstone whose send's outcome is
+    /// unknown: it may have landed above the record and expired with it, unseen.
+    pub fn may_have_deleted(&self, tp: &Tp, key: &str, by_us: u64) -> Option<String> {
+        let unknown = self.indeterminate.get(&(tp.clone(), key.to_string()))?;
+        unknown.iter().find_map(|v| {
+            self.expired(v, by_us)
+                .map(|why| format!("{why}; its send's outcome is unknown, so it may have deleted key {key}"))
+        })
     }
 
     pub fn is_tombstone(&self, value: &str) -> bool {
@@ -101,6 +156,17 @@ impl Tombstones {
 }
 
 impl View<'_> {
+    /// Whether `value` at `tp` may be gone by `by_us` under a tombstone: it is one that may have expired, or
+    /// a tombstone of its key whose send's outcome is unknown may have deleted it and expired.
+    pub(super) fn deleted_by_tombstone(&self, tp: &Tp, value: &str, by_us: u64) -> bool {
+        let t = &self.compaction.tombstones;
+        t.expired(value, by_us).is_some()
+            || self
+                .compaction
+                .key_of(value)
+                .is_some_and(|key| t.may_have_deleted(tp, key, by_us).is_some())
+    }
+
     /// When the drain last read `tp` (the end of the run when it did not): what it missed was gone by then.
     pub(super) fn drained_until_us(&self, tp: &Tp) -> u64 {
         self.polls

@@ -553,11 +553,8 @@ impl<'a> View<'a> {
                 removed += 1;
                 continue;
             }
-            let expired = self
-                .compaction
-                .tombstones
-                .expired(&s.value, self.drained_until_us(&s.tp));
-            if self.compacted_by(&s.tp, offset, &s.value).is_some() || expired.is_some() {
+            let deleted = self.deleted_by_tombstone(&s.tp, &s.value, self.drained_until_us(&s.tp));
+            if self.compacted_by(&s.tp, offset, &s.value).is_some() || deleted {
                 compacted += 1;
                 continue;
             }
@@ -825,8 +822,8 @@ impl<'a> View<'a> {
                 let below_start = logs
                     .iter()
                     .any(|l| l.topic == r.tp.0 && l.partition == r.tp.1 && r.offset < l.log_start_offset);
-                let expired = self.compaction.tombstones.expired(value, self.end_us).is_some();
-                if below_start || expired || self.compacted_by(&r.tp, r.offset, value).is_some() {
+                let deleted = self.deleted_by_tombstone(&r.tp, value, self.end_us);
+                if below_start || deleted || self.compacted_by(&r.tp, r.offset, value).is_some() {
                     continue;
                 }
                 let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);

@@ -61,6 +61,8 @@ pub const MARKS: &[&str] = &[
     "retention-deleted-segments",
     "delete-records-moved-log-start",
     "cleaner-swapped-segments",
+    "tombstone-delete-horizon-set",
+    "tombstone-expired",
     "recovery-completed-swap",
     "consumer-detected-truncation",
     "consumer-reset-after-offset-out-of-range",
