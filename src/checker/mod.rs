@@ -144,6 +144,8 @@ pub struct CheckReport {
     pub removed: u64,
     /// Acknowledged records never read on a compacted topic with a later landed record of their key above
     /// them: the log cleaner may remove them (Kafka keeps only each key's latest), so neither lost nor unseen.
+    /// Tombstones (and the records they delete) that may have expired after `delete.retention.ms` count here
+    /// too.
     pub compacted: u64,
 }
 
