@@ -23,11 +23,48 @@ pub enum OpType {
     Info,
 }
 
+/// The record header a workload producer puts on a tombstone (a record with a null value, Kafka's
+/// delete marker on a compacted topic): it carries the send's unique history value, so a read of the
+/// tombstone names the send it came from as any other read does (headers round-trip byte-exact; the cleaner
+/// keeps a tombstone's headers).
+pub const TOMBSTONE_VALUE_HEADER: &str = "gregor.tombstone";
+
 /// One record as a poll or a drain saw it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReadRecord {
     pub offset: i64,
+    /// The value as text; for a tombstone, the history value its [`TOMBSTONE_VALUE_HEADER`] names (empty
+    /// without one).
     pub value: String,
+    /// The record's value was null (a tombstone), not an empty string.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
+}
+
+impl ReadRecord {
+    /// A record as read: a non-null value as text, or a tombstone named by its [`TOMBSTONE_VALUE_HEADER`].
+    pub fn decoded(offset: i64, value: Option<&[u8]>, headers: &[(String, Option<Vec<u8>>)]) -> ReadRecord {
+        match value {
+            Some(v) => ReadRecord {
+                offset,
+                value: String::from_utf8_lossy(v).into_owned(),
+                tombstone: false,
+            },
+            None => {
+                let named = headers
+                    .iter()
+                    .find(|(k, _)| k == TOMBSTONE_VALUE_HEADER)
+                    .and_then(|(_, v)| v.as_deref());
+                ReadRecord {
+                    offset,
+                    value: named
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default(),
+                    tombstone: true,
+                }
+            }
+        }
+    }
 }
 
 /// What an op did. `f` names it as Jepsen does.
@@ -42,6 +79,10 @@ pub enum OpBody {
         value: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offset: Option<i64>,
+        /// The record's value is null (a tombstone, deleting `key` on a compacted topic); `value` then only
+        /// names the send (it travels in the [`TOMBSTONE_VALUE_HEADER`] header).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tombstone: bool,
     },
     /// A read of one partition from `fetch_offset`: the records it returned, in order.
     Poll {
@@ -412,6 +453,7 @@ mod tests {
                 key: "k1".into(),
                 value: "v1".into(),
                 offset: None,
+                tombstone: false,
             },
             None,
         );
@@ -425,6 +467,7 @@ mod tests {
                 key: "k1".into(),
                 value: "v1".into(),
                 offset: Some(3),
+                tombstone: false,
             },
             None,
         );
@@ -579,5 +622,49 @@ mod tests {
             hex(&Sha256::digest([0u8; 32])),
             "four empty lists, each a u64 length of 0"
         );
+    }
+}
+
+#[cfg(test)]
+mod tombstone_tests {
+    use super::*;
+
+    #[test]
+    fn a_tombstone_read_is_told_apart_from_an_empty_value_and_names_its_send() {
+        let header = vec![(TOMBSTONE_VALUE_HEADER.to_string(), Some(b"p-7".to_vec()))];
+        let t = ReadRecord::decoded(3, None, &header);
+        assert_eq!((t.value.as_str(), t.tombstone), ("p-7", true));
+        let empty = ReadRecord::decoded(4, Some(b""), &[]);
+        assert_eq!((empty.value.as_str(), empty.tombstone), ("", false));
+        let anonymous = ReadRecord::decoded(5, None, &[]);
+        assert_eq!((anonymous.value.as_str(), anonymous.tombstone), ("", true));
+        assert_eq!(
+            serde_json::to_string(&empty).expect("serializes"),
+            r#"{"offset":4,"value":""}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&t).expect("serializes"),
+            r#"{"offset":3,"value":"p-7","tombstone":true}"#
+        );
+    }
+
+    #[test]
+    fn a_send_without_a_tombstone_serializes_as_before_and_one_with_it_round_trips() {
+        let send = |tombstone| OpBody::Send {
+            topic: "t".into(),
+            partition: 0,
+            key: "k".into(),
+            value: "v".into(),
+            offset: Some(1),
+            tombstone,
+        };
+        assert_eq!(
+            serde_json::to_string(&send(false)).expect("serializes"),
+            r#"{"f":"send","topic":"t","partition":0,"key":"k","value":"v","offset":1}"#
+        );
+        let json = serde_json::to_string(&send(true)).expect("serializes");
+        assert!(json.ends_with(r#""offset":1,"tombstone":true}"#), "{json}");
+        let back: OpBody = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, send(true));
     }
 }

@@ -179,6 +179,7 @@ impl World {
                     key: None,
                     value: Some(v.to_be_bytes().to_vec()),
                     timestamp_ms: None,
+                    headers: vec![],
                 };
                 let id = self.producer.send(rec, self.now, &mut self.rng);
                 self.sent.insert(id, (*partition, v));

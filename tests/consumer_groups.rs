@@ -77,6 +77,7 @@ async fn a_consumer_reads_by_assign_every_record_a_producer_wrote_in_offset_orde
                 key: Some(b"k".to_vec()),
                 value: Some(format!("v{i}").into_bytes()),
                 timestamp_ms: None,
+                headers: vec![],
             };
             assert!(matches!(producer.send(record).await, Outcome::Ok { .. }));
         }

@@ -50,6 +50,7 @@ fn recheck(s: &Scenario, out: &runner::RunOutcome, ops: &[Op]) -> CheckReport {
         producers: &producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
         compacted_topics: &std::collections::BTreeSet::new(),
+        delete_retention_ms: &std::collections::BTreeMap::new(),
     })
 }
 
@@ -86,6 +87,7 @@ fn with_idempotence_a_duplicate_or_a_reordering_in_the_same_history_is_a_violati
     let again = ReadRecord {
         offset: 1 << 40,
         value: records[0].value.clone(),
+        tombstone: false,
     };
     records.push(again);
     let v = recheck(&s, &out, &ops).violations();

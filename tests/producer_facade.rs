@@ -96,6 +96,7 @@ fn record(topic: &str, key: &str, value: &str) -> ProducerRecord {
         key: Some(key.as_bytes().to_vec()),
         value: Some(value.as_bytes().to_vec()),
         timestamp_ms: None,
+        headers: vec![],
     }
 }
 

@@ -91,6 +91,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         producers: &producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
         compacted_topics: &std::collections::BTreeSet::new(),
+        delete_retention_ms: &std::collections::BTreeMap::new(),
     });
     let v = report.violations();
     assert!(v["lost-write"] + v["unseen"] > 0, "{v:?}");
@@ -103,6 +104,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
     poll.unwrap().push(ReadRecord {
         offset: 1 << 40,
         value: "never-sent".into(),
+        tombstone: false,
     });
     let report = checker::check(&CheckInput {
         ops: &ops,
@@ -113,6 +115,7 @@ fn without_the_durable_frontier_the_same_history_is_judged_a_lost_write() {
         producers: &producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
         compacted_topics: &std::collections::BTreeSet::new(),
+        delete_retention_ms: &std::collections::BTreeMap::new(),
     });
     assert_eq!(report.violations()["phantom-read"], 1);
 }

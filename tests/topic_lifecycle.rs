@@ -191,6 +191,7 @@ async fn create_partitions_grows_a_topic_and_new_keys_hash_over_the_new_count() 
                     key: Some(key.into_bytes()),
                     value: Some(b"v".to_vec()),
                     timestamp_ms: None,
+                    headers: vec![],
                 })
             };
             for i in 0..6 {

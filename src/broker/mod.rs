@@ -142,6 +142,12 @@ pub const RETENTION_DELETED_MARK: &str = "retention-deleted-segments";
 /// The mark of a log cleaner pass that swapped cleaned segments in.
 pub const CLEANER_SWAPPED_MARK: &str = "cleaner-swapped-segments";
 
+/// The mark of a cleaning that kept a tombstone and stamped its batch's delete horizon (KIP-534).
+pub const TOMBSTONE_HORIZON_MARK: &str = "tombstone-delete-horizon-set";
+
+/// The mark of a cleaning that removed a tombstone whose delete horizon had passed (`delete.retention.ms`).
+pub const TOMBSTONE_EXPIRED_MARK: &str = "tombstone-expired";
+
 /// The mark of a restart whose log recovery completed a cleaner swap left behind (`.swap` files).
 pub const RECOVERY_COMPLETED_SWAP_MARK: &str = "recovery-completed-swap";
 
@@ -279,8 +285,16 @@ impl Broker {
             .map(|tp| (tp.clone(), self.high_watermark(tp)))
             .collect();
         let r = self.logs.clean_logs(disk, &hws, now_ms);
-        if matches!(&r, Ok(out) if out.values().any(|o| !o.swapped.is_empty())) {
-            self.marks.push(CLEANER_SWAPPED_MARK);
+        if let Ok(out) = &r {
+            if out.values().any(|o| !o.swapped.is_empty()) {
+                self.marks.push(CLEANER_SWAPPED_MARK);
+            }
+            if out.values().any(|o| o.delete_horizons_set > 0) {
+                self.marks.push(TOMBSTONE_HORIZON_MARK);
+            }
+            if out.values().any(|o| o.tombstones_removed > 0) {
+                self.marks.push(TOMBSTONE_EXPIRED_MARK);
+            }
         }
         self.storage_result(r.map(|_| ()), "log cleaning")
     }

@@ -12,12 +12,15 @@
 //!   key's highest landed offset below where it read to (uncleaned and active segments may still show older
 //!   ones as well);
 //! - replicas compact independently: [`compare_records`] compares two replicas offset by offset — a record
-//!   both hold must agree; one only one holds is legal only if the other holds a later record of its key.
+//!   both hold must agree; one only one holds is legal only if the other holds a later record of its key,
+//!   or a later record of its key is a tombstone that may have expired.
 //!
-//! No workload writes tombstones (null values) yet, so a key's latest record is never removed here.
+//! A key's latest record goes only when it is a tombstone whose `delete.retention.ms` passed
+//! ([`super::tombstones`]); a tombstone counts as a later record of its key like any value.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::tombstones::Tombstones;
 use super::view::{tp_name, Send, Tp, View};
 use super::{Anomaly, CheckInput, ReplicaLog};
 use crate::history::{OpBody, ReadRecord};
@@ -25,12 +28,14 @@ use crate::history::{OpBody, ReadRecord};
 /// Per compacted partition, the landed records' keys by offset and each key's highest landed offset.
 #[derive(Debug, Default)]
 pub(super) struct Compaction {
-    /// Per partition, per offset, the keys of the values that landed there (several after a legal reuse).
+    /// Per partition, per offset, the values that landed there (several after a legal reuse).
     landed: BTreeMap<Tp, BTreeMap<i64, BTreeSet<String>>>,
     /// Per partition, per key, its highest landed offset.
     latest: BTreeMap<Tp, BTreeMap<String, i64>>,
     /// The key of every value sent to a compacted topic.
     key_of: BTreeMap<String, String>,
+    /// The tombstones among them, and when each may expire.
+    pub tombstones: Tombstones,
 }
 
 /// The key of every value a producer sent (values are unique per run).
@@ -55,6 +60,7 @@ impl Compaction {
         if input.compacted_topics.is_empty() {
             return c;
         }
+        c.tombstones = Tombstones::build(input);
         let compacted = |tp: &Tp| input.compacted_topics.contains(&tp.0);
         for op in input.ops {
             if let OpBody::Send { topic, key, value, .. } = &op.body {
@@ -84,7 +90,7 @@ impl Compaction {
                 .or_default()
                 .entry(offset)
                 .or_default()
-                .insert(key.clone());
+                .insert(value.to_string());
             let l = c.latest.entry(tp.clone()).or_default().entry(key).or_insert(offset);
             *l = (*l).max(offset);
         }
@@ -97,13 +103,23 @@ impl Compaction {
         self.latest.get(tp)?.get(key).copied().filter(|&l| l > offset)
     }
 
-    /// Whether every record known at `offset` of `tp` has a later landed record of its key: a reader may
-    /// legally find the offset gone (a consumer jumping over it is no poll-skip).
-    pub fn superseded_at(&self, tp: &Tp, offset: i64) -> bool {
-        self.landed
-            .get(tp)
-            .and_then(|o| o.get(&offset))
-            .is_some_and(|keys| keys.iter().all(|k| self.superseded(tp, offset, k).is_some()))
+    /// Whether every record known at `offset` of `tp` has a later landed record of its key, or is a
+    /// tombstone that may have expired by `by_us`: a reader may legally find the offset gone then (a consumer
+    /// jumping over it is no poll-skip).
+    pub fn superseded_at(&self, tp: &Tp, offset: i64, by_us: u64) -> bool {
+        self.landed.get(tp).and_then(|o| o.get(&offset)).is_some_and(|values| {
+            values.iter().all(|v| {
+                let key = self.key_of.get(v).map_or("", String::as_str);
+                self.superseded(tp, offset, key).is_some()
+                    || self.tombstones.expired(v, by_us).is_some()
+                    || self.tombstones.may_have_deleted(tp, key, by_us).is_some()
+            })
+        })
+    }
+
+    /// Per key, its highest landed offset in `tp`.
+    pub fn latest_of(&self, tp: &Tp) -> Option<&BTreeMap<String, i64>> {
+        self.latest.get(tp)
     }
 
     /// The key of `value`, if it was sent to a compacted topic.
@@ -122,34 +138,31 @@ impl View<'_> {
     /// stale-latest: the drain read a compacted partition from its log start but did not return, for some key,
     /// the record at the key's highest landed offset below where it read to, though that record was read or
     /// held by a replica (a record never observed anywhere is the lost-write checker's).
+    /// A latest record that is a tombstone may be gone once it may have expired ([`super::tombstones`]).
     pub fn stale_latest(&self, out: &mut Vec<Anomaly>) {
-        let mut drained: BTreeMap<&Tp, (i64, i64, BTreeMap<i64, &str>)> = BTreeMap::new();
-        for p in self.polls.iter().filter(|p| p.process == "drain") {
-            let e = drained
-                .entry(&p.tp)
-                .or_insert((p.fetch_offset, p.fetch_offset, BTreeMap::new()));
-            e.0 = e.0.min(p.fetch_offset);
-            e.1 = e.1.max(p.fetch_offset);
-            for r in p.records {
-                e.1 = e.1.max(r.offset + 1);
-                e.2.insert(r.offset, r.value.as_str());
-            }
-        }
-        for (tp, (start, end, records)) in drained {
+        for (tp, d) in self.drained_compacted() {
             let Some(latest) = self.compaction.latest.get(tp) else {
                 continue;
             };
+            let (start, end, records) = (d.start, d.end, &d.records);
             for (key, &at) in latest.iter().filter(|(_, &at)| at >= start && at < end) {
                 let values = self.values_of_key_at(tp, at, key);
                 let Some(value) = values.iter().find(|v| self.seen.contains_key(**v)) else {
                     continue;
                 };
-                if values.iter().any(|v| records.get(&at) == Some(v)) {
+                if values.iter().any(|v| records.get(&at).map(|r| r.0) == Some(v)) {
+                    continue;
+                }
+                let tombstones = &self.compaction.tombstones;
+                if values.iter().any(|v| tombstones.expired(v, d.last_us).is_some()) {
+                    continue; // gone as Kafka promises; `resurrected` checks no older value came back
+                }
+                if tombstones.may_have_deleted(tp, key, d.last_us).is_some() {
                     continue;
                 }
                 let first_us = self.seen[*value].iter().map(|s| s.time_us).min().unwrap_or(0);
                 let why = self.loss_explained(tp, at, first_us, None);
-                let read = records.get(&at).map_or("nothing".to_string(), |v| v.to_string());
+                let read = records.get(&at).map_or("nothing".to_string(), |v| v.0.to_string());
                 let d = format!(
                     "the drain read {} from {start} to {end} and returned {read} at offset {at}, the highest landed offset of key {key} ({value})",
                     tp_name(tp)
@@ -159,7 +172,7 @@ impl View<'_> {
         }
     }
 
-    fn values_of_key_at(&self, tp: &Tp, offset: i64, key: &str) -> Vec<&str> {
+    pub(super) fn values_of_key_at(&self, tp: &Tp, offset: i64, key: &str) -> Vec<&str> {
         let observed = self
             .by_offset
             .get(tp)
@@ -184,14 +197,18 @@ impl View<'_> {
 
 /// Compares two replicas of a compacted partition offset by offset in [`from`, `hw`): a record both hold
 /// must be the same value; a record only one holds is legal only if the other holds a later record of the
-/// same key (its own cleaner removed it). Returns the first difference.
+/// same key (its own cleaner removed it), or a later record of the key that one holds is a tombstone that
+/// may have expired (`deleted(offset, value)`: the record is such a tombstone or lies below one, so that
+/// replica's cleaner removed it with the tombstone). Returns the first difference.
 pub(super) fn compare_records(
     a: &ReplicaLog,
     b: &ReplicaLog,
     from: i64,
     hw: i64,
     key_of: &BTreeMap<&str, &str>,
+    deleted: &dyn Fn(i64, &str) -> bool,
 ) -> Option<String> {
+    let removable = |missing: &ReplicaLog, o: i64, x: &str| holds_later(missing, o, x, key_of) || deleted(o, x);
     let in_range = |l: &'_ ReplicaLog| -> BTreeMap<i64, String> {
         l.records
             .iter()
@@ -209,8 +226,8 @@ pub(super) fn compare_records(
                     a.node, b.node
                 ));
             }
-            (Some(x), None) if !holds_later(b, o, x, key_of) => return Some(lacks(b, a, o, x, hw, key_of)),
-            (None, Some(y)) if !holds_later(a, o, y, key_of) => return Some(lacks(a, b, o, y, hw, key_of)),
+            (Some(x), None) if !removable(b, o, x) => return Some(lacks(b, a, o, x, hw, key_of)),
+            (None, Some(y)) if !removable(a, o, y) => return Some(lacks(a, b, o, y, hw, key_of)),
             _ => {}
         }
     }
@@ -235,7 +252,7 @@ fn lacks(
 ) -> String {
     let key = key_of.get(value).copied().unwrap_or("?");
     format!(
-        "below the high watermark {hw}, {} lacks offset {o} ({value}, key {key}) that {} holds, and holds no later record of key {key} (compaction removes a record only below a later one of its key)",
+        "below the high watermark {hw}, {} lacks offset {o} ({value}, key {key}) that {} holds, and holds no later record of key {key} (compaction removes a record only below a later one of its key, or an expired tombstone)",
         missing.node, other.node
     )
 }

@@ -14,11 +14,17 @@ struct C {
     compacted: bool,
 }
 
+/// `t`'s `delete.retention.ms` in these histories: times are µs, so a tombstone may expire 1,000 µs after
+/// its send was invoked.
+const DELETE_RETENTION_MS: i64 = 1;
+
+/// Records as read; a value starting with `del` is a tombstone (sent with [`C::tombstone`]).
 fn records(recs: &[(i64, &str)]) -> Vec<ReadRecord> {
     recs.iter()
         .map(|(o, v)| ReadRecord {
             offset: *o,
             value: v.to_string(),
+            tombstone: v.starts_with("del"),
         })
         .collect()
 }
@@ -44,7 +50,7 @@ impl C {
         }
     }
 
-    /// An acked send of `value` with key `key` at `offset`.
+    /// An acked send of `value` with key `key` at `offset` (a tombstone when `value` starts with `del`).
     fn acked(&mut self, t: u64, key: &str, value: &str, offset: i64) -> &mut Self {
         let body = |offset| OpBody::Send {
             topic: "t".into(),
@@ -52,6 +58,7 @@ impl C {
             key: key.into(),
             value: value.into(),
             offset,
+            tombstone: value.starts_with("del"),
         };
         self.h.push(t, "p", OpType::Invoke, body(None), None);
         self.h.push(t + 1, "p", OpType::Ok, body(Some(offset)), None);
@@ -66,6 +73,7 @@ impl C {
             key: key.into(),
             value: value.into(),
             offset: None,
+            tombstone: false,
         };
         self.h.push(t, "p", OpType::Invoke, body.clone(), None);
         self.h.push(t + 1, "p", OpType::Info, body, None);
@@ -116,6 +124,7 @@ impl C {
             producers: &producers,
             min_insync_replicas: &BTreeMap::new(),
             compacted_topics: &compacted,
+            delete_retention_ms: &BTreeMap::from([("t".to_string(), DELETE_RETENTION_MS)]),
         })
     }
 }
@@ -291,15 +300,21 @@ fn key_of() -> BTreeMap<&'static str, &'static str> {
 fn replicas_compacted_at_different_times_agree_offset_by_offset() {
     let leader = log("broker-1", &[(2, "c"), (3, "d")]);
     let follower = log("broker-2", &[(0, "a"), (1, "b"), (2, "c"), (3, "d")]);
-    assert_eq!(compare_records(&leader, &follower, 0, 4, &key_of()), None);
-    assert_eq!(compare_records(&follower, &leader, 0, 4, &key_of()), None);
+    assert_eq!(
+        compare_records(&leader, &follower, 0, 4, &key_of(), &|_, _| false),
+        None
+    );
+    assert_eq!(
+        compare_records(&follower, &leader, 0, 4, &key_of(), &|_, _| false),
+        None
+    );
 }
 
 #[test]
 fn replicas_holding_different_values_at_one_offset_diverge() {
     let leader = log("broker-1", &[(0, "a"), (1, "b")]);
     let follower = log("broker-2", &[(0, "c"), (1, "b")]);
-    let d = compare_records(&leader, &follower, 0, 2, &key_of()).expect("divergence");
+    let d = compare_records(&leader, &follower, 0, 2, &key_of(), &|_, _| false).expect("divergence");
     assert!(d.contains("offset 0"), "{d}");
 }
 
@@ -308,7 +323,7 @@ fn a_replica_lacking_a_record_without_a_later_one_of_its_key_diverges() {
     // The follower dropped k1's latest `c` at 2 while keeping nothing of k1 above it.
     let leader = log("broker-1", &[(0, "a"), (1, "b"), (2, "c")]);
     let follower = log("broker-2", &[(0, "a"), (1, "b")]);
-    let d = compare_records(&leader, &follower, 0, 3, &key_of()).expect("divergence");
+    let d = compare_records(&leader, &follower, 0, 3, &key_of(), &|_, _| false).expect("divergence");
     assert!(d.contains("broker-2 lacks offset 2"), "{d}");
 }
 
@@ -324,6 +339,7 @@ fn divergence(leader: ReplicaLog, follower: ReplicaLog, hw: i64, compacted: bool
             key: key.into(),
             value: value.into(),
             offset: None,
+            tombstone: false,
         };
         h.push(1, "p", OpType::Invoke, body, None);
     }
@@ -374,6 +390,7 @@ fn divergence(leader: ReplicaLog, follower: ReplicaLog, hw: i64, compacted: bool
         producers: &BTreeMap::new(),
         min_insync_replicas: &BTreeMap::new(),
         compacted_topics: &topics,
+        delete_retention_ms: &BTreeMap::from([("t".to_string(), DELETE_RETENTION_MS)]),
     };
     crate::checker::replicas::replica_divergence(&input, &BTreeSet::new())
 }
@@ -415,4 +432,195 @@ fn replica_divergence_on_a_compacted_topic_catches_a_replica_missing_a_keys_late
     assert_eq!(a.len(), 1, "{a:?}");
     assert!(a[0].detail.contains("broker-2 lacks offset 2"), "{}", a[0].detail);
     assert!(a[0].explained_by.is_none());
+}
+
+/// k1: `a` at 0, then its tombstone `del1` at 1 (invoked at 10 µs, so it may expire from 1,010 µs); k2: `b`
+/// at 2. A drain at `drain_us` reads `drained`; the final log holds the same.
+fn deleted(drain_us: u64, drained: &[(i64, &str)]) -> C {
+    let mut c = C::new(true);
+    c.acked(1, "k1", "a", 0)
+        .acked(10, "k1", "del1", 1)
+        .acked(20, "k2", "b", 2)
+        .poll(drain_us, "drain", 0, drained)
+        .final_log(drained);
+    c
+}
+
+#[test]
+fn an_expired_tombstone_may_be_gone_with_every_older_value_of_its_key() {
+    let r = deleted(5_000, &[(2, "b")]).check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    assert_eq!(r.compacted, 2, "a below the tombstone, the tombstone expired");
+}
+
+#[test]
+fn a_tombstone_gone_before_delete_retention_ms_passed_is_a_lost_write() {
+    let r = deleted(500, &[(2, "b")]).check();
+    assert_eq!(violations(&r, "lost-write"), 1, "{:?}", r.anomalies);
+    let a = r.anomalies.iter().find(|a| a.class == "lost-write").expect("found");
+    assert_eq!((a.offset, a.value.as_deref()), (Some(1), Some("del1")));
+    // The value below it is no loss: the tombstone is a later record of its key.
+    assert_eq!(r.compacted, 1);
+}
+
+#[test]
+fn a_tombstone_over_an_older_uncleaned_value_passes_and_reads_as_no_phantom() {
+    let r = deleted(500, &[(0, "a"), (1, "del1"), (2, "b")]).check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+    let r = deleted(5_000, &[(1, "del1"), (2, "b")]).check();
+    assert!(r.passed(), "an expired tombstone may also stay: {:?}", r.anomalies);
+}
+
+#[test]
+fn an_older_value_returned_without_its_expired_tombstone_is_resurrected() {
+    let r = deleted(5_000, &[(0, "a"), (2, "b")]).check();
+    assert_eq!(violations(&r, "resurrected"), 1, "{:?}", r.anomalies);
+    let a = r.anomalies.iter().find(|a| a.class == "resurrected").expect("found");
+    assert_eq!((a.offset, a.value.as_deref()), (Some(1), Some("del1")));
+    assert!(a.detail.contains("returned a at offset 0"), "{}", a.detail);
+    // Without compaction, the tombstone is a plain record that was lost.
+    let mut c = deleted(5_000, &[(0, "a"), (2, "b")]);
+    c.compacted = false;
+    let r = c.check();
+    assert_eq!((violations(&r, "resurrected"), violations(&r, "lost-write")), (0, 1));
+}
+
+#[test]
+fn a_tombstone_read_then_gone_is_lost_only_before_it_could_expire() {
+    for (end_us, lost) in [(5_000, false), (600, true)] {
+        let mut c = C::new(true);
+        c.acked(1, "k1", "a", 0)
+            .acked(10, "k1", "del1", 1)
+            .acked(20, "k2", "b", 2)
+            .poll(100, "c1", 0, &[(0, "a"), (1, "del1"), (2, "b")])
+            .poll(end_us, "drain", 0, &[(2, "b")])
+            .final_log(&[(2, "b")]);
+        let r = c.check();
+        let found = (violations(&r, "read-then-lost"), violations(&r, "stale-latest"));
+        assert_eq!(
+            found,
+            if lost { (1, 1) } else { (0, 0) },
+            "end {end_us}: {:?}",
+            r.anomalies
+        );
+    }
+}
+
+#[test]
+fn a_consumer_may_jump_over_an_expired_tombstone_but_not_a_live_one() {
+    for (second_poll_us, skip) in [(5_000, false), (600, true)] {
+        let mut c = C::new(true);
+        c.acked(1, "k1", "a", 0)
+            .acked(10, "k1", "del1", 1)
+            .acked(20, "k2", "b", 2)
+            .poll(50, "c1", 0, &[(0, "a"), (1, "del1")])
+            .poll(100, "c2", 0, &[(0, "a")])
+            .poll(second_poll_us, "c2", 1, &[(2, "b")])
+            .poll(second_poll_us + 10, "drain", 0, &[(1, "del1"), (2, "b")])
+            .final_log(&[(1, "del1"), (2, "b")]);
+        let r = c.check();
+        let expected = u64::from(skip);
+        assert_eq!(
+            violations(&r, "poll-skip"),
+            expected,
+            "{second_poll_us}: {:?}",
+            r.anomalies
+        );
+    }
+}
+
+#[test]
+fn broker_clock_skew_lets_a_tombstone_expire_early_by_twice_the_skew() {
+    let mut c = deleted(500, &[(2, "b")]);
+    let detail = BTreeMap::from([("skew_ms".to_string(), serde_json::json!(-1))]);
+    let fault = OpBody::Fault {
+        kind: "clock_skew".into(),
+        target: "node:broker-1".into(),
+        phase: crate::history::FaultPhase::Start,
+        detail,
+    };
+    c.h.push(2, "nemesis", OpType::Info, fault, None);
+    // Expiry moves from 1,010 µs to 1,010 - 2,000 µs: a drain at 500 µs may miss the tombstone.
+    let r = c.check();
+    assert!(r.passed(), "{:?}", r.anomalies);
+}
+
+#[test]
+fn replicas_may_differ_by_an_expired_tombstone_and_the_values_below_it() {
+    let key_of = BTreeMap::from([("a", "k1"), ("del1", "k1"), ("b", "k2")]);
+    let uncleaned = log("broker-1", &[(0, "a"), (1, "del1"), (2, "b")]);
+    let cleaned = log("broker-2", &[(2, "b")]);
+    // `a` at 0 lies below the expired tombstone at 1, which deletes it.
+    let deleted = |o: i64, v: &str| v == "del1" || (v == "a" && o < 1);
+    assert_eq!(compare_records(&uncleaned, &cleaned, 0, 3, &key_of, &deleted), None);
+    assert_eq!(compare_records(&cleaned, &uncleaned, 0, 3, &key_of, &deleted), None);
+    let d = compare_records(&uncleaned, &cleaned, 0, 3, &key_of, &|_, _| false).expect("not yet expired");
+    assert!(d.contains("broker-2 lacks offset 0"), "{d}");
+    // A replica that kept an older value but lost the tombstone above it resurrected the key.
+    let resurrected = log("broker-2", &[(0, "a"), (2, "b")]);
+    let kept = log("broker-1", &[(1, "del1"), (2, "b")]);
+    let d = compare_records(&kept, &resurrected, 0, 3, &key_of, &|_, _| false).expect("differs");
+    assert!(d.contains("lacks offset 1"), "{d}");
+}
+
+#[test]
+fn a_tombstone_whose_send_outcome_is_unknown_may_have_deleted_its_key_unseen() {
+    // k1's `a` is gone and nobody saw anything above it: only a tombstone that may have landed explains it.
+    let history = |tombstone_info: bool| {
+        let mut c = C::new(true);
+        c.acked(1, "k1", "a", 0).acked(20, "k2", "b", 2);
+        if tombstone_info {
+            let body = OpBody::Send {
+                topic: "t".into(),
+                partition: 0,
+                key: "k1".into(),
+                value: "del1".into(),
+                offset: None,
+                tombstone: true,
+            };
+            c.h.push(10, "p", OpType::Invoke, body.clone(), None);
+            c.h.push(11, "p", OpType::Info, body, Some("timeout".into()));
+        }
+        c.poll(5_000, "drain", 0, &[(2, "b")]).final_log(&[(2, "b")]);
+        c.check()
+    };
+    let r = history(true);
+    assert!(r.passed(), "{:?}", r.anomalies);
+    let r = history(false);
+    assert_eq!(violations(&r, "lost-write"), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn a_landed_tombstone_deletes_its_keys_older_records_once_it_may_have_expired() {
+    let mut c = deleted(5_000, &[(2, "b")]);
+    c.final_log(&[(1, "del1"), (2, "b")]);
+    let final_state = FinalState {
+        replica_logs: c.logs.clone(),
+        liveness_failures: vec![],
+    };
+    let compacted = BTreeSet::from(["t".to_string()]);
+    let retention = BTreeMap::from([("t".to_string(), DELETE_RETENTION_MS)]);
+    let input = CheckInput {
+        ops: &c.h.ops,
+        states: &[],
+        raft_states: &[],
+        metadata_states: &[],
+        final_state: &final_state,
+        producers: &BTreeMap::new(),
+        min_insync_replicas: &BTreeMap::new(),
+        compacted_topics: &compacted,
+        delete_retention_ms: &retention,
+    };
+    let t = crate::checker::tombstones::Tombstones::build(&input);
+    let tp = ("t".to_string(), 0);
+    assert!(
+        t.deletes_below(&tp, "k1", 0, 1_010).is_some(),
+        "the acked tombstone at 1 expired"
+    );
+    assert!(t.deletes_below(&tp, "k1", 0, 1_009).is_none(), "not yet");
+    assert!(
+        t.deletes_below(&tp, "k1", 1, 5_000).is_none(),
+        "nothing above the tombstone itself"
+    );
+    assert!(t.deletes_below(&tp, "k2", 0, 5_000).is_none(), "k2 has no tombstone");
 }

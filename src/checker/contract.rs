@@ -255,6 +255,7 @@ mod tests {
             producers: &producers,
             min_insync_replicas: &min,
             compacted_topics: &std::collections::BTreeSet::new(),
+            delete_retention_ms: &std::collections::BTreeMap::new(),
         })
     }
 

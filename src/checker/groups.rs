@@ -303,7 +303,7 @@ impl<'a> Groups<'a> {
             .unwrap_or_default();
         let skipped: Vec<i64> = skipped
             .into_iter()
-            .filter(|o| !polled.contains(o) && !v.compaction.superseded_at(tp, *o))
+            .filter(|o| !polled.contains(o) && !v.compaction.superseded_at(tp, *o, poll.time_us))
             .collect();
         let Some(&first) = skipped.first() else { return };
         let excuses = self.skip_excuses(v, s, tp, poll.index, poll.time_us, start);

@@ -13,6 +13,7 @@ pub mod contract;
 pub use crate::history::BatchDigest;
 mod groups;
 pub mod replicas;
+mod tombstones;
 pub mod invariants;
 mod view;
 
@@ -57,6 +58,7 @@ pub const CLASSES: &[&str] = &[
     "fenced-leader",
     "replica-divergence",
     "stale-latest",
+    "resurrected",
 ];
 
 /// One replica's log at the end of the run, read from its disk below the high watermark.
@@ -105,6 +107,9 @@ pub struct CheckInput<'a> {
     pub min_insync_replicas: &'a BTreeMap<String, u32>,
     /// The topics whose `cleanup.policy` holds `compact` ([`compaction`]).
     pub compacted_topics: &'a BTreeSet<String>,
+    /// `delete.retention.ms` of the compacted topics (Kafka's default, one day, when left out): how long a
+    /// tombstone stays once the cleaner kept it ([`tombstones`]).
+    pub delete_retention_ms: &'a BTreeMap<String, i64>,
 }
 
 /// One anomaly occurrence.
@@ -139,6 +144,8 @@ pub struct CheckReport {
     pub removed: u64,
     /// Acknowledged records never read on a compacted topic with a later landed record of their key above
     /// them: the log cleaner may remove them (Kafka keeps only each key's latest), so neither lost nor unseen.
+    /// Tombstones (and the records they delete) that may have expired after `delete.retention.ms` count here
+    /// too.
     pub compacted: u64,
 }
 
@@ -214,6 +221,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     v.read_then_lost(out);
     v.log_order(out);
     v.stale_latest(out);
+    v.resurrected(out);
     let g = groups::Groups::build(input.ops);
     g.offset_regress(&v, out);
     g.offset_skip(&v, out);

@@ -55,6 +55,7 @@ impl H {
             .map(|(o, v)| ReadRecord {
                 offset: *o,
                 value: v.to_string(),
+                tombstone: false,
             })
             .collect();
         let body = OpBody::Poll {
@@ -160,6 +161,7 @@ impl H {
             .map(|(o, v)| ReadRecord {
                 offset: *o,
                 value: v.to_string(),
+                tombstone: false,
             })
             .collect();
         let hw = records.last().map_or(0, |r| r.offset + 1);
@@ -189,6 +191,7 @@ impl H {
             producers: &self.producers,
             min_insync_replicas: &self.min_isr,
             compacted_topics: &std::collections::BTreeSet::new(),
+            delete_retention_ms: &std::collections::BTreeMap::new(),
         })
     }
 }
@@ -200,6 +203,7 @@ fn send_body(value: &str, offset: Option<i64>) -> OpBody {
         key: "k".into(),
         value: value.into(),
         offset,
+        tombstone: false,
     }
 }
 
@@ -525,6 +529,7 @@ fn liveness_failures_are_reported() {
         producers: &h.producers,
         min_insync_replicas: &std::collections::BTreeMap::new(),
         compacted_topics: &std::collections::BTreeSet::new(),
+        delete_retention_ms: &std::collections::BTreeMap::new(),
     });
     assert_eq!(violations(&r, "liveness"), 1);
 }
@@ -859,6 +864,7 @@ fn leader_moves_at(move_us: u64) -> CheckReport {
         key: "k".into(),
         value: value.into(),
         offset,
+        tombstone: false,
     };
     h.h.states.push(replica(1, "broker-1", 1, 5));
     h.h.states.push(replica(move_us, "broker-2", 2, 0));

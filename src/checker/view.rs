@@ -314,6 +314,11 @@ impl<'a> View<'a> {
         v
     }
 
+    /// When the run's history ends.
+    pub(super) fn end_us(&self) -> u64 {
+        self.end_us
+    }
+
     fn note_restart(&mut self, op: &'a crate::history::Op, body: &OpBody) {
         let position = match body {
             OpBody::Seek {
@@ -572,7 +577,8 @@ impl<'a> View<'a> {
                 removed += 1;
                 continue;
             }
-            if self.compacted_by(&s.tp, offset, &s.value).is_some() {
+            let deleted = self.deleted_by_tombstone(&s.tp, &s.value, self.drained_until_us(&s.tp));
+            if self.compacted_by(&s.tp, offset, &s.value).is_some() || deleted {
                 compacted += 1;
                 continue;
             }
@@ -730,7 +736,7 @@ impl<'a> View<'a> {
         }
         let skipped = self.by_offset.get(&p.tp).map_or(0, |o| {
             o.range(prev + 1..first)
-                .filter(|(at, _)| !self.compaction.superseded_at(&p.tp, **at))
+                .filter(|(at, _)| !self.compaction.superseded_at(&p.tp, **at, p.time_us))
                 .count()
         });
         if skipped > 0 {
@@ -841,7 +847,8 @@ impl<'a> View<'a> {
                 let below_start = logs
                     .iter()
                     .any(|l| l.topic == r.tp.0 && l.partition == r.tp.1 && r.offset < l.log_start_offset);
-                if below_start || self.compacted_by(&r.tp, r.offset, value).is_some() {
+                let deleted = self.deleted_by_tombstone(&r.tp, value, self.end_us);
+                if below_start || deleted || self.compacted_by(&r.tp, r.offset, value).is_some() {
                     continue;
                 }
                 let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);

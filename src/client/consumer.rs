@@ -742,6 +742,7 @@ impl KafkaConsumer {
                         timestamp_ms: r.timestamp,
                         key: r.key,
                         value: r.value,
+                        headers: r.headers,
                     })
                     .collect(),
                 high_watermark: out.high_watermark,

@@ -19,6 +19,8 @@ pub struct ConsumerRecord {
     pub timestamp_ms: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// Record headers, in order (repeated keys kept).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// Where the next fetch starts, with the leader epoch of the last record consumed (KIP-320; -1 unknown).
@@ -455,6 +457,7 @@ mod tests {
             timestamp_ms: 0,
             key: None,
             value: Some(offset.to_be_bytes().to_vec()),
+            headers: vec![],
         }
     }
 

@@ -139,6 +139,7 @@ impl World {
                             timestamp_ms: 0,
                             key: None,
                             value: None,
+                            headers: vec![],
                         })
                         .collect();
                     let result = FetchResult::Records {

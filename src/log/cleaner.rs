@@ -81,7 +81,10 @@ pub struct CleanOutcome {
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub records_removed: u64,
+    /// Tombstones whose delete horizon had passed (KIP-534), removed.
     pub tombstones_removed: u64,
+    /// Batches holding a tombstone that this cleaning stamped with a delete horizon (KIP-534).
+    pub delete_horizons_set: u64,
 }
 
 /// Key → highest offset in the dirty section (Kafka's `OffsetMap`).
@@ -352,7 +355,10 @@ fn filter_batch(
         return None;
     }
     let new_horizon = match set_horizon {
-        true => Some(now_ms.saturating_add(config.delete_retention_ms)),
+        true => {
+            outcome.delete_horizons_set += 1;
+            Some(now_ms.saturating_add(config.delete_retention_ms))
+        }
         false => horizon,
     };
     Some(filtered_batch(h, &kept, new_horizon))

@@ -19,12 +19,18 @@ pub struct PendingRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp_ms: i64,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl PendingRecord {
     /// Estimated bytes in a batch (Kafka's `AbstractRecords.estimateSizeInBytesUpperBound`, roughly).
     pub fn size_bytes(&self) -> usize {
-        21 + self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| 2 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        21 + self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers
     }
 }
 
@@ -292,6 +298,7 @@ mod tests {
             key: None,
             value: Some(vec![0; len]),
             timestamp_ms: 0,
+            headers: vec![],
         }
     }
 

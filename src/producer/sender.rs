@@ -28,6 +28,8 @@ pub struct ProducerRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp_ms: Option<i64>,
+    /// Record headers, in order (repeated keys kept).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// One partition's batch of a Produce request.
@@ -222,6 +224,7 @@ impl Producer {
             key: w.record.key,
             value: w.record.value,
             timestamp_ms: w.record.timestamp_ms.unwrap_or(now_ms),
+            headers: w.record.headers,
         };
         // The batch's delivery clock starts when the record was sent (Kafka's createdMs of its batch).
         self.accumulator.append(&tp, rec, w.created_ms);
@@ -608,7 +611,8 @@ fn build_batch(b: &ClientBatch) -> ProduceBatch {
     let base_sequence = b.base_sequence.unwrap_or(-1);
     let mut builder = BatchBuilder::new(base_ts).producer(b.producer_id, b.producer_epoch, base_sequence);
     for r in &b.records {
-        builder.push(r.timestamp_ms, r.key.as_deref(), r.value.as_deref(), &[]);
+        let headers: Vec<(&str, Option<&[u8]>)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        builder.push(r.timestamp_ms, r.key.as_deref(), r.value.as_deref(), &headers);
     }
     ProduceBatch {
         tp: b.tp.clone(),

@@ -32,6 +32,29 @@ pub fn min_insync_replicas(s: &Scenario) -> BTreeMap<String, u32> {
     out
 }
 
+/// Every topic's `delete.retention.ms` (the brokers' `log.cleaner.delete.retention.ms`, else Kafka's
+/// default of one day): how long the cleaner keeps a tombstone once it kept it (KIP-534).
+pub fn delete_retention_ms(s: &Scenario) -> std::collections::BTreeMap<String, i64> {
+    let broker_default = crate::scenario::broker_config(&s.file.cluster)
+        .get("log.cleaner.delete.retention.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::log::LogConfig::default().delete_retention_ms);
+    s.file
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.get_ref().clone();
+            let ms = s
+                .topic_configs
+                .get(&name)
+                .and_then(|c| c.get("delete.retention.ms"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(broker_default);
+            (name, ms)
+        })
+        .collect()
+}
+
 /// The topics whose `cleanup.policy` holds `compact` (`compact` or `compact,delete`): the checkers let the
 /// log cleaner remove a record below a later one of its key there.
 pub fn compacted_topics(s: &Scenario) -> std::collections::BTreeSet<String> {

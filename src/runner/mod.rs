@@ -61,6 +61,8 @@ pub const MARKS: &[&str] = &[
     "retention-deleted-segments",
     "delete-records-moved-log-start",
     "cleaner-swapped-segments",
+    "tombstone-delete-horizon-set",
+    "tombstone-expired",
     "recovery-completed-swap",
     "consumer-detected-truncation",
     "consumer-reset-after-offset-out-of-range",
@@ -193,6 +195,7 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
     let producers = producer_facts(s);
     let min_insync_replicas = contract::min_insync_replicas(s);
     let compacted_topics = contract::compacted_topics(s);
+    let delete_retention_ms = contract::delete_retention_ms(s);
     let input = CheckInput {
         ops: &out.history.ops,
         states: &out.history.states,
@@ -202,6 +205,7 @@ pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunE
         producers: &producers,
         min_insync_replicas: &min_insync_replicas,
         compacted_topics: &compacted_topics,
+        delete_retention_ms: &delete_retention_ms,
     };
     let report = if out.halted_at_us.is_some() {
         checker::check_state_invariants(&input)

@@ -105,6 +105,10 @@ pub struct Producer {
     /// Keys are `k0` .. `k{key_space-1}`; values are unique per run.
     #[serde(default = "default_key_space")]
     pub key_space: Spanned<u32>,
+    /// The fraction of sends that are tombstones (a null value) for a key the producer wrote a value for
+    /// before: deletes on a compacted topic (`cleanup.policy=compact`). Default 0: none.
+    #[serde(default = "zero_rate")]
+    pub tombstone_rate: Spanned<f64>,
     /// Stop after this many records (default: produce for the whole safety phase).
     #[serde(default)]
     pub records: Option<Spanned<u64>>,
@@ -140,6 +144,10 @@ fn zero_ms() -> Spanned<u64> {
 
 fn default_commit_interval_ms() -> Spanned<u64> {
     Spanned::new(0..0, 500)
+}
+
+fn zero_rate() -> Spanned<f64> {
+    Spanned::new(0..0, 0.0)
 }
 
 fn default_key_space() -> Spanned<u32> {

@@ -219,3 +219,16 @@ fn follower_and_isr_but_one_targets_need_a_replicated_partition_that_exists() {
     assert!(e.message.contains("replication factor 1"), "{e}");
     assert_eq!(e.line, 19, "{e}");
 }
+
+#[test]
+fn a_producers_tombstone_rate_must_be_a_fraction_below_one() {
+    let s = Scenario::parse(
+        "s.toml",
+        &GOOD.replace("records = 100", "records = 100\ntombstone_rate = 0.25"),
+    )
+    .expect("a fraction is fine");
+    assert_eq!(*s.file.producers[0].tombstone_rate.get_ref(), 0.25);
+    let e = err(&GOOD.replace("records = 100", "records = 100\ntombstone_rate = 1.0"));
+    assert!(e.message.contains("tombstone_rate = 1"), "{e}");
+    assert_eq!(e.line, 13, "{e}");
+}

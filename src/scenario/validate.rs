@@ -403,6 +403,13 @@ fn validate_producers(f: &ScenarioFile) -> Result<(), Invalid> {
         if *p.key_space.get_ref() == 0 {
             return invalid(p.key_space.span(), "producers.key_space must be at least 1");
         }
+        let tombstone_rate = *p.tombstone_rate.get_ref();
+        if !(0.0..1.0).contains(&tombstone_rate) {
+            return invalid(
+                p.tombstone_rate.span(),
+                format!("producers.tombstone_rate = {tombstone_rate}: must be in [0, 1)"),
+            );
+        }
         let cfg = check_config(&p.config, PRODUCER_KEYS, "producers.config")?;
         let acks = cfg.get("acks").map(String::as_str).unwrap_or("all");
         if !matches!(acks, "0" | "1" | "all" | "-1") {

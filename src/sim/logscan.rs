@@ -316,14 +316,7 @@ pub fn batch_digests(files: &dyn DiskFiles, dir: &str) -> Vec<crate::history::Ba
 /// Appends a valid batch's records, values as text.
 fn push_records(batch: &[u8], out: &mut Vec<ReadRecord>) {
     for r in decode_records(batch).unwrap_or_default() {
-        let value = r
-            .value
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default();
-        out.push(ReadRecord {
-            offset: r.offset,
-            value,
-        });
+        out.push(ReadRecord::decoded(r.offset, r.value.as_deref(), &r.headers));
     }
 }
 

@@ -114,10 +114,10 @@ fn record_polls(
 ) {
     let mut by_tp: BTreeMap<TopicPartition, Vec<ReadRecord>> = BTreeMap::new();
     for r in records {
-        by_tp.entry(r.tp.clone()).or_default().push(ReadRecord {
-            offset: r.offset,
-            value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
-        });
+        by_tp
+            .entry(r.tp.clone())
+            .or_default()
+            .push(ReadRecord::decoded(r.offset, r.value.as_deref(), &r.headers));
     }
     for (tp, records) in by_tp {
         let first = records.first().map_or(-1, |r| r.offset);

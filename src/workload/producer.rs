@@ -13,7 +13,7 @@
 //! With retries on and idempotence off, a retried batch that had landed is written twice: duplicates (and,
 //! with several requests in flight, reordering) are then correct Kafka behaviour.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::client::{KafkaProducer, WireHook};
-use crate::history::{OpBody, OpType};
+use crate::history::{OpBody, OpType, TOMBSTONE_VALUE_HEADER};
 use crate::producer::outcome::{Failure, InfoReason, Outcome};
 use crate::producer::partitioner::partition_for_key;
 use crate::producer::{ProducerConfig, ProducerConfigError, ProducerRecord};
@@ -37,6 +37,9 @@ pub struct ProducerWorkload {
     pub partitions: i32,
     pub records_per_s: f64,
     pub key_space: u32,
+    /// The fraction of sends that are tombstones (a null value, Kafka's delete marker on a compacted topic)
+    /// for a key this producer wrote a value for before; 0 writes none (and draws nothing for them).
+    pub tombstone_rate: f64,
     /// Stop after this many records.
     pub records: Option<u64>,
     /// Start producing at this simulated time (µs since the run started).
@@ -94,20 +97,22 @@ pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerC
     // Outcomes are recorded by one task in the order the producer completes them (one task per send
     // would record simultaneous completions in scheduler order).
     let (sink, mut outcomes) = mpsc::unbounded_channel();
-    let sent: Arc<Mutex<BTreeMap<u64, (i32, String, String)>>> = Arc::default();
+    let sent: Arc<Mutex<BTreeMap<u64, SentRecord>>> = Arc::default();
     let recorder = {
         let (rec, name, topic, sent) = (rec.clone(), w.name.clone(), w.topic.clone(), sent.clone());
         rt::spawn(async move {
             while let Some((tag, outcome)) = outcomes.recv().await {
                 let entry = sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
-                if let Some((partition, key, value)) = entry {
-                    record_outcome(&rec, &name, &topic, partition, &key, &value, outcome);
+                if let Some(s) = entry {
+                    record_outcome(&rec, &name, &topic, &s, outcome);
                 }
             }
         })
     };
     let interval_us = (1e6 / w.records_per_s).max(1.0);
     let mut i: u64 = 0;
+    // Keys whose last send was a value: a tombstone deletes one of them.
+    let mut live_keys: BTreeSet<String> = BTreeSet::new();
     loop {
         if w.records.is_some_and(|n| i >= n) {
             break;
@@ -122,27 +127,23 @@ pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerC
         }
         let key = format!("k{}", rng.random_range(0..w.key_space));
         let value = format!("{}-{i}", w.name);
+        // Drawn only with a rate, so a workload without tombstones keeps its RNG stream.
+        let tombstone = w.tombstone_rate > 0.0 && live_keys.contains(&key) && rng.random::<f64>() < w.tombstone_rate;
+        match tombstone {
+            true => live_keys.remove(&key),
+            false => live_keys.insert(key.clone()),
+        };
         // The core partitions the same way (murmur2 of the key over the topic's partition count).
         let partition = partition_for_key(key.as_bytes(), w.partitions);
-        rec.op(
-            &w.name,
-            OpType::Invoke,
-            send_body(&w.topic, partition, &key, &value, None),
-            None,
-        );
-        let record = ProducerRecord {
-            topic: w.topic.clone(),
-            partition: None,
-            key: Some(key.clone().into_bytes()),
-            value: Some(value.clone().into_bytes()),
-            // CreateTime as Kafka's producer stamps it (System.currentTimeMillis), on the same (simulated,
-            // deterministic) wall clock the brokers read: retention and time lookups compare the two.
-            timestamp_ms: Some(wall_clock_ms()),
+        let s = SentRecord {
+            partition,
+            key,
+            value,
+            tombstone,
         };
-        sent.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(i, (partition, key, value));
-        producer.send_to(record, i, &sink);
+        rec.op(&w.name, OpType::Invoke, send_body(&w.topic, &s, partition, None), None);
+        sent.lock().unwrap_or_else(|p| p.into_inner()).insert(i, s.clone());
+        producer.send_to(record_of(&w.topic, s), i, &sink);
         i += 1;
     }
     drop(sink);
@@ -152,16 +153,45 @@ pub async fn try_run(w: ProducerWorkload, rec: Recorder) -> Result<(), ProducerC
     Ok(())
 }
 
-fn record_outcome(rec: &Recorder, name: &str, topic: &str, partition: i32, key: &str, value: &str, outcome: Outcome) {
-    let (op_type, body, error) = match outcome {
-        Outcome::Ok { partition: tp, offset } => (
-            OpType::Ok,
-            send_body(&tp.topic, tp.partition, key, value, Some(offset)),
+/// One send as the history names it.
+#[derive(Debug, Clone)]
+struct SentRecord {
+    partition: i32,
+    key: String,
+    value: String,
+    tombstone: bool,
+}
+
+/// The record on the wire: the value, or for a tombstone a null value (length -1) with the history value in
+/// the [`TOMBSTONE_VALUE_HEADER`] header.
+fn record_of(topic: &str, s: SentRecord) -> ProducerRecord {
+    let (value, headers) = match s.tombstone {
+        true => (
             None,
+            vec![(TOMBSTONE_VALUE_HEADER.to_string(), Some(s.value.into_bytes()))],
         ),
+        false => (Some(s.value.into_bytes()), vec![]),
+    };
+    ProducerRecord {
+        topic: topic.to_string(),
+        partition: None,
+        key: Some(s.key.into_bytes()),
+        value,
+        // CreateTime as Kafka's producer stamps it (System.currentTimeMillis), on the same (simulated,
+        // deterministic) wall clock the brokers read: retention and time lookups compare the two.
+        timestamp_ms: Some(wall_clock_ms()),
+        headers,
+    }
+}
+
+fn record_outcome(rec: &Recorder, name: &str, topic: &str, s: &SentRecord, outcome: Outcome) {
+    let (op_type, body, error) = match outcome {
+        Outcome::Ok { partition: tp, offset } => {
+            (OpType::Ok, send_body(&tp.topic, s, tp.partition, Some(offset)), None)
+        }
         Outcome::Fail(f) => (
             OpType::Fail,
-            send_body(topic, partition, key, value, None),
+            send_body(topic, s, s.partition, None),
             Some(describe_failure(&f)),
         ),
         Outcome::Info(reason) => {
@@ -169,7 +199,7 @@ fn record_outcome(rec: &Recorder, name: &str, topic: &str, partition: i32, key: 
                 InfoReason::Acks0 => "acks=0: no response".to_string(),
                 InfoReason::MayHaveLanded(f) => format!("may have landed: {}", describe_failure(&f)),
             };
-            (OpType::Info, send_body(topic, partition, key, value, None), Some(why))
+            (OpType::Info, send_body(topic, s, s.partition, None), Some(why))
         }
     };
     rec.op(name, op_type, body, error);
@@ -191,13 +221,14 @@ fn describe_failure(f: &Failure) -> String {
     }
 }
 
-fn send_body(topic: &str, partition: i32, key: &str, value: &str, offset: Option<i64>) -> OpBody {
+fn send_body(topic: &str, s: &SentRecord, partition: i32, offset: Option<i64>) -> OpBody {
     OpBody::Send {
         topic: topic.to_string(),
         partition,
-        key: key.to_string(),
-        value: value.to_string(),
+        key: s.key.clone(),
+        value: s.value.clone(),
         offset,
+        tombstone: s.tombstone,
     }
 }
 
@@ -212,6 +243,7 @@ mod tests {
             partitions: 3,
             records_per_s: 10.0,
             key_space: 10,
+            tombstone_rate: 0.0,
             records: None,
             start_at_us: 0,
             stop_at_us: 1,

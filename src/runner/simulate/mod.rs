@@ -765,6 +765,7 @@ impl World {
                 partitions,
                 records_per_s: *p.records_per_s.get_ref(),
                 key_space: *p.key_space.get_ref(),
+                tombstone_rate: *p.tombstone_rate.get_ref(),
                 records: p.records.as_ref().map(|r| *r.get_ref()),
                 start_at_us: start_us,
                 stop_at_us: end_us,
@@ -939,6 +940,7 @@ impl World {
                         key: "probe".into(),
                         value: value.clone(),
                         offset,
+                        tombstone: false,
                     };
                     rec.op("probe", OpType::Invoke, body(None), None);
                     let batch =
@@ -1197,14 +1199,7 @@ async fn drain_partition(client: &mut Client, tp: &TopicPartition, rec: &Recorde
                 let records: Vec<ReadRecord> = f
                     .records
                     .iter()
-                    .map(|r| ReadRecord {
-                        offset: r.offset,
-                        value: r
-                            .value
-                            .as_deref()
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default(),
-                    })
+                    .map(|r| ReadRecord::decoded(r.offset, r.value.as_deref(), &r.headers))
                     .collect();
                 rec.op("drain", OpType::Ok, body(records), None);
                 offset = Some(f.next_fetch_offset.max(from));
