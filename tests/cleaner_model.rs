@@ -9,14 +9,17 @@
 //!   cleaning or exactly as after it (the same cleaning run to completion on a copy of the disk), never a mix.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use gregor::log::disk::{parent, Disk, DiskError, DiskResult};
+use gregor::log::disk::{parent, Disk};
 use gregor::log::{CleanupPolicy, DirtyRatio, LogConfig, LogManager};
 use gregor::protocol::batch::{batches, decode_records, BatchBuilder};
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
 use gregor::types::TopicPartition;
 use proptest::prelude::*;
+
+#[path = "common/dying_disk.rs"]
+mod dying_disk;
+use dying_disk::DyingDisk;
 
 fn tp() -> TopicPartition {
     TopicPartition::new("c", 0)
@@ -32,76 +35,6 @@ fn config() -> LogConfig {
         delete_retention_ms: 2_000,
         file_delete_delay_ms: 500,
         ..LogConfig::default()
-    }
-}
-
-/// A disk whose process dies after `ops_left` more calls: every later call fails with `EIO` and no effect.
-struct DyingDisk<'a> {
-    inner: &'a mut SimDisk,
-    ops_left: u32,
-}
-
-impl DyingDisk<'_> {
-    fn tick(&mut self, path: &str) -> DiskResult<()> {
-        if self.ops_left == 0 {
-            return Err(DiskError::Io { path: path.to_string() });
-        }
-        self.ops_left -= 1;
-        Ok(())
-    }
-}
-
-impl Disk for DyingDisk<'_> {
-    fn create_dir(&mut self, dir: &str) -> DiskResult<()> {
-        self.tick(dir)?;
-        self.inner.create_dir(dir)
-    }
-    fn create(&mut self, path: &str) -> DiskResult<()> {
-        self.tick(path)?;
-        self.inner.create(path)
-    }
-    fn exists(&self, path: &str) -> bool {
-        self.inner.exists(path)
-    }
-    fn len(&mut self, path: &str) -> DiskResult<u64> {
-        self.inner.len(path)
-    }
-    fn read_at(&mut self, path: &str, offset: u64, len: usize) -> DiskResult<Vec<u8>> {
-        self.inner.read_at(path, offset, len)
-    }
-    fn write_at(&mut self, path: &str, offset: u64, data: &[u8]) -> DiskResult<()> {
-        self.tick(path)?;
-        self.inner.write_at(path, offset, data)
-    }
-    fn append(&mut self, path: &str, data: &[u8]) -> DiskResult<u64> {
-        self.tick(path)?;
-        self.inner.append(path, data)
-    }
-    fn truncate(&mut self, path: &str, len: u64) -> DiskResult<()> {
-        self.tick(path)?;
-        self.inner.truncate(path, len)
-    }
-    fn sync(&mut self, path: &str) -> DiskResult<()> {
-        self.tick(path)?;
-        self.inner.sync(path)
-    }
-    fn rename(&mut self, from: &str, to: &str) -> DiskResult<()> {
-        self.tick(from)?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&mut self, path: &str) -> DiskResult<()> {
-        self.tick(path)?;
-        self.inner.remove(path)
-    }
-    fn list(&mut self, dir: &str) -> DiskResult<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn sync_dir(&mut self, dir: &str) -> DiskResult<()> {
-        self.tick(dir)?;
-        self.inner.sync_dir(dir)
-    }
-    fn take_elapsed(&mut self) -> Duration {
-        self.inner.take_elapsed()
     }
 }
 
@@ -280,10 +213,7 @@ impl World {
         // The copy's cleaner checkpoint must match: it was read from the same checkpoint file.
         let out = copy_mgr.clean_logs(&mut copy, &hws, now).expect("clean the copy");
         let post = read_all(&mut copy, &mut copy_mgr);
-        let mut dying = DyingDisk {
-            inner: &mut self.disk,
-            ops_left: ops,
-        };
+        let mut dying = DyingDisk::new(&mut self.disk, ops);
         let _ = self.mgr.clean_logs(&mut dying, &hws, now);
         self.restart(power_loss);
         let got = read_all(&mut self.disk, &mut self.mgr);
