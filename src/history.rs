@@ -355,28 +355,23 @@ impl History {
     }
 }
 
-/// A `Hasher` feeding SHA-256 through a buffer (derived `Hash` impls write a few bytes at a time). Integers are
-/// written little-endian and lengths as u64, so the digest does not depend on the platform.
-struct ShaHasher {
-    sha: Sha256,
-    buf: Vec<u8>,
-}
+/// A `Hasher` feeding SHA-256 through std's `BufWriter` (derived `Hash` impls write a few bytes at a time).
+/// Integers are written little-endian and lengths as u64, so the digest does not depend on the platform.
+struct ShaHasher(std::io::BufWriter<Sha256>);
 
 impl Default for ShaHasher {
     fn default() -> Self {
-        ShaHasher {
-            sha: Sha256::new(),
-            buf: Vec::with_capacity(SHA_BUFFER_BYTES),
-        }
+        ShaHasher(std::io::BufWriter::with_capacity(1 << 16, Sha256::new()))
     }
 }
 
-const SHA_BUFFER_BYTES: usize = 1 << 16;
-
 impl ShaHasher {
-    fn finalize(mut self) -> [u8; 32] {
-        self.sha.update(&self.buf);
-        self.sha.finalize().into()
+    fn finalize(self) -> [u8; 32] {
+        let sha = self
+            .0
+            .into_inner()
+            .unwrap_or_else(|e| panic!("the hasher never refuses bytes: {e}"));
+        sha.finalize().into()
     }
 }
 
@@ -390,15 +385,7 @@ macro_rules! le_writes {
 
 impl std::hash::Hasher for ShaHasher {
     fn write(&mut self, bytes: &[u8]) {
-        if self.buf.len() + bytes.len() > SHA_BUFFER_BYTES {
-            self.sha.update(&self.buf);
-            self.buf.clear();
-        }
-        if bytes.len() > SHA_BUFFER_BYTES {
-            self.sha.update(bytes);
-        } else {
-            self.buf.extend_from_slice(bytes);
-        }
+        std::io::Write::write_all(&mut self.0, bytes).expect("the hasher never refuses bytes");
     }
 
     le_writes!(write_u16: u16, write_u32: u32, write_u64: u64, write_i16: i16, write_i32: i32, write_i64: i64);

@@ -547,9 +547,8 @@ impl<'a> View<'a> {
                 // (Jepsen counts the ack's offset in the version order). A retry without idempotence may
                 // add a second copy; that is the duplicate checker's to judge.
                 let acked_at = s.offset.unwrap_or(-1);
-                let mut in_partition = seen.iter().filter(|x| x.tp == s.tp);
-                let read_elsewhere =
-                    in_partition.clone().next().is_some() && !in_partition.any(|x| x.offset == acked_at);
+                let read_in_partition = seen.iter().any(|x| x.tp == s.tp);
+                let read_elsewhere = read_in_partition && !seen.iter().any(|x| x.tp == s.tp && x.offset == acked_at);
                 if read_elsewhere {
                     let elsewhere: BTreeSet<i64> = seen.iter().filter(|x| x.tp == s.tp).map(|x| x.offset).collect();
                     let d = format!(
