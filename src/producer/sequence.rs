@@ -11,6 +11,10 @@
 //! - A batch that failed for good after no attempt could have landed leaves a gap: epoch bump.
 //! - `OUT_OF_ORDER_SEQUENCE_NUMBER` is always retried; it asks for a bump when the batch is the next
 //!   expected one (a real gap), as `TransactionManager.canRetry` does.
+//! - Two guards beyond Kafka's client, both found by `tests/accumulator_model.rs`: a batch at or below the
+//!   last acknowledged sequence landed (the broker appends in sequence order), so it is never unresolved
+//!   nor a gap; and while a bump is pending no retry of the old epoch goes out, so a batch renumbered by
+//!   the bump never has an old-epoch attempt processed after the answer that asked for the bump.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +50,11 @@ impl PartitionSequences {
             in_flight: BTreeSet::new(),
             unresolved: None,
         }
+    }
+
+    /// Whether `seq` is at or below the last acknowledged sequence of this epoch.
+    fn is_acked(&self, seq: i32) -> bool {
+        self.last_acked_sequence.is_some_and(|a| seq <= a)
     }
 
     fn is_next_sequence(&self, seq: i32) -> bool {
@@ -100,7 +109,12 @@ impl Sequences {
                 }
                 true
             }
-            Some(seq) => entry.in_flight.first().is_none_or(|first| *first == seq),
+            // A retry waits for a requested bump too: the out-of-order answer that asked for it may be stale
+            // (an earlier batch's retry, still on the wire, can land after it), so nothing more of the old
+            // epoch goes out; the bump renumbers the batch once the partition has nothing on the wire.
+            Some(seq) => {
+                !self.bump_requested.contains(&batch.tp) && entry.in_flight.first().is_none_or(|first| *first == seq)
+            }
         }
     }
 
@@ -152,6 +166,11 @@ impl Sequences {
         let tp = batch.tp.clone();
         let Some(entry) = self.entry_of(batch) else { return };
         entry.in_flight.remove(&seq);
+        if entry.is_acked(last) {
+            // A later sequence of this epoch was acknowledged: the broker appends in sequence order, so this
+            // batch landed; nothing is unresolved and there is no gap.
+            return;
+        }
         if batch.maybe_landed {
             entry.unresolved = Some(entry.unresolved.map_or(last, |u| u.max(last)));
         } else {
@@ -165,6 +184,11 @@ impl Sequences {
         let Some(seq) = batch.base_sequence else { return };
         let tp = batch.tp.clone();
         let Some(entry) = self.entry_of(batch) else { return };
+        if entry.is_acked(seq) {
+            // A retry of a batch that landed (the broker has moved past it and forgot its metadata): not a gap.
+            // Bumping here would renumber a landed batch and append it twice.
+            return;
+        }
         let gap = match entry.unresolved {
             None => entry.is_next_sequence(seq),
             Some(u) => seq as i64 == u as i64 + 1,
