@@ -120,6 +120,8 @@ pub(super) struct View<'a> {
     end_us: u64,
     /// What the cleaner may have removed from compacted topics ([`super::compaction`]).
     pub compaction: super::compaction::Compaction,
+    /// [`Self::leader_changes`], built at the first question.
+    leaders: std::cell::OnceCell<BTreeMap<Tp, Vec<(u64, i32)>>>,
 }
 
 impl<'a> View<'a> {
@@ -143,6 +145,7 @@ impl<'a> View<'a> {
             unclean: super::contract::unclean_elections(input.metadata_states),
             end_us: input.ops.last().map_or(0, |o| o.time_us),
             compaction: Default::default(),
+            leaders: Default::default(),
         };
         // Looked up only, never iterated: a hash map leaks no order.
         let mut invoked: HashMap<(&str, &str), (u64, u64)> = HashMap::new();
@@ -460,27 +463,44 @@ impl<'a> View<'a> {
 
     /// Whether leadership of `tp` passed to another broker after `after_us`, per the state trace.
     fn leader_moved(&self, tp: &Tp, after_us: u64) -> Option<String> {
-        let states = self
-            .input
-            .states
+        let leaders = self.leaders.get_or_init(|| Self::leader_changes(self.input.states));
+        let states = leaders.get(tp)?;
+        // The trace is in time order: the reports up to `after_us` end where the later ones begin.
+        let split = states.partition_point(|&(time_us, _)| time_us <= after_us);
+        let before = states[..split].last().map(|&(_, leader)| leader)?;
+        states[split..]
             .iter()
-            .filter(|s| s.topic == tp.0 && s.partition == tp.1);
-        let before = states
-            .clone()
-            .filter(|s| s.time_us <= after_us)
-            .last()
-            .map(|s| s.leader)?;
-        states
-            .filter(|s| s.time_us > after_us && s.leader != before && s.leader >= 0)
-            .map(|s| {
+            .filter(|&&(_, leader)| leader != before && leader >= 0)
+            .map(|&(time_us, leader)| (time_us, leader))
+            .map(|(time_us, leader)| {
                 format!(
-                    "leadership of {} moved from {before} to {} at {:.3}s",
+                    "leadership of {} moved from {before} to {leader} at {:.3}s",
                     tp_name(tp),
-                    s.leader,
-                    s.time_us as f64 / 1e6
+                    time_us as f64 / 1e6
                 )
             })
             .next()
+    }
+
+    /// Per partition, the leader each replica state reported, in time order; a report naming the same
+    /// leader as the one before it is left out (it changes no answer of [`Self::leader_moved`]).
+    fn leader_changes(states: &[crate::history::ReplicaState]) -> BTreeMap<Tp, Vec<(u64, i32)>> {
+        // Drained into a B-tree: its order leaks nowhere.
+        let mut by_tp: HashMap<(&str, i32), Vec<(u64, i32)>> = HashMap::new();
+        for s in states {
+            by_tp
+                .entry((&s.topic, s.partition))
+                .or_default()
+                .push((s.time_us, s.leader));
+        }
+        let mut out = BTreeMap::new();
+        for ((topic, partition), mut reports) in by_tp {
+            // The trace is in time order already; a stable sort keeps a hand-made one's ties in order.
+            reports.sort_by_key(|&(time_us, _)| time_us);
+            reports.dedup_by_key(|&mut (_, leader)| leader);
+            out.insert((topic.to_string(), partition), reports);
+        }
+        out
     }
 
     /// The highest log start offset each partition reached, and who reported it: retention

@@ -1,7 +1,7 @@
 //! The run's recorder: every node and client appends ops and replica states here, stamped with simulated
 //! time. Shared by all nodes of one run (madsim runs them on one thread; the Mutex only satisfies Send).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::history::{History, MetadataState, OpBody, OpType, RaftState, ReplicaState, StateObserver};
@@ -31,7 +31,7 @@ struct Inner {
     start: Instant,
     /// Last state per (node, topic, partition), to record changes only.
     /// Per (node, topic, partition), the index of its last state in `history.states`.
-    last: BTreeMap<(String, String, i32), usize>,
+    last: LastStates,
     /// Produce requests written and not yet answered (or failed), over all clients.
     requests_in_flight: u64,
     /// Offset commits invoked and not yet completed, over all consumers (from the `commit` ops).
@@ -56,7 +56,7 @@ impl Recorder {
             inner: Arc::new(Mutex::new(Inner {
                 history: History::default(),
                 start: Instant::now(),
-                last: BTreeMap::new(),
+                last: LastStates::default(),
                 requests_in_flight: 0,
                 commits_in_flight: 0,
                 marks: BTreeMap::new(),
@@ -65,6 +65,15 @@ impl Recorder {
             })),
             violated: Arc::new(Notify::new()),
         }
+    }
+
+    /// Reserves room for about `ops` ops and `states` replica states up front: a history that doubles its
+    /// way up copies itself and touches twice the fresh memory (the kernel zeroes each new page, and a
+    /// run is one short process); room reserved and never used costs no page.
+    pub fn reserve(&self, ops: usize, states: usize) {
+        let mut inner = self.lock();
+        inner.history.ops.reserve(ops);
+        inner.history.states.reserve(states);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -157,9 +166,8 @@ impl Recorder {
     /// Whether broker `node` (id `id`), by the newest state it reported, leads `tp` and holds records above
     /// its high watermark: batches an acks=all producer waits on until the ISR has them.
     pub fn leader_awaiting_isr(&self, node: &str, id: i32, tp: &crate::types::TopicPartition) -> bool {
-        let key = (node.to_string(), tp.topic.clone(), tp.partition);
         let inner = self.lock();
-        inner.last.get(&key).is_some_and(|&at| {
+        inner.last.get(node, &tp.topic, tp.partition).is_some_and(|at| {
             let s = &inner.history.states[at];
             s.leader == id && s.log_end_offset > s.high_watermark
         })
@@ -213,23 +221,49 @@ impl Recorder {
     }
 }
 
+/// Per node, topic and partition, where its newest replica state sits in the trace. Nested by name so
+/// that a lookup borrows the names (a state is recorded on almost every request a broker serves). Looked
+/// up only, never iterated.
+#[derive(Default)]
+struct LastStates(HashMap<String, HashMap<String, HashMap<i32, usize>>>);
+
+impl LastStates {
+    fn get(&self, node: &str, topic: &str, partition: i32) -> Option<usize> {
+        self.0.get(node)?.get(topic)?.get(&partition).copied()
+    }
+
+    fn set(&mut self, node: &str, topic: &str, partition: i32, index: usize) {
+        let topics = match self.0.get_mut(node) {
+            Some(topics) => topics,
+            None => self.0.entry(node.to_string()).or_default(),
+        };
+        let partitions = match topics.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => topics.entry(topic.to_string()).or_default(),
+        };
+        partitions.insert(partition, index);
+    }
+}
+
 impl StateObserver for Recorder {
     fn replica_state(&self, mut state: ReplicaState) {
         state.time_us = self.now_us();
         let mut inner = self.lock();
-        let key = (state.node.clone(), state.topic.clone(), state.partition);
         let index = inner.history.states.len();
-        let unchanged = inner.last.get(&key).is_some_and(|&at| {
-            let prev = &inner.history.states[at];
-            let time_us = std::mem::replace(&mut state.time_us, prev.time_us);
-            let same = *prev == state;
-            state.time_us = time_us;
-            same
-        });
+        let unchanged = inner
+            .last
+            .get(&state.node, &state.topic, state.partition)
+            .is_some_and(|at| {
+                let prev = &inner.history.states[at];
+                let time_us = std::mem::replace(&mut state.time_us, prev.time_us);
+                let same = *prev == state;
+                state.time_us = time_us;
+                same
+            });
         if unchanged {
             return;
         }
-        inner.last.insert(key, index);
+        inner.last.set(&state.node, &state.topic, state.partition, index);
         self.check(&mut inner, "replica", index, |c| c.replica(&state));
         inner.history.states.push(state);
     }

@@ -174,15 +174,24 @@ fn round_ms(s: f64) -> f64 {
 /// Runs the simulation on a fresh OS thread (outside any simulation, where threads are fine): std seeds its
 /// `HashMap` keys once per thread, at the first `RandomState`, and madsim can make them deterministic only
 /// if its runtime is that first one. On the CLI's thread, argument parsing and logging got there first.
-pub(super) fn simulate(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
-    let s = s.clone();
-    std::thread::Builder::new()
-        .name(format!("gregor-seed-{seed}"))
-        .stack_size(64 << 20)
-        .spawn(move || simulate_here(&s, seed, opts))
-        .map_err(|e| RunError::Setup(format!("cannot start the simulation thread: {e}")))?
-        .join()
-        .map_err(|_| RunError::Setup("the simulation panicked (see the message above)".into()))?
+///
+/// `then` runs on the same thread once the runtime is dropped, so what it allocates reuses the simulation's
+/// freed memory (the allocator keeps a heap per thread).
+pub(super) fn simulate<T: Send>(
+    s: &Scenario,
+    seed: u64,
+    opts: RunOptions,
+    then: impl FnOnce(SimOutput) -> T + Send,
+) -> Result<T, RunError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(format!("gregor-seed-{seed}"))
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, move || simulate_here(s, seed, opts).map(then))
+            .map_err(|e| RunError::Setup(format!("cannot start the simulation thread: {e}")))?
+            .join()
+            .map_err(|_| RunError::Setup("the simulation panicked (see the message above)".into()))?
+    })
 }
 
 fn simulate_here(s: &Scenario, seed: u64, opts: RunOptions) -> Result<SimOutput, RunError> {
@@ -275,11 +284,22 @@ struct World {
 
 impl World {
     fn new(s: Scenario, seed: u64, plan: Vec<PlannedFault>) -> World {
+        let rec = Recorder::new();
+        // Each record sent is an invoke and a completion, and moves some replica's log end or high watermark
+        // about twice (measured on the leader-crash scenarios); reads and faults add a little.
+        let safety_s = *s.file.phases.safety_s.get_ref();
+        let records: f64 = s
+            .file
+            .producers
+            .iter()
+            .map(|p| *p.records_per_s.get_ref() * safety_s)
+            .sum();
+        rec.reserve((2.1 * records) as usize + 4096, (2.5 * records) as usize + 4096);
         World {
             s,
             seed,
             plan,
-            rec: Recorder::new(),
+            rec,
             nodes: vec![],
             marks: BTreeMap::new(),
             pending: BTreeMap::new(),
