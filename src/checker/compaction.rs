@@ -80,7 +80,7 @@ impl Compaction {
         let sent = acked
             .iter()
             .filter(|s| compacted(&s.tp))
-            .filter_map(|s| Some((&s.tp, s.offset?, s.value.as_str())));
+            .filter_map(|s| Some((&s.tp, s.offset?, s.value)));
         for (tp, offset, value) in sent.chain(observed) {
             let Some(key) = c.key_of.get(value).cloned() else {
                 continue;
@@ -183,7 +183,7 @@ impl View<'_> {
             .acked
             .iter()
             .filter(|s| &s.tp == tp && s.offset == Some(offset))
-            .map(|s| s.value.as_str());
+            .map(|s| s.value);
         let mut out: Vec<&str> = observed
             .copied()
             .chain(acked)

@@ -203,11 +203,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckReport {
     let mut report = CheckReport {
         acked: v.acked.len() as u64,
         indeterminate: v.indeterminate.len() as u64,
-        indeterminate_unread: v
-            .indeterminate
-            .iter()
-            .filter(|s| !v.seen.contains_key(s.value.as_str()))
-            .count() as u64,
+        indeterminate_unread: v.indeterminate.iter().filter(|s| !v.seen.contains_key(s.value)).count() as u64,
         failed: v.failed.len() as u64,
         ..CheckReport::default()
     };

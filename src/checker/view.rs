@@ -30,15 +30,27 @@ pub enum LossCause {
 
 pub(super) type Tp = (String, i32);
 
+/// A partition named by a topic the history holds: what each observation keeps (a `Tp` would be one String
+/// per observation, and a run has hundreds of thousands).
+pub(super) type TpRef<'a> = (&'a str, i32);
+
+fn same_tp(a: TpRef<'_>, b: &Tp) -> bool {
+    a.0 == b.0 && a.1 == b.1
+}
+
+fn owned_tp(tp: TpRef<'_>) -> Tp {
+    (tp.0.to_string(), tp.1)
+}
+
 pub(super) fn tp_name(tp: &Tp) -> String {
     format!("{}-{}", tp.0, tp.1)
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Send {
-    pub process: String,
+pub(super) struct Send<'a> {
+    pub process: &'a str,
     pub tp: Tp,
-    pub value: String,
+    pub value: &'a str,
     pub offset: Option<i64>,
     pub invoke_us: u64,
     /// The invoke op's index in the history: the producer's send order, even within one microsecond.
@@ -48,7 +60,7 @@ pub(super) struct Send {
 
 #[derive(Debug, Clone)]
 pub(super) struct Seen<'a> {
-    pub tp: Tp,
+    pub tp: TpRef<'a>,
     pub offset: i64,
     pub time_us: u64,
     pub source: Source<'a>,
@@ -93,9 +105,9 @@ struct Restart<'a> {
 
 pub(super) struct View<'a> {
     pub input: &'a CheckInput<'a>,
-    pub acked: Vec<Send>,
-    pub indeterminate: Vec<Send>,
-    pub failed: Vec<Send>,
+    pub acked: Vec<Send<'a>>,
+    pub indeterminate: Vec<Send<'a>>,
+    pub failed: Vec<Send<'a>>,
     /// Every invoked send by value, with how it ended (None while no completion was recorded).
     /// Looked up only, never iterated (a hash map leaks no order).
     outcome: HashMap<&'a str, Option<OpType>>,
@@ -170,9 +182,9 @@ impl<'a> View<'a> {
                         .copied()
                         .unwrap_or((op.time_us, op.index));
                     let send = Send {
-                        process: op.process.clone(),
+                        process: &op.process,
                         tp: (topic.clone(), *partition),
-                        value: value.clone(),
+                        value,
                         offset: *offset,
                         invoke_us,
                         invoke_index,
@@ -196,7 +208,14 @@ impl<'a> View<'a> {
                 ) => {
                     let tp = (topic.clone(), *partition);
                     for r in records {
-                        v.observe(&tp, r.offset, &r.value, op.time_us, Source::Consumer(&op.process));
+                        v.observe(
+                            &tp,
+                            topic,
+                            r.offset,
+                            &r.value,
+                            op.time_us,
+                            Source::Consumer(&op.process),
+                        );
                         v.note_read_reach(&tp, r.offset);
                     }
                     v.polls.push(Poll {
@@ -307,7 +326,14 @@ impl<'a> View<'a> {
         for log in &input.final_state.replica_logs {
             let tp = (log.topic.clone(), log.partition);
             for r in &log.records {
-                v.observe(&tp, r.offset, &r.value, v.end_us, Source::Replica(&log.node));
+                v.observe(
+                    &tp,
+                    &log.topic,
+                    r.offset,
+                    &r.value,
+                    v.end_us,
+                    Source::Replica(&log.node),
+                );
                 v.note_read_reach(&tp, r.offset);
             }
         }
@@ -361,9 +387,9 @@ impl<'a> View<'a> {
         self.seen_values.iter().map(|v| (*v, &self.seen[v]))
     }
 
-    fn observe(&mut self, tp: &Tp, offset: i64, value: &'a str, time_us: u64, source: Source<'a>) {
+    fn observe(&mut self, tp: &Tp, topic: &'a str, offset: i64, value: &'a str, time_us: u64, source: Source<'a>) {
         self.seen.entry(value).or_default().push(Seen {
-            tp: tp.clone(),
+            tp: (topic, tp.1),
             offset,
             time_us,
             source,
@@ -388,7 +414,7 @@ impl<'a> View<'a> {
     /// — an ack delayed past the restart by a slow network). While clients do not retry, that is the only way
     /// the old incarnation wrote it; with retries this needs the appending incarnation, not times.
     fn send_loss_explained(&self, s: &Send, offset: i64) -> Option<String> {
-        self.loss_explained_from(&s.tp, offset, s.complete_us, Some(s.invoke_us), Some(&s.process))
+        self.loss_explained_from(&s.tp, offset, s.complete_us, Some(s.invoke_us), Some(s.process))
     }
 
     pub(super) fn loss_explained(&self, tp: &Tp, offset: i64, after_us: u64, producer: Option<&str>) -> Option<String> {
@@ -562,15 +588,17 @@ impl<'a> View<'a> {
         let starts = self.log_starts();
         let (mut removed, mut compacted) = (0, 0);
         for s in &self.acked {
-            if let Some(seen) = self.seen.get(s.value.as_str()) {
+            if let Some(seen) = self.seen.get(s.value) {
                 // The ack named an offset: the value must be read there and nowhere else in its partition
                 // (Jepsen counts the ack's offset in the version order). A retry without idempotence may
                 // add a second copy; that is the duplicate checker's to judge.
                 let acked_at = s.offset.unwrap_or(-1);
-                let read_in_partition = seen.iter().any(|x| x.tp == s.tp);
-                let read_elsewhere = read_in_partition && !seen.iter().any(|x| x.tp == s.tp && x.offset == acked_at);
+                let read_in_partition = seen.iter().any(|x| same_tp(x.tp, &s.tp));
+                let read_elsewhere =
+                    read_in_partition && !seen.iter().any(|x| same_tp(x.tp, &s.tp) && x.offset == acked_at);
                 if read_elsewhere {
-                    let elsewhere: BTreeSet<i64> = seen.iter().filter(|x| x.tp == s.tp).map(|x| x.offset).collect();
+                    let elsewhere: BTreeSet<i64> =
+                        seen.iter().filter(|x| same_tp(x.tp, &s.tp)).map(|x| x.offset).collect();
                     let d = format!(
                         "{} acked at offset {acked_at} by {} but read at {:?}",
                         s.value, s.process, elsewhere
@@ -579,7 +607,7 @@ impl<'a> View<'a> {
                         "inconsistent-offsets",
                         &s.tp,
                         Some(acked_at),
-                        Some(&s.value),
+                        Some(s.value),
                         d,
                         None,
                     ));
@@ -596,8 +624,8 @@ impl<'a> View<'a> {
                 removed += 1;
                 continue;
             }
-            let deleted = self.deleted_by_tombstone(&s.tp, &s.value, self.drained_until_us(&s.tp));
-            if self.compacted_by(&s.tp, offset, &s.value).is_some() || deleted {
+            let deleted = self.deleted_by_tombstone(&s.tp, s.value, self.drained_until_us(&s.tp));
+            if self.compacted_by(&s.tp, offset, s.value).is_some() || deleted {
                 compacted += 1;
                 continue;
             }
@@ -608,7 +636,7 @@ impl<'a> View<'a> {
                 s.process,
                 s.complete_us as f64 / 1e6
             );
-            out.push(Self::anomaly(class, &s.tp, Some(offset), Some(&s.value), detail, why));
+            out.push(Self::anomaly(class, &s.tp, Some(offset), Some(s.value), detail, why));
         }
         (removed, compacted)
     }
@@ -620,13 +648,13 @@ impl<'a> View<'a> {
             .acked
             .iter()
             .chain(&self.indeterminate)
-            .map(|s| (s.value.as_str(), s.process.as_str()))
+            .map(|s| (s.value, s.process))
             .collect();
         for (value, seen) in self.seen_sorted() {
             if seen.iter().all(|s| s.tp == seen[0].tp && s.offset == seen[0].offset) {
                 continue;
             }
-            let offsets: BTreeSet<(Tp, i64)> = seen.iter().map(|s| (s.tp.clone(), s.offset)).collect();
+            let offsets: BTreeSet<(Tp, i64)> = seen.iter().map(|s| (owned_tp(s.tp), s.offset)).collect();
             let (tp, first) = offsets.iter().next().cloned().unwrap_or_default();
             let facts = producer_of.get(value).and_then(|p| self.input.producers.get(*p));
             let why = facts.filter(|f| !f.idempotence && f.retries > 0).map(|_| {
@@ -652,7 +680,7 @@ impl<'a> View<'a> {
                     .iter()
                     .filter_map(|v| self.seen.get(v))
                     .flatten()
-                    .filter(|s| &s.tp == tp && s.offset == offset)
+                    .filter(|s| same_tp(s.tp, tp) && s.offset == offset)
                     .map(|s| s.time_us)
                     .min()
                     .unwrap_or(0);
@@ -679,7 +707,7 @@ impl<'a> View<'a> {
             match self.outcome.get(value) {
                 Some(Some(OpType::Fail)) => out.push(Self::anomaly(
                     "aborted-read",
-                    &s.tp,
+                    &owned_tp(s.tp),
                     Some(s.offset),
                     Some(value),
                     format!("{value} read by {} but its send failed", s.source),
@@ -687,7 +715,7 @@ impl<'a> View<'a> {
                 )),
                 None => out.push(Self::anomaly(
                     "phantom-read",
-                    &s.tp,
+                    &owned_tp(s.tp),
                     Some(s.offset),
                     Some(value),
                     format!("{value} read by {} was never sent", s.source),
@@ -785,7 +813,7 @@ impl<'a> View<'a> {
     fn producer_order(&self, tp: &Tp, sends: &[&Send], out: &mut Vec<Anomaly>) {
         let mut by_process: BTreeMap<&str, Vec<&Send>> = BTreeMap::new();
         for s in sends {
-            by_process.entry(s.process.as_str()).or_default().push(s);
+            by_process.entry(s.process).or_default().push(s);
         }
         for (process, mut sends) in by_process {
             sends.sort_by_key(|s| s.invoke_index);
@@ -801,7 +829,7 @@ impl<'a> View<'a> {
                         "{process} got offset {o} for {} after offset {po} for {}, sent before it",
                         s.value, prev.value
                     );
-                    out.push(Self::anomaly("nonmonotonic-send", tp, Some(o), Some(&s.value), d, why));
+                    out.push(Self::anomaly("nonmonotonic-send", tp, Some(o), Some(s.value), d, why));
                 }
                 if best.is_none_or(|p| p.offset.unwrap_or(-1) < o) {
                     best = Some(s);
@@ -838,7 +866,7 @@ impl<'a> View<'a> {
                         "{} got offset {o}, at or below offset {po} acked for {} before it was sent",
                         s.value, prev.value
                     );
-                    out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(&s.value), d, why));
+                    out.push(Self::anomaly("realtime-offset", tp, Some(o), Some(s.value), d, why));
                 }
             }
             let best = match best_so_far.last() {
@@ -863,21 +891,22 @@ impl<'a> View<'a> {
                 .filter(|s| matches!(s.source, Source::Consumer(_)))
                 .min_by_key(|s| s.time_us);
             if let (false, Some(r)) = (in_final, read) {
+                let tp = owned_tp(r.tp);
                 let below_start = logs
                     .iter()
                     .any(|l| l.topic == r.tp.0 && l.partition == r.tp.1 && r.offset < l.log_start_offset);
-                let deleted = self.deleted_by_tombstone(&r.tp, value, self.end_us);
-                if below_start || deleted || self.compacted_by(&r.tp, r.offset, value).is_some() {
+                let deleted = self.deleted_by_tombstone(&tp, value, self.end_us);
+                if below_start || deleted || self.compacted_by(&tp, r.offset, value).is_some() {
                     continue;
                 }
-                let why = self.loss_explained(&r.tp, r.offset, r.time_us, None);
+                let why = self.loss_explained(&tp, r.offset, r.time_us, None);
                 let d = format!(
                     "{value} read at offset {} by {} is in no replica's final log",
                     r.offset, r.source
                 );
                 out.push(Self::anomaly(
                     "read-then-lost",
-                    &r.tp,
+                    &tp,
                     Some(r.offset),
                     Some(value),
                     d,
