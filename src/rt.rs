@@ -95,9 +95,9 @@ pub fn wall_clock() -> Duration {
 ///
 /// madsim's `Sleep` adds a timer event each time it is polled while pending, and its timer queue (a binary
 /// heap) keeps every event, cancelled or not, until its deadline. A `timeout` around a request is polled on
-/// every step of the exchange, and a `select!` re-polls its sleep each time another branch wakes the task: a
-/// run piled up hundreds of thousands of dead events, each popped in turn. These wrappers register once per
-/// waker; the event they registered still wakes the task at the deadline.
+/// every step of the exchange, and a `select!` re-polls its sleep each time another branch wakes the task.
+/// These wrappers register once per waker; the event they registered still wakes the task at the deadline.
+/// In one run of `leader-crash-acks-1` (callgrind) sleeps added 355k timer events before, 231k after.
 #[cfg(madsim)]
 mod timer {
     use std::future::Future;

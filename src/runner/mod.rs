@@ -189,9 +189,9 @@ pub fn producer_name(s: &Scenario, i: usize) -> String {
 
 /// Runs one seed of a scenario.
 ///
-/// The checker runs on the simulation's thread once its runtime is gone: the allocator hands the
-/// simulation's freed memory straight back instead of touching fresh pages (first touches of memory were a
-/// fifth of a run's time).
+/// The checker runs on the simulation's thread once its runtime is gone, so that what it allocates can
+/// reuse the simulation's freed memory from the same per-thread heap (measured: a small effect, peak RSS
+/// 167 MB → 165 MB on leader-crash-acks-1; the history itself lives on into the checker).
 pub fn run(s: &Scenario, seed: u64, opts: RunOptions) -> Result<RunOutcome, RunError> {
     let wall_start = crate::rt::wall_clock();
     simulate(s, seed, opts, |out| check_run(s, seed, out, wall_start))?

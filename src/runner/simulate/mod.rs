@@ -175,7 +175,7 @@ fn round_ms(s: f64) -> f64 {
 /// `HashMap` keys once per thread, at the first `RandomState`, and madsim can make them deterministic only
 /// if its runtime is that first one. On the CLI's thread, argument parsing and logging got there first.
 ///
-/// `then` runs on the same thread once the runtime is dropped, so what it allocates reuses the simulation's
+/// `then` runs on the same thread once the runtime is dropped, so what it allocates can reuse the simulation's
 /// freed memory (the allocator keeps a heap per thread).
 pub(super) fn simulate<T: Send>(
     s: &Scenario,
