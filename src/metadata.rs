@@ -70,6 +70,45 @@ fn no_controller() -> BrokerId {
 }
 
 impl MetadataImage {
+    /// The image a broker started on its own serves from: broker `id`, unfenced, at `10.0.0.{id}:9092` (the
+    /// simulator's addresses), no controller known and no topics.
+    pub fn single_broker(cluster_id: &str, id: BrokerId) -> MetadataImage {
+        let info = BrokerInfo {
+            id,
+            host: format!("10.0.0.{id}"),
+            port: 9092,
+            rack: None,
+            fenced: false,
+            epoch: -1,
+            in_controlled_shutdown: false,
+        };
+        MetadataImage {
+            cluster_id: cluster_id.into(),
+            controller_id: -1,
+            brokers: BTreeMap::from([(id, info)]),
+            ..Default::default()
+        }
+    }
+
+    /// Adds topic `name` (id `topic_id`) of `partitions` partitions, each with `broker` as its only replica
+    /// and leader, at leader epoch 0.
+    pub fn with_local_topic(mut self, name: &str, topic_id: u128, partitions: i32, broker: BrokerId) -> MetadataImage {
+        let part = PartitionImage {
+            replicas: vec![broker],
+            isr: vec![broker],
+            leader: broker,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let topic = TopicImage {
+            topic_id: Uuid::from_u128(topic_id),
+            partitions: (0..partitions).map(|p| (p, part.clone())).collect(),
+            configs: BTreeMap::new(),
+        };
+        self.topics.insert(name.into(), topic);
+        self
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topics.get(name)
     }
@@ -147,37 +186,7 @@ mod tests {
     use super::*;
 
     fn image() -> MetadataImage {
-        let mut img = MetadataImage {
-            cluster_id: "c".into(),
-            controller_id: -1,
-            ..Default::default()
-        };
-        img.brokers.insert(
-            1,
-            BrokerInfo {
-                id: 1,
-                host: "10.0.0.1".into(),
-                port: 9092,
-                rack: None,
-                fenced: false,
-                epoch: -1,
-                in_controlled_shutdown: false,
-            },
-        );
-        let part = PartitionImage {
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let topic = TopicImage {
-            topic_id: Uuid::from_u128(7),
-            partitions: BTreeMap::from([(0, part)]),
-            configs: BTreeMap::new(),
-        };
-        img.topics.insert("orders".into(), topic);
-        img
+        MetadataImage::single_broker("c", 1).with_local_topic("orders", 7, 1, 1)
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gregor::broker::{BrokerConfig, BrokerInfo, MetadataImage};
+use gregor::broker::{BrokerConfig, MetadataImage};
 use gregor::client::{keyed_batch, Client, ClientConfig, ClientError, OffsetSpec};
 use gregor::node::broker::{run_broker, BrokerNodeConfig};
 use gregor::producer::partitioner::partition_for_key;
@@ -15,21 +15,7 @@ use gregor::types::TopicPartition;
 use kafka_protocol::ResponseError;
 
 fn start_broker(disk: SimDisk) {
-    let mut image = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    let info = BrokerInfo {
-        id: 1,
-        host: "10.0.0.1".into(),
-        port: 9092,
-        rack: None,
-        fenced: false,
-        epoch: -1,
-        in_controlled_shutdown: false,
-    };
-    image.brokers.insert(1, info);
+    let image = MetadataImage::single_broker("gregor", 1);
     let cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);
     madsim::runtime::Handle::current()
         .create_node()

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gregor::broker::{BrokerConfig, BrokerInfo, MetadataImage};
+use gregor::broker::{BrokerConfig, MetadataImage};
 use gregor::client::{Client, ClientConfig, ConsumerEvent, KafkaConsumer, KafkaProducer};
 use gregor::history::{OpBody, OpType};
 use gregor::node::broker::{run_broker, BrokerNodeConfig};
@@ -22,21 +22,7 @@ use gregor::types::TopicPartition;
 const BOOTSTRAP: &str = "10.0.0.1:9092";
 
 fn start_broker() {
-    let mut image = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    let info = BrokerInfo {
-        id: 1,
-        host: "10.0.0.1".into(),
-        port: 9092,
-        rack: None,
-        fenced: false,
-        epoch: -1,
-        in_controlled_shutdown: false,
-    };
-    image.brokers.insert(1, info);
+    let image = MetadataImage::single_broker("gregor", 1);
     let cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);
     let disk = SimDisk::new("broker-1", 3, SimDiskConfig::default());
     madsim::runtime::Handle::current()

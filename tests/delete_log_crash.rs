@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use gregor::broker::{log_config, Broker, BrokerConfig, BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+use gregor::broker::{log_config, Broker, BrokerConfig, MetadataImage};
 use gregor::log::{Disk, LogConfig, LogManager};
 use gregor::protocol::batch::{batches, decode_records, BatchBuilder};
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
@@ -48,37 +48,11 @@ fn config() -> LogConfig {
 
 /// Broker 1 alone; `events` (one partition on broker 1) under `topic_id`, or no topic at all.
 fn image(topic_id: Option<u128>) -> MetadataImage {
-    let mut img = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    let info = BrokerInfo {
-        id: 1,
-        host: "10.0.0.1".into(),
-        port: 9092,
-        rack: None,
-        fenced: false,
-        epoch: -1,
-        in_controlled_shutdown: false,
-    };
-    img.brokers.insert(1, info);
-    if let Some(id) = topic_id {
-        let part = PartitionImage {
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
-        let t = TopicImage {
-            topic_id: Uuid::from_u128(id),
-            partitions: BTreeMap::from([(0, part)]),
-            configs: BTreeMap::new(),
-        };
-        img.topics.insert("events".into(), t);
+    let img = MetadataImage::single_broker("gregor", 1);
+    match topic_id {
+        Some(id) => img.with_local_topic("events", id, 1, 1),
+        None => img,
     }
-    img
 }
 
 /// (offset, value) as served.

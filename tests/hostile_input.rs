@@ -1,13 +1,12 @@
 //! Hostile input against the request path: the bounded parser never panics or aborts on random and mutated
 //! frames (proptest), and a simulated broker closes a bad connection and keeps serving the others (madsim).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor::broker::{BrokerConfig, BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+use gregor::broker::{BrokerConfig, MetadataImage};
 use gregor::node::broker::{run_broker, BrokerExit, BrokerNodeConfig};
 use gregor::protocol::api::{encode_request, parse_request, parse_request_on, ApiRange, Listener, ADVERTISED};
 use gregor::protocol::batch::BatchBuilder;
@@ -383,36 +382,7 @@ fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
 const BROKER: &str = "10.0.0.1:9092";
 
 fn node_config() -> BrokerNodeConfig {
-    let mut image = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    image.brokers.insert(
-        1,
-        BrokerInfo {
-            id: 1,
-            host: "10.0.0.1".into(),
-            port: 9092,
-            rack: None,
-            fenced: false,
-            epoch: -1,
-            in_controlled_shutdown: false,
-        },
-    );
-    let part = PartitionImage {
-        replicas: vec![1],
-        isr: vec![1],
-        leader: 1,
-        leader_epoch: 0,
-        partition_epoch: 0,
-    };
-    let topic = TopicImage {
-        topic_id: uuid::Uuid::from_u128(1),
-        partitions: BTreeMap::from([(0, part)]),
-        configs: BTreeMap::new(),
-    };
-    image.topics.insert("orders".into(), topic);
+    let image = MetadataImage::single_broker("gregor", 1).with_local_topic("orders", 1, 1, 1);
     BrokerNodeConfig::new(BrokerConfig::new(1), image, 7)
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gregor::broker::{BrokerConfig, BrokerInfo, MetadataImage};
+use gregor::broker::{BrokerConfig, MetadataImage};
 use gregor::client::{Client, ClientConfig, KafkaProducer};
 use gregor::node::broker::{run_broker, BrokerNodeConfig, ResponseAction, ResponseFaults, ResponseHook};
 use gregor::producer::partitioner::partition_for_key;
@@ -39,21 +39,7 @@ impl ResponseFaults for DropNthProduceResponse {
 }
 
 fn start_broker(faults: Option<Arc<dyn ResponseFaults>>) {
-    let mut image = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    let info = BrokerInfo {
-        id: 1,
-        host: "10.0.0.1".into(),
-        port: 9092,
-        rack: None,
-        fenced: false,
-        epoch: -1,
-        in_controlled_shutdown: false,
-    };
-    image.brokers.insert(1, info);
+    let image = MetadataImage::single_broker("gregor", 1);
     let mut cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);
     cfg.response_faults = faults.map(ResponseHook);
     let disk = SimDisk::new("broker-1", 3, SimDiskConfig::default());

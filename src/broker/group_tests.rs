@@ -402,21 +402,8 @@ fn a_commit_the_isr_does_not_replicate_fails_after_offsets_commit_timeout() {
 }
 
 /// `img` with a topic `orders` (one partition on broker 1) of topic id `id`.
-fn with_orders(mut img: MetadataImage, id: u128) -> MetadataImage {
-    let part = PartitionImage {
-        replicas: vec![1],
-        isr: vec![1],
-        leader: 1,
-        leader_epoch: 0,
-        partition_epoch: 0,
-    };
-    let t = TopicImage {
-        topic_id: uuid::Uuid::from_u128(id),
-        partitions: BTreeMap::from([(0, part)]),
-        configs: BTreeMap::new(),
-    };
-    img.topics.insert("orders".into(), t);
-    img
+fn with_orders(img: MetadataImage, id: u128) -> MetadataImage {
+    img.with_local_topic("orders", id, 1, 1)
 }
 
 #[test]
