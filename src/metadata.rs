@@ -70,10 +70,10 @@ fn no_controller() -> BrokerId {
 }
 
 impl MetadataImage {
-    /// The image a broker started on its own serves from: broker `id`, unfenced, at `10.0.0.{id}:9092` (the
-    /// simulator's addresses), no controller known and no topics.
-    pub fn single_broker(cluster_id: &str, id: BrokerId) -> MetadataImage {
-        let info = BrokerInfo {
+    /// Brokers `ids`, unfenced, each at `10.0.0.{id}:9092` (the simulator's addresses), with no controller
+    /// known and no topics: what brokers started without a quorum serve from.
+    pub fn unfenced(cluster_id: &str, ids: &[BrokerId]) -> MetadataImage {
+        let info = |id| BrokerInfo {
             id,
             host: format!("10.0.0.{id}"),
             port: 9092,
@@ -85,7 +85,7 @@ impl MetadataImage {
         MetadataImage {
             cluster_id: cluster_id.into(),
             controller_id: -1,
-            brokers: BTreeMap::from([(id, info)]),
+            brokers: ids.iter().map(|&id| (id, info(id))).collect(),
             ..Default::default()
         }
     }
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
 
     fn image() -> MetadataImage {
-        MetadataImage::single_broker("c", 1).with_local_topic("orders", 7, 1, 1)
+        MetadataImage::unfenced("c", &[1]).with_local_topic("orders", 7, 1, 1)
     }
 
     #[test]

@@ -15,7 +15,7 @@ use gregor::types::TopicPartition;
 use kafka_protocol::ResponseError;
 
 fn start_broker(disk: SimDisk) {
-    let image = MetadataImage::single_broker("gregor", 1);
+    let image = MetadataImage::unfenced("gregor", &[1]);
     let cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);
     madsim::runtime::Handle::current()
         .create_node()

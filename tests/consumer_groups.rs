@@ -22,7 +22,7 @@ use gregor::types::TopicPartition;
 const BOOTSTRAP: &str = "10.0.0.1:9092";
 
 fn start_broker() {
-    let image = MetadataImage::single_broker("gregor", 1);
+    let image = MetadataImage::unfenced("gregor", &[1]);
     let cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);
     let disk = SimDisk::new("broker-1", 3, SimDiskConfig::default());
     madsim::runtime::Handle::current()

@@ -48,7 +48,7 @@ fn config() -> LogConfig {
 
 /// Broker 1 alone; `events` (one partition on broker 1) under `topic_id`, or no topic at all.
 fn image(topic_id: Option<u128>) -> MetadataImage {
-    let img = MetadataImage::single_broker("gregor", 1);
+    let img = MetadataImage::unfenced("gregor", &[1]);
     match topic_id {
         Some(id) => img.with_local_topic("events", id, 1, 1),
         None => img,

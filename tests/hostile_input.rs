@@ -382,7 +382,7 @@ fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
 const BROKER: &str = "10.0.0.1:9092";
 
 fn node_config() -> BrokerNodeConfig {
-    let image = MetadataImage::single_broker("gregor", 1).with_local_topic("orders", 1, 1, 1);
+    let image = MetadataImage::unfenced("gregor", &[1]).with_local_topic("orders", 1, 1, 1);
     BrokerNodeConfig::new(BrokerConfig::new(1), image, 7)
 }
 

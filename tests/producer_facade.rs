@@ -39,7 +39,7 @@ impl ResponseFaults for DropNthProduceResponse {
 }
 
 fn start_broker(faults: Option<Arc<dyn ResponseFaults>>) {
-    let image = MetadataImage::single_broker("gregor", 1);
+    let image = MetadataImage::unfenced("gregor", &[1]);
     let mut cfg = BrokerNodeConfig::new(BrokerConfig::new(1), image, 7);
     cfg.response_faults = faults.map(ResponseHook);
     let disk = SimDisk::new("broker-1", 3, SimDiskConfig::default());

@@ -34,23 +34,7 @@ fn config() -> BrokerConfig {
 /// An image with brokers 1 and 2 and `__consumer_offsets` (4 partitions) led by `leader` at `epoch`,
 /// replicated on `replicas`.
 fn image(leader: i32, epoch: i32, replicas: &[i32]) -> MetadataImage {
-    let mut img = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    for id in [1, 2] {
-        let info = BrokerInfo {
-            id,
-            host: format!("10.0.0.{id}"),
-            port: 9092,
-            rack: None,
-            fenced: false,
-            epoch: -1,
-            in_controlled_shutdown: false,
-        };
-        img.brokers.insert(id, info);
-    }
+    let mut img = MetadataImage::unfenced("gregor", &[1, 2]);
     let part = PartitionImage {
         replicas: replicas.to_vec(),
         isr: replicas.to_vec(),

@@ -17,23 +17,7 @@ fn name(s: &str) -> TopicName {
 
 /// "orders" partition 0 on brokers 1 (leader) and 2, both in the ISR.
 fn replicated_image() -> MetadataImage {
-    let mut img = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    for id in [1, 2] {
-        let info = BrokerInfo {
-            id,
-            host: format!("10.0.0.{id}"),
-            port: 9092,
-            rack: None,
-            fenced: false,
-            epoch: -1,
-            in_controlled_shutdown: false,
-        };
-        img.brokers.insert(id, info);
-    }
+    let mut img = MetadataImage::unfenced("gregor", &[1, 2]);
     let part = PartitionImage {
         replicas: vec![1, 2],
         isr: vec![1, 2],

@@ -36,23 +36,7 @@ impl Fx {
 }
 
 pub(super) fn image(brokers: &[i32]) -> MetadataImage {
-    let mut img = MetadataImage {
-        cluster_id: "gregor".into(),
-        controller_id: -1,
-        ..Default::default()
-    };
-    for id in brokers {
-        let info = BrokerInfo {
-            id: *id,
-            host: format!("10.0.0.{id}"),
-            port: 9092,
-            rack: None,
-            fenced: false,
-            epoch: -1,
-            in_controlled_shutdown: false,
-        };
-        img.brokers.insert(*id, info);
-    }
+    let mut img = MetadataImage::unfenced("gregor", brokers);
     let part = |leader| PartitionImage {
         replicas: vec![leader],
         isr: vec![leader],
