@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use gregor::log::disk::{parent, Disk};
 use gregor::log::{CleanupPolicy, DirtyRatio, LogConfig, LogManager};
-use gregor::protocol::batch::{batches, decode_records, BatchBuilder};
+use gregor::protocol::batch::BatchBuilder;
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
 use gregor::types::TopicPartition;
 use proptest::prelude::*;
@@ -60,27 +60,12 @@ fn copy_disk(src: &SimDisk) -> SimDisk {
 type Served = Vec<(i64, u8, Option<u16>)>;
 
 fn read_all(disk: &mut SimDisk, mgr: &mut LogManager) -> Served {
-    let log = mgr.get_mut(&tp()).expect("log");
-    let (mut at, leo) = (log.log_start_offset(), log.log_end_offset());
-    let mut out = Vec::new();
-    while at < leo {
-        let data = log.read(disk, at, 4_096, None, true).expect("read");
-        let mut next = at;
-        for item in batches(&data.records) {
-            let (h, bytes) = item.expect("whole batch");
-            for r in decode_records(bytes).expect("valid batch") {
-                let key = r.key.expect("keyed")[0];
-                let value = r.value.map(|v| u16::from_be_bytes([v[0], v[1]]));
-                if r.offset >= at {
-                    out.push((r.offset, key, value));
-                }
-            }
-            next = next.max(h.next_offset());
-        }
-        assert!(next > at, "no progress reading at {at} (leo {leo})");
-        at = next;
-    }
-    out
+    let served = dying_disk::served_records(disk, mgr, &tp());
+    let value = |v: &[u8]| u16::from_be_bytes([v[0], v[1]]);
+    served
+        .into_iter()
+        .map(|r| (r.offset, r.key.expect("keyed")[0], r.value.as_deref().map(value)))
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use gregor::broker::{log_config, Broker, BrokerConfig, MetadataImage};
 use gregor::log::{Disk, LogConfig, LogManager};
-use gregor::protocol::batch::{batches, decode_records, BatchBuilder};
+use gregor::protocol::batch::BatchBuilder;
 use gregor::sim::disk::{SimDisk, SimDiskConfig};
 use gregor::types::TopicPartition;
 use uuid::Uuid;
@@ -59,25 +59,11 @@ fn image(topic_id: Option<u128>) -> MetadataImage {
 type Served = Vec<(i64, Vec<u8>)>;
 
 fn read_all(disk: &mut dyn Disk, mgr: &mut LogManager, tp: &TopicPartition) -> Served {
-    let log = mgr.get_mut(tp).expect("log");
-    let (mut at, leo) = (log.log_start_offset(), log.log_end_offset());
-    let mut out = Vec::new();
-    while at < leo {
-        let data = log.read(disk, at, 4_096, None, true).expect("read");
-        let mut next = at;
-        for item in batches(&data.records) {
-            let (h, bytes) = item.expect("whole batch");
-            for r in decode_records(bytes).expect("valid batch") {
-                if r.offset >= at {
-                    out.push((r.offset, r.value.expect("a value").to_vec()));
-                }
-            }
-            next = next.max(h.next_offset());
-        }
-        assert!(next > at, "no progress reading at {at} (leo {leo})");
-        at = next;
-    }
-    out
+    let served = dying_disk::served_records(disk, mgr, tp);
+    served
+        .into_iter()
+        .map(|r| (r.offset, r.value.expect("a value").to_vec()))
+        .collect()
 }
 
 /// A durable log of `events-0` under the old topic id over several segments, checkpointed; returns the

@@ -86,3 +86,33 @@ impl Disk for DyingDisk<'_> {
         self.inner.take_elapsed()
     }
 }
+
+/// Every record `tp`'s log serves from its start to its end, read batch by batch as a fetch would, after a
+/// crash point's recovery.
+pub fn served_records(
+    disk: &mut dyn gregor::log::disk::Disk,
+    mgr: &mut gregor::log::LogManager,
+    tp: &gregor::types::TopicPartition,
+) -> Vec<gregor::protocol::batch::Record> {
+    use gregor::protocol::batch::{batches, decode_records};
+    let log = mgr.get_mut(tp).expect("log");
+    let (mut at, leo) = (log.log_start_offset(), log.log_end_offset());
+    let mut out = Vec::new();
+    while at < leo {
+        let data = log.read(disk, at, 4_096, None, true).expect("read");
+        let mut next = at;
+        for item in batches(&data.records) {
+            let (h, bytes) = item.expect("whole batch");
+            out.extend(
+                decode_records(bytes)
+                    .expect("valid batch")
+                    .into_iter()
+                    .filter(|r| r.offset >= at),
+            );
+            next = next.max(h.next_offset());
+        }
+        assert!(next > at, "no progress reading at {at} (leo {leo})");
+        at = next;
+    }
+    out
+}
