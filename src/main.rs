@@ -17,9 +17,30 @@ fn keep_freed_memory() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
 }
 
+/// No transparent huge pages for this process (`prctl(PR_SET_THP_DISABLE)`, which also covers the arena
+/// mimalloc reserved and marked `MADV_HUGEPAGE` before `main`; its own `MIMALLOC_ALLOW_THP` is read only
+/// then). A run's heap is first touched once and its pages are never reused by a later run, so a huge page
+/// buys no TLB reach worth its cost: on a 2-core VM, zeroing each fresh 2 MiB page in the fault handler was
+/// a fifth of a run's CPU time, and an interleaved A/B of the leader-crash runs (acks 0, 1, all x seeds 1-3)
+/// measured about 10% less CPU time without them.
+#[cfg(target_os = "linux")]
+fn no_huge_pages() {
+    // SAFETY: sets a flag of this process; no pointers are passed.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        // Only the speed depends on it.
+        eprintln!(
+            "gregor: cannot turn transparent huge pages off: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn main() -> std::process::ExitCode {
     #[cfg(not(feature = "system-allocator"))]
     keep_freed_memory();
+    #[cfg(target_os = "linux")]
+    no_huge_pages();
     gregor::cli::main()
 }
 
@@ -34,5 +55,13 @@ mod tests {
         }
         // SAFETY: reads an option.
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn huge_pages_are_off_once_asked() {
+        no_huge_pages();
+        // SAFETY: reads a flag of this process.
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }, 1);
     }
 }
