@@ -8,8 +8,13 @@ fn run(seed: u64, tag: &str) -> (String, String, serde_json::Value) {
     run_scenario("smoke", seed, tag, true)
 }
 
-/// Runs `scenarios/<name>.toml` on `seed` in its own process; `must_pass` demands exit 0.
 fn run_scenario(name: &str, seed: u64, tag: &str, must_pass: bool) -> (String, String, serde_json::Value) {
+    run_logged(name, seed, tag, must_pass, "warn")
+}
+
+/// Runs `scenarios/<name>.toml` on `seed` in its own process, logging at `log` (`RUST_LOG`); `must_pass`
+/// demands exit 0.
+fn run_logged(name: &str, seed: u64, tag: &str, must_pass: bool, log: &str) -> (String, String, serde_json::Value) {
     let dir = std::env::temp_dir().join(format!("gregor-repro-{}-{name}-{tag}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let history = dir.join("history.jsonl");
@@ -23,6 +28,7 @@ fn run_scenario(name: &str, seed: u64, tag: &str, must_pass: bool) -> (String, S
             "--history",
         ])
         .arg(&history)
+        .env("RUST_LOG", log)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("gregor runs");
@@ -53,6 +59,28 @@ fn the_same_seed_in_two_processes_gives_a_byte_identical_history() {
     assert!(states_a == states_b, "state traces differ between two runs of seed 42");
     assert_eq!(sum_a["history_hash"], sum_b["history_hash"]);
     assert_eq!(sum_a["history_hash"].as_str().unwrap().len(), 64);
+}
+
+/// `sweep` runs its children with logging off (`RUST_LOG=off`, tracing then costs nothing): what a sweep
+/// finds must replay under `run` with its log.
+#[test]
+fn the_log_level_changes_nothing_in_the_history() {
+    let (ops_a, states_a, sum_a) = run_logged("leader-crash-acks-1", 3, "log-info", true, "info");
+    let (ops_b, states_b, sum_b) = run_logged("leader-crash-acks-1", 3, "log-off", true, "off");
+    assert!(
+        ops_a.lines().count() > 20_000,
+        "{} history lines",
+        ops_a.lines().count()
+    );
+    assert!(
+        ops_a == ops_b,
+        "histories differ between RUST_LOG=info and RUST_LOG=off"
+    );
+    assert!(
+        states_a == states_b,
+        "state traces differ between RUST_LOG=info and RUST_LOG=off"
+    );
+    assert_eq!(sum_a["history_hash"], sum_b["history_hash"]);
 }
 
 #[test]

@@ -311,6 +311,7 @@ fn history_of(exe: &Path, r: &RunRecord) -> Result<(Vec<Op>, Vec<ReplicaState>),
         .args(["--seed", &r.seed.to_string(), "--history"])
         .arg(&history)
         .args(r.sets.iter().flat_map(|s| ["--set", s.as_str()]))
+        .env("RUST_LOG", "off") // its log goes nowhere (see `sweep::run_one`)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
