@@ -51,11 +51,7 @@ pub(super) fn keys_of_values(ops: &[crate::history::Op]) -> BTreeMap<&str, &str>
 impl Compaction {
     /// From the acked sends and every observation (`by_offset`: reads and final replica logs) of the
     /// compacted topics' partitions.
-    pub fn build(
-        input: &CheckInput<'_>,
-        acked: &[Send],
-        by_offset: &BTreeMap<Tp, BTreeMap<i64, BTreeSet<&str>>>,
-    ) -> Self {
+    pub fn build(input: &CheckInput<'_>, acked: &[Send], by_offset: &super::view::ByOffset<'_>) -> Self {
         let mut c = Compaction::default();
         if input.compacted_topics.is_empty() {
             return c;

@@ -24,9 +24,14 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
         .iter()
         .map(|l| (((l.topic.clone(), l.partition), l.node.as_str()), l))
         .collect();
-    let key_of = super::compaction::keys_of_values(input.ops);
-    // The final logs were read at the end of the run: a tombstone that may have expired by then may be gone.
-    let tombstones = super::tombstones::Tombstones::build(input);
+    // Built at the first compacted partition only: every send's key, and the tombstones (the final logs were
+    // read at the end of the run: a tombstone that may have expired by then may be gone).
+    let compaction = std::cell::LazyCell::new(|| {
+        (
+            super::compaction::keys_of_values(input.ops),
+            super::tombstones::Tombstones::build(input),
+        )
+    });
     let end_us = input.ops.last().map_or(0, |o| o.time_us);
 
     let mut out = vec![];
@@ -50,13 +55,14 @@ pub(super) fn replica_divergence(input: &CheckInput<'_>, out_of_contract: &BTree
             // Replicas compact independently (their cleaners run at their own times): a compacted topic's
             // replicas compare record by record, not batch by batch.
             let difference = if input.compacted_topics.contains(&tp.0) {
+                let (key_of, tombstones) = &*compaction;
                 let deleted = |offset: i64, value: &str| {
                     tombstones.expired(value, end_us).is_some()
                         || key_of
                             .get(value)
                             .is_some_and(|key| tombstones.deletes_below(&tp, key, offset, end_us).is_some())
                 };
-                super::compaction::compare_records(reference, log, from, hw, &key_of, &deleted)
+                super::compaction::compare_records(reference, log, from, hw, key_of, &deleted)
             } else {
                 let expected = between(&reference.batches, from, hw);
                 first_difference(&leader, &expected, &node, &between(&log.batches, from, hw), hw)

@@ -1,8 +1,10 @@
 //! The checkers' own view of a run, built from the history alone, and the checks over it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::{Anomaly, CheckInput};
 use crate::history::{FaultPhase, OpBody, OpType};
@@ -29,6 +31,12 @@ pub enum LossCause {
 }
 
 pub(super) type Tp = (String, i32);
+
+/// The distinct values observed at one offset, sorted: nearly always one, kept inline.
+pub(super) type Values<'a> = SmallVec<[&'a str; 1]>;
+
+/// Per partition, per offset, the values observed there.
+pub(super) type ByOffset<'a> = BTreeMap<Tp, BTreeMap<i64, Values<'a>>>;
 
 /// A partition named by a topic the history holds: what each observation keeps (a `Tp` would be one String
 /// per observation, and a run has hundreds of thousands).
@@ -118,7 +126,7 @@ pub(super) struct View<'a> {
     /// The keys of `seen`, sorted.
     seen_values: Vec<&'a str>,
     /// Per partition, per offset, the values observed there.
-    pub by_offset: BTreeMap<Tp, BTreeMap<i64, BTreeSet<&'a str>>>,
+    pub by_offset: ByOffset<'a>,
     /// Per partition, the highest offset any consumer read reached.
     max_read: BTreeMap<Tp, i64>,
     pub polls: Vec<Poll<'a>>,
@@ -144,8 +152,8 @@ impl<'a> View<'a> {
             acked: vec![],
             indeterminate: vec![],
             failed: vec![],
-            outcome: HashMap::new(),
-            seen: HashMap::new(),
+            outcome: HashMap::default(),
+            seen: HashMap::default(),
             seen_values: vec![],
             by_offset: BTreeMap::new(),
             max_read: BTreeMap::new(),
@@ -160,7 +168,7 @@ impl<'a> View<'a> {
             leaders: Default::default(),
         };
         // Looked up only, never iterated: a hash map leaks no order.
-        let mut invoked: HashMap<(&str, &str), (u64, u64)> = HashMap::new();
+        let mut invoked: HashMap<(&str, &str), (u64, u64)> = HashMap::default();
         for op in input.ops {
             match (&op.body, op.op_type) {
                 (OpBody::Send { value, .. }, OpType::Invoke) => {
@@ -207,17 +215,8 @@ impl<'a> View<'a> {
                     OpType::Ok,
                 ) => {
                     let tp = (topic.clone(), *partition);
-                    for r in records {
-                        v.observe(
-                            &tp,
-                            topic,
-                            r.offset,
-                            &r.value,
-                            op.time_us,
-                            Source::Consumer(&op.process),
-                        );
-                        v.note_read_reach(&tp, r.offset);
-                    }
+                    let read = records.iter().map(|r| (r.offset, r.value.as_str()));
+                    v.observe(&tp, topic, read, op.time_us, Source::Consumer(&op.process));
                     v.polls.push(Poll {
                         index: op.index,
                         process: &op.process,
@@ -325,17 +324,8 @@ impl<'a> View<'a> {
         }
         for log in &input.final_state.replica_logs {
             let tp = (log.topic.clone(), log.partition);
-            for r in &log.records {
-                v.observe(
-                    &tp,
-                    &log.topic,
-                    r.offset,
-                    &r.value,
-                    v.end_us,
-                    Source::Replica(&log.node),
-                );
-                v.note_read_reach(&tp, r.offset);
-            }
+            let held = log.records.iter().map(|r| (r.offset, r.value.as_str()));
+            v.observe(&tp, &log.topic, held, v.end_us, Source::Replica(&log.node));
         }
         v.seen_values = v.seen.keys().copied().collect();
         v.seen_values.sort_unstable();
@@ -387,22 +377,39 @@ impl<'a> View<'a> {
         self.seen_values.iter().map(|v| (*v, &self.seen[v]))
     }
 
-    fn observe(&mut self, tp: &Tp, topic: &'a str, offset: i64, value: &'a str, time_us: u64, source: Source<'a>) {
-        self.seen.entry(value).or_default().push(Seen {
-            tp: (topic, tp.1),
-            offset,
-            time_us,
-            source,
-        });
-        match self.by_offset.get_mut(tp) {
-            Some(offsets) => {
-                offsets.entry(offset).or_default().insert(value);
-            }
-            None => {
-                let first = BTreeMap::from([(offset, BTreeSet::from([value]))]);
-                self.by_offset.insert(tp.clone(), first);
-            }
+    /// Notes the records (offset, value) one source saw on `tp` at `time_us`: where each value was seen,
+    /// the values at each offset, and how far reads reached.
+    fn observe(
+        &mut self,
+        tp: &Tp,
+        topic: &'a str,
+        records: impl Iterator<Item = (i64, &'a str)>,
+        time_us: u64,
+        source: Source<'a>,
+    ) {
+        let mut records = records.peekable();
+        if records.peek().is_none() {
+            return;
         }
+        let offsets = match self.by_offset.get_mut(tp) {
+            Some(offsets) => offsets,
+            None => self.by_offset.entry(tp.clone()).or_default(),
+        };
+        let mut reach = i64::MIN;
+        for (offset, value) in records {
+            self.seen.entry(value).or_default().push(Seen {
+                tp: (topic, tp.1),
+                offset,
+                time_us,
+                source,
+            });
+            let values = offsets.entry(offset).or_default();
+            if let Err(at) = values.binary_search(&value) {
+                values.insert(at, value);
+            }
+            reach = reach.max(offset);
+        }
+        self.note_read_reach(tp, reach);
     }
 
     /// Why `offset` of `tp`, observed (acked or read) at `after_us`, may legally have vanished since: a power
@@ -512,7 +519,7 @@ impl<'a> View<'a> {
     /// leader as the one before it is left out (it changes no answer of [`Self::leader_moved`]).
     fn leader_changes(states: &[crate::history::ReplicaState]) -> BTreeMap<Tp, Vec<(u64, i32)>> {
         // Drained into a B-tree: its order leaks nowhere.
-        let mut by_tp: HashMap<(&str, i32), Vec<(u64, i32)>> = HashMap::new();
+        let mut by_tp: HashMap<(&str, i32), Vec<(u64, i32)>> = HashMap::default();
         for s in states {
             by_tp
                 .entry((&s.topic, s.partition))

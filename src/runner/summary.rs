@@ -97,7 +97,7 @@ impl LatencyMs {
 fn produce_latencies_ms(ops: &[crate::history::Op]) -> Vec<f64> {
     use crate::history::{OpBody, OpType};
     // Looked up only, never iterated: a hash map leaks no order.
-    let mut invoked: std::collections::HashMap<(&str, &str), u64> = std::collections::HashMap::new();
+    let mut invoked: rustc_hash::FxHashMap<(&str, &str), u64> = Default::default();
     let mut out = vec![];
     for op in ops {
         let OpBody::Send { value, .. } = &op.body else { continue };

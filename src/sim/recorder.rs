@@ -1,8 +1,10 @@
 //! The run's recorder: every node and client appends ops and replica states here, stamped with simulated
 //! time. Shared by all nodes of one run (madsim runs them on one thread; the Mutex only satisfies Send).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustc_hash::FxHashMap;
 
 use crate::history::{History, MetadataState, OpBody, OpType, RaftState, ReplicaState, StateObserver};
 use crate::rt::{Instant, Notify};
@@ -225,7 +227,7 @@ impl Recorder {
 /// that a lookup borrows the names (a state is recorded on almost every request a broker serves). Looked
 /// up only, never iterated.
 #[derive(Default)]
-struct LastStates(HashMap<String, HashMap<String, HashMap<i32, usize>>>);
+struct LastStates(FxHashMap<String, FxHashMap<String, FxHashMap<i32, usize>>>);
 
 impl LastStates {
     fn get(&self, node: &str, topic: &str, partition: i32) -> Option<usize> {
