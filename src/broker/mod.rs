@@ -116,8 +116,10 @@ pub struct Broker {
     acks: crate::replication::AcksPurgatory<ConnId, produce::ParkedProduce>,
     /// The group coordinator of the `__consumer_offsets` partitions this broker leads.
     groups: groups::Groups,
-    /// The replica states last handed out by [`Broker::changed_replica_states`].
-    reported: BTreeMap<TopicPartition, crate::history::ReplicaState>,
+    /// What [`Broker::changed_replica_states`] last handed out per partition, and for which node and
+    /// incarnation.
+    reported: BTreeMap<TopicPartition, Reported>,
+    reported_as: Option<(String, u32)>,
     /// Logs were deleted since `replication-offset-checkpoint` was last written.
     deleted_since_checkpoint: bool,
 }
@@ -179,6 +181,7 @@ impl Broker {
             acks: Default::default(),
             groups: groups::Groups::new(config_groups),
             reported: BTreeMap::new(),
+            reported_as: None,
             deleted_since_checkpoint: false,
         };
         broker.load_high_watermarks(disk)?;
@@ -477,51 +480,136 @@ impl Broker {
         Ok(part)
     }
 
-    /// The replicas whose state changed since the last call, in partition order. The state trace records changes only; this spares building unchanged states on every
-    /// request.
+    /// The replicas whose state changed since the last call, in partition order. The state trace records
+    /// changes only; this spares building unchanged states on every request.
+    ///
+    /// It runs after every request a broker serves: the logs, the roles and the last reports are all keyed
+    /// by partition in one order, so it walks them side by side instead of searching each per log.
     pub fn changed_replica_states(&mut self, node: &str, incarnation: u32) -> Vec<crate::history::ReplicaState> {
+        if self
+            .reported_as
+            .as_ref()
+            .is_none_or(|(n, i)| n != node || *i != incarnation)
+        {
+            self.reported.clear();
+            self.reported_as = Some((node.to_string(), incarnation));
+        }
         let mut out = vec![];
+        let mut first_reports = vec![];
+        let mut roles = self.replicas.iter().peekable();
+        let mut reported = self.reported.iter_mut().peekable();
+        let mut topic: Option<(&str, Option<&crate::metadata::TopicImage>)> = None;
         for (tp, log) in self.logs.iter() {
-            let Some(part) = self.image.partition(tp) else { continue };
+            let image = match topic {
+                Some((name, image)) if name == tp.topic => image,
+                _ => {
+                    let image = self.image.topics.get(&tp.topic);
+                    topic = Some((&tp.topic, image));
+                    image
+                }
+            };
+            let Some(part) = image.and_then(|t| t.partitions.get(&tp.partition)) else {
+                continue;
+            };
             if !part.replicas.contains(&self.config.node_id) {
                 continue;
             }
-            let role = self.replicas.get(tp);
-            let isr: &[BrokerId] = match role {
-                Some(replica::Role::Leader(l)) => l.isr(),
-                _ => &part.isr,
+            let role = advance_to(&mut roles, tp);
+            let last = advance_to(&mut reported, tp);
+            let now = ReportedAs {
+                leader: part.leader,
+                leader_epoch: part.leader_epoch,
+                isr: match role {
+                    Some(replica::Role::Leader(l)) => l.isr(),
+                    _ => part.isr.as_slice(),
+                },
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: role.map_or(0, replica::Role::high_watermark),
             };
-            let hw = role.map_or(0, replica::Role::high_watermark);
-            let (lso, leo) = (log.log_start_offset(), log.log_end_offset());
-            let same = self.reported.get(tp).is_some_and(|r| {
-                r.incarnation == incarnation
-                    && r.leader == part.leader
-                    && r.leader_epoch == part.leader_epoch
-                    && r.isr == isr
-                    && (r.log_start_offset, r.log_end_offset, r.high_watermark) == (lso, leo, hw)
-                    && r.node == node
-            });
-            if same {
+            if last.as_ref().is_some_and(|r| r.as_ref() == now) {
                 continue;
             }
-            let state = crate::history::ReplicaState {
+            match last {
+                Some(r) => r.set(&now),
+                None => first_reports.push((tp.clone(), now.to_owned())),
+            }
+            out.push(crate::history::ReplicaState {
                 time_us: 0,
                 node: node.to_string(),
                 incarnation,
                 topic: tp.topic.clone(),
                 partition: tp.partition,
-                leader: part.leader,
-                leader_epoch: part.leader_epoch,
-                isr: isr.to_vec(),
-                log_start_offset: lso,
-                log_end_offset: leo,
-                high_watermark: hw,
-            };
-            self.reported.insert(tp.clone(), state.clone());
-            out.push(state);
+                leader: now.leader,
+                leader_epoch: now.leader_epoch,
+                isr: now.isr.to_vec(),
+                log_start_offset: now.log_start_offset,
+                log_end_offset: now.log_end_offset,
+                high_watermark: now.high_watermark,
+            });
         }
+        self.reported.extend(first_reports);
         out
     }
+}
+
+/// One partition's replica state as [`Broker::changed_replica_states`] compares it (the node, incarnation
+/// and partition are the map's); `I` is how the ISR is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReportedAs<I> {
+    leader: BrokerId,
+    leader_epoch: i32,
+    isr: I,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: i64,
+}
+
+/// The last state handed out, kept per partition.
+type Reported = ReportedAs<Vec<BrokerId>>;
+
+impl Reported {
+    fn as_ref(&self) -> ReportedAs<&[BrokerId]> {
+        ReportedAs {
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            isr: &self.isr,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+            high_watermark: self.high_watermark,
+        }
+    }
+
+    /// Takes `now`'s values, reusing the ISR's allocation.
+    fn set(&mut self, now: &ReportedAs<&[BrokerId]>) {
+        self.isr.clear();
+        self.isr.extend_from_slice(now.isr);
+        (self.leader, self.leader_epoch) = (now.leader, now.leader_epoch);
+        (self.log_start_offset, self.log_end_offset, self.high_watermark) =
+            (now.log_start_offset, now.log_end_offset, now.high_watermark);
+    }
+}
+
+impl ReportedAs<&[BrokerId]> {
+    fn to_owned(&self) -> Reported {
+        ReportedAs {
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            isr: self.isr.to_vec(),
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+            high_watermark: self.high_watermark,
+        }
+    }
+}
+
+/// Moves a map's iterator, sorted by partition, up to `tp`, and takes its value if it has that key.
+fn advance_to<'m, V>(
+    entries: &mut std::iter::Peekable<impl Iterator<Item = (&'m TopicPartition, V)>>,
+    tp: &TopicPartition,
+) -> Option<V> {
+    while entries.next_if(|(key, _)| *key < tp).is_some() {}
+    entries.next_if(|(key, _)| *key == tp).map(|(_, value)| value)
 }
 
 /// The default log config from the broker's `log.*` settings (Kafka's `LogConfig` defaults).
