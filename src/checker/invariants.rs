@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use super::Anomaly;
 use crate::history::{MetadataState, RaftRole, RaftState, ReplicaState};
 
@@ -37,13 +39,14 @@ fn secs(time_us: u64) -> f64 {
 }
 
 /// Values keyed by (node, topic, rest), looked up with borrowed names: a report allocates only the first
-/// time its node and topic appear (the monitor runs on every report, online too).
+/// time its node and topic appear (the monitor runs on every report, online too). Looked up only, never
+/// iterated.
 #[derive(Debug)]
-struct ByNodeTopic<K, V>(BTreeMap<String, BTreeMap<String, BTreeMap<K, V>>>);
+struct ByNodeTopic<K, V>(FxHashMap<String, FxHashMap<String, BTreeMap<K, V>>>);
 
 impl<K, V> Default for ByNodeTopic<K, V> {
     fn default() -> Self {
-        ByNodeTopic(BTreeMap::new())
+        ByNodeTopic(FxHashMap::default())
     }
 }
 
@@ -54,7 +57,7 @@ impl<K: Ord, V> ByNodeTopic<K, V> {
 
     fn of(&mut self, node: &str, topic: &str) -> &mut BTreeMap<K, V> {
         if !self.0.contains_key(node) {
-            self.0.insert(node.to_string(), BTreeMap::new());
+            self.0.insert(node.to_string(), FxHashMap::default());
         }
         let topics = self.0.get_mut(node).expect("inserted above");
         if !topics.contains_key(topic) {
