@@ -516,23 +516,32 @@ impl Broker {
             }
             let role = advance_to(&mut roles, tp);
             let last = advance_to(&mut reported, tp);
-            let now = ReportedAs {
+            let isr: &[BrokerId] = match role {
+                Some(replica::Role::Leader(l)) => l.isr(),
+                _ => &part.isr,
+            };
+            let now = ReplicaPosition {
                 leader: part.leader,
                 leader_epoch: part.leader_epoch,
-                isr: match role {
-                    Some(replica::Role::Leader(l)) => l.isr(),
-                    _ => part.isr.as_slice(),
-                },
                 log_start_offset: log.log_start_offset(),
                 log_end_offset: log.log_end_offset(),
                 high_watermark: role.map_or(0, replica::Role::high_watermark),
             };
-            if last.as_ref().is_some_and(|r| r.as_ref() == now) {
-                continue;
-            }
             match last {
-                Some(r) => r.set(&now),
-                None => first_reports.push((tp.clone(), now.to_owned())),
+                Some(r) if r.position == now && r.isr == isr => continue,
+                Some(r) => {
+                    // Reuses the ISR's allocation.
+                    r.isr.clear();
+                    r.isr.extend_from_slice(isr);
+                    r.position = now;
+                }
+                None => first_reports.push((
+                    tp.clone(),
+                    Reported {
+                        position: now,
+                        isr: isr.to_vec(),
+                    },
+                )),
             }
             out.push(crate::history::ReplicaState {
                 time_us: 0,
@@ -542,7 +551,7 @@ impl Broker {
                 partition: tp.partition,
                 leader: now.leader,
                 leader_epoch: now.leader_epoch,
-                isr: now.isr.to_vec(),
+                isr: isr.to_vec(),
                 log_start_offset: now.log_start_offset,
                 log_end_offset: now.log_end_offset,
                 high_watermark: now.high_watermark,
@@ -553,54 +562,22 @@ impl Broker {
     }
 }
 
-/// One partition's replica state as [`Broker::changed_replica_states`] compares it (the node, incarnation
-/// and partition are the map's); `I` is how the ISR is held.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ReportedAs<I> {
+/// What [`Broker::changed_replica_states`] last handed out for one partition (the node, incarnation and
+/// partition are the map's).
+#[derive(Debug)]
+struct Reported {
+    position: ReplicaPosition,
+    isr: Vec<BrokerId>,
+}
+
+/// A replica's leader and log offsets, as the state trace reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReplicaPosition {
     leader: BrokerId,
     leader_epoch: i32,
-    isr: I,
     log_start_offset: i64,
     log_end_offset: i64,
     high_watermark: i64,
-}
-
-/// The last state handed out, kept per partition.
-type Reported = ReportedAs<Vec<BrokerId>>;
-
-impl Reported {
-    fn as_ref(&self) -> ReportedAs<&[BrokerId]> {
-        ReportedAs {
-            leader: self.leader,
-            leader_epoch: self.leader_epoch,
-            isr: &self.isr,
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
-            high_watermark: self.high_watermark,
-        }
-    }
-
-    /// Takes `now`'s values, reusing the ISR's allocation.
-    fn set(&mut self, now: &ReportedAs<&[BrokerId]>) {
-        self.isr.clear();
-        self.isr.extend_from_slice(now.isr);
-        (self.leader, self.leader_epoch) = (now.leader, now.leader_epoch);
-        (self.log_start_offset, self.log_end_offset, self.high_watermark) =
-            (now.log_start_offset, now.log_end_offset, now.high_watermark);
-    }
-}
-
-impl ReportedAs<&[BrokerId]> {
-    fn to_owned(&self) -> Reported {
-        ReportedAs {
-            leader: self.leader,
-            leader_epoch: self.leader_epoch,
-            isr: self.isr.to_vec(),
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
-            high_watermark: self.high_watermark,
-        }
-    }
 }
 
 /// Moves a map's iterator, sorted by partition, up to `tp`, and takes its value if it has that key.
