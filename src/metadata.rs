@@ -43,6 +43,19 @@ pub struct PartitionImage {
     pub partition_epoch: PartitionEpoch,
 }
 
+impl PartitionImage {
+    /// A partition whose only replica, ISR member and leader is `broker`, at epoch 0.
+    pub fn sole_replica(broker: BrokerId) -> PartitionImage {
+        PartitionImage {
+            replicas: vec![broker],
+            isr: vec![broker],
+            leader: broker,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub topic_id: Uuid,
@@ -93,13 +106,7 @@ impl MetadataImage {
     /// Adds topic `name` (id `topic_id`) of `partitions` partitions, each with `broker` as its only replica
     /// and leader, at leader epoch 0.
     pub fn with_local_topic(mut self, name: &str, topic_id: u128, partitions: i32, broker: BrokerId) -> MetadataImage {
-        let part = PartitionImage {
-            replicas: vec![broker],
-            isr: vec![broker],
-            leader: broker,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
+        let part = PartitionImage::sole_replica(broker);
         let topic = TopicImage {
             topic_id: Uuid::from_u128(topic_id),
             partitions: (0..partitions).map(|p| (p, part.clone())).collect(),

@@ -202,14 +202,7 @@ impl Broker {
         };
         for p in 0..partitions {
             let replica = live[(start + p as usize) % live.len()];
-            let part = PartitionImage {
-                replicas: vec![replica],
-                isr: vec![replica],
-                leader: replica,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            };
-            image.partitions.insert(p, part);
+            image.partitions.insert(p, PartitionImage::sole_replica(replica));
             if replica == self.config.node_id {
                 let tp = TopicPartition::new(name.clone(), p);
                 if let Err(e) = self

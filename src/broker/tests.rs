@@ -38,11 +38,9 @@ impl Fx {
 pub(super) fn image(brokers: &[i32]) -> MetadataImage {
     let mut img = MetadataImage::unfenced("gregor", brokers);
     let part = |leader| PartitionImage {
-        replicas: vec![leader],
-        isr: vec![leader],
-        leader,
         leader_epoch: 3,
         partition_epoch: 3,
+        ..PartitionImage::sole_replica(leader)
     };
     let partitions = BTreeMap::from([(0, part(1)), (1, part(2))]);
     img.topics.insert(
