@@ -4,17 +4,20 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn run(seed: u64, tag: &str) -> (String, String, serde_json::Value) {
+/// (history, state trace, summary) of one run.
+type Run = (String, String, serde_json::Value);
+
+fn run(seed: u64, tag: &str) -> Run {
     run_scenario("smoke", seed, tag, true)
 }
 
-fn run_scenario(name: &str, seed: u64, tag: &str, must_pass: bool) -> (String, String, serde_json::Value) {
+fn run_scenario(name: &str, seed: u64, tag: &str, must_pass: bool) -> Run {
     run_logged(name, seed, tag, must_pass, "warn")
 }
 
 /// Runs `scenarios/<name>.toml` on `seed` in its own process, logging at `log` (`RUST_LOG`); `must_pass`
 /// demands exit 0.
-fn run_logged(name: &str, seed: u64, tag: &str, must_pass: bool, log: &str) -> (String, String, serde_json::Value) {
+fn run_logged(name: &str, seed: u64, tag: &str, must_pass: bool, log: &str) -> Run {
     let dir = std::env::temp_dir().join(format!("gregor-repro-{}-{name}-{tag}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let history = dir.join("history.jsonl");
@@ -45,42 +48,35 @@ fn run_logged(name: &str, seed: u64, tag: &str, must_pass: bool, log: &str) -> (
     (ops, states, summary)
 }
 
+/// Two runs that must be the same run: byte-identical histories (of at least `min_lines` lines) and state
+/// traces, one history hash. `between` names the two runs in a failure.
+fn assert_same_run(a: &Run, b: &Run, min_lines: usize, between: &str) {
+    let lines = a.0.lines().count();
+    assert!(
+        lines > min_lines,
+        "{between}: the history holds the whole run: {lines} lines"
+    );
+    assert!(a.0 == b.0, "histories differ between {between}");
+    assert!(a.1 == b.1, "state traces differ between {between}");
+    assert_eq!(a.2["history_hash"], b.2["history_hash"], "{between}");
+}
+
 #[test]
 fn the_same_seed_in_two_processes_gives_a_byte_identical_history() {
-    let (ops_a, states_a, sum_a) = run(42, "a");
-    let (ops_b, states_b, sum_b) = run(42, "b");
-    assert!(
-        ops_a.lines().count() > 20_000,
-        "the history holds the whole run: {} lines",
-        ops_a.lines().count()
-    );
-    assert!(!states_a.is_empty(), "the state trace is recorded");
-    assert!(ops_a == ops_b, "histories differ between two runs of seed 42");
-    assert!(states_a == states_b, "state traces differ between two runs of seed 42");
-    assert_eq!(sum_a["history_hash"], sum_b["history_hash"]);
-    assert_eq!(sum_a["history_hash"].as_str().unwrap().len(), 64);
+    let a = run(42, "a");
+    let b = run(42, "b");
+    assert!(!a.1.is_empty(), "the state trace is recorded");
+    assert_same_run(&a, &b, 20_000, "two runs of seed 42");
+    assert_eq!(a.2["history_hash"].as_str().unwrap().len(), 64);
 }
 
 /// `sweep` runs its children with logging off (`RUST_LOG=off`, tracing then costs nothing): what a sweep
 /// finds must replay under `run` with its log.
 #[test]
 fn the_log_level_changes_nothing_in_the_history() {
-    let (ops_a, states_a, sum_a) = run_logged("leader-crash-acks-1", 3, "log-info", true, "info");
-    let (ops_b, states_b, sum_b) = run_logged("leader-crash-acks-1", 3, "log-off", true, "off");
-    assert!(
-        ops_a.lines().count() > 20_000,
-        "{} history lines",
-        ops_a.lines().count()
-    );
-    assert!(
-        ops_a == ops_b,
-        "histories differ between RUST_LOG=info and RUST_LOG=off"
-    );
-    assert!(
-        states_a == states_b,
-        "state traces differ between RUST_LOG=info and RUST_LOG=off"
-    );
-    assert_eq!(sum_a["history_hash"], sum_b["history_hash"]);
+    let a = run_logged("leader-crash-acks-1", 3, "log-info", true, "info");
+    let b = run_logged("leader-crash-acks-1", 3, "log-off", true, "off");
+    assert_same_run(&a, &b, 20_000, "RUST_LOG=info and RUST_LOG=off");
 }
 
 #[test]
@@ -101,22 +97,9 @@ fn replicated_group_and_swarm_scenarios_are_byte_identical_across_two_processes(
         ("group-member-crash", 1),
         ("isr-shrink-leader-crash-unclean", 1),
     ] {
-        let (ops_a, states_a, sum_a) = run_scenario(name, seed, "a", false);
-        let (ops_b, states_b, sum_b) = run_scenario(name, seed, "b", false);
-        assert!(
-            ops_a.lines().count() > 1_000,
-            "{name}: {} history lines",
-            ops_a.lines().count()
-        );
-        assert!(
-            ops_a == ops_b,
-            "{name} seed {seed}: histories differ between two processes"
-        );
-        assert!(
-            states_a == states_b,
-            "{name} seed {seed}: state traces differ between two processes"
-        );
-        assert_eq!(sum_a["history_hash"], sum_b["history_hash"], "{name}");
-        assert_eq!(sum_a["verdict"], sum_b["verdict"], "{name}");
+        let a = run_scenario(name, seed, "a", false);
+        let b = run_scenario(name, seed, "b", false);
+        assert_same_run(&a, &b, 1_000, &format!("{name} seed {seed}, two processes"));
+        assert_eq!(a.2["verdict"], b.2["verdict"], "{name}");
     }
 }
