@@ -21,8 +21,8 @@ fn keep_freed_memory() {
 /// mimalloc reserved and marked `MADV_HUGEPAGE` before `main`; its own `MIMALLOC_ALLOW_THP` is read only
 /// then). A run's heap is first touched once and its pages are never reused by a later run, so a huge page
 /// buys no TLB reach worth its cost: on a 2-core VM, zeroing each fresh 2 MiB page in the fault handler was
-/// a fifth of a run's CPU time, and an interleaved A/B of the leader-crash runs (acks 0, 1, all x seeds 1-3)
-/// measured about 10% less CPU time without them.
+/// a fifth of a lone run's CPU time (perf). Inside a sweep, where each run reuses pages the last one freed,
+/// the gain is small.
 #[cfg(target_os = "linux")]
 fn no_huge_pages() {
     // SAFETY: sets a flag of this process; no pointers are passed.
